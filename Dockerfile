@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: static binaries on a distroless base, non-root.
+# Targets: kube-iam-authz (the product), sts-fake and apiserver-fake (demo peers).
+
+ARG GO_VERSION=1.26.8
+
+FROM golang:${GO_VERSION}-bookworm AS build
+WORKDIR /src
+ENV CGO_ENABLED=0 GOFLAGS=-trimpath
+COPY go.mod go.sum ./
+RUN go mod download && go mod verify
+COPY . .
+RUN go build -ldflags="-s -w" -o /out/kube-iam-authz ./cmd/kube-iam-authz \
+ && go build -ldflags="-s -w" -o /out/sts-fake ./integration/stsfake/cmd/sts-fake
+
+FROM golang:${GO_VERSION}-bookworm AS build-apiserver
+WORKDIR /src/integration/apiserver
+ENV CGO_ENABLED=0 GOFLAGS=-trimpath
+COPY integration/apiserver/go.mod integration/apiserver/go.sum ./
+RUN go mod download
+COPY integration/apiserver/ ./
+RUN go build -ldflags="-s -w" -o /out/apiserver-fake .
+
+# The product image: one static binary, no shell, uid 65532, meant to run
+# with readOnlyRootFilesystem.
+FROM gcr.io/distroless/static-debian12:nonroot AS kube-iam-authz
+COPY --from=build /out/kube-iam-authz /usr/local/bin/kube-iam-authz
+USER 65532:65532
+EXPOSE 9001 9090
+ENTRYPOINT ["/usr/local/bin/kube-iam-authz"]
+CMD ["serve"]
+
+FROM gcr.io/distroless/static-debian12:nonroot AS sts-fake
+COPY --from=build /out/sts-fake /usr/local/bin/sts-fake
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/sts-fake"]
+
+FROM gcr.io/distroless/static-debian12:nonroot AS apiserver-fake
+COPY --from=build-apiserver /out/apiserver-fake /usr/local/bin/apiserver-fake
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/apiserver-fake"]
