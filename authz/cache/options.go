@@ -129,9 +129,9 @@ func (o Options) Validate() error {
 	}
 	switch {
 	case d.Shards < 1 || d.Shards > maxShards || d.Shards&(d.Shards-1) != 0:
-		errs = append(errs, fmt.Errorf("Shards %d: must be a power of two in [1, %d]", o.Shards, maxShards))
+		errs = append(errs, fmt.Errorf("shard count (Shards) %d: must be a power of two in [1, %d]", o.Shards, maxShards))
 	case d.MaxEntries >= 1 && d.Shards > d.MaxEntries:
-		errs = append(errs, fmt.Errorf("Shards %d: must not exceed MaxEntries %d", d.Shards, d.MaxEntries))
+		errs = append(errs, fmt.Errorf("shard count (Shards) %d: must not exceed MaxEntries %d", d.Shards, d.MaxEntries))
 	}
 	if len(errs) == 0 {
 		return nil
