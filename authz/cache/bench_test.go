@@ -44,13 +44,19 @@ func benchResult(i int, expiry time.Time) verify.Result {
 	}
 }
 
-// benchVerifier answers instantly with a fresh identity per call.
+// benchVerifier answers instantly with a fresh identity per call, or with
+// one fixed result when static is set (to count only the cache's own
+// allocations).
 type benchVerifier struct {
-	clock Clock
-	n     int
+	clock  Clock
+	n      int
+	static *verify.Result
 }
 
 func (v *benchVerifier) Verify(context.Context, string, string) (verify.Result, error) {
+	if v.static != nil {
+		return *v.static, nil
+	}
 	v.n++
 	return benchResult(v.n, v.clock.Now().Add(15*time.Minute)), nil
 }
@@ -74,11 +80,13 @@ func BenchmarkCacheHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		if _, err := c.Verify(ctx, tok, clusterA); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu)
 }
 
 // BenchmarkCacheHitParallel measures hits from many goroutines over 4096
@@ -103,6 +111,7 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 				b.ReportAllocs()
 				b.SetParallelism(par)
 				b.ResetTimer()
+				cpu := processCPU()
 				b.RunParallel(func(pb *testing.PB) {
 					i := int(time.Now().UnixNano()) // spread goroutines' starting points
 					for pb.Next() {
@@ -113,13 +122,15 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 						}
 					}
 				})
+				reportCPU(b, cpu)
 			})
 		}
 	}
 }
 
 // BenchmarkCacheMiss measures the cache's own overhead on a miss (key,
-// singleflight, insertion, eviction) with an upstream that answers at once.
+// singleflight, detached context and timer, insertion, eviction) with an
+// upstream that answers at once with a fixed result.
 // Cluster ids cycle through more values than the cache holds, so every
 // lookup misses.
 func BenchmarkCacheMiss(b *testing.B) {
@@ -128,17 +139,24 @@ func BenchmarkCacheMiss(b *testing.B) {
 	for i := range clusters {
 		clusters[i] = fmt.Sprintf("cluster-%05d", i)
 	}
-	c := newBenchCache(b, Options{MaxEntries: 4096})
+	clock := newFakeClock()
+	static := benchResult(0, clock.Now().Add(15*time.Minute))
+	c, err := New(&benchVerifier{static: &static}, Options{MaxEntries: 4096, Clock: clock})
+	if err != nil {
+		b.Fatal(err)
+	}
 	tok := benchToken(0)
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
+	cpu := processCPU()
 	for b.Loop() {
 		i++
 		if _, err := c.Verify(ctx, tok, clusters[i&(distinct-1)]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu)
 }
 
 // BenchmarkCacheHeap reports the live heap a cache holds at 0, 10k and
@@ -180,6 +198,13 @@ func BenchmarkCacheHeap(b *testing.B) {
 	}
 }
 
+// reportCPU adds cpu-ns/op: process CPU time since start over b.N.
+func reportCPU(b *testing.B, start time.Duration) {
+	if cpu := processCPU() - start; cpu > 0 && b.N > 0 {
+		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+	}
+}
+
 func liveHeap() uint64 {
 	var m runtime.MemStats
 	runtime.GC()
@@ -197,9 +222,11 @@ func BenchmarkDigest(b *testing.B) {
 	tok := benchToken(0)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(tok)))
+	cpu := processCPU()
 	for b.Loop() {
 		k.digest(tok, clusterA)
 	}
+	reportCPU(b, cpu)
 }
 
 // BenchmarkStoreGetParallel isolates the locked part of a hit (map lookup,
@@ -231,6 +258,7 @@ func BenchmarkStoreGetParallel(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := processCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				i := int(time.Now().UnixNano())
 				for pb.Next() {
@@ -241,6 +269,7 @@ func BenchmarkStoreGetParallel(b *testing.B) {
 					}
 				}
 			})
+			reportCPU(b, cpu)
 		})
 	}
 }

@@ -63,7 +63,11 @@ type Options struct {
 	// Shards splits the LRU into independently locked parts, a power of two
 	// in [1, 256] and at most MaxEntries. Eviction is then LRU per shard,
 	// which approximates global LRU because keys are uniform HMAC digests.
-	// Default: 1 below 4096 entries, 16 otherwise.
+	// Default: 1 below 4096 entries, 16 otherwise. The locked part of a
+	// hit is ~50 ns against ~1.1 µs of HMAC outside the lock
+	// (BenchmarkStoreGetParallel, BenchmarkDigest), so on the 2 cores a
+	// sidecar usually gets 1 and 16 shards measure the same; 16 is
+	// insurance for many-core hosts and costs 1 KiB.
 	Shards int
 	// Clock defaults to the real clock.
 	Clock Clock
