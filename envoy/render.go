@@ -56,7 +56,7 @@ func (p LocalPorts) Validate() error {
 	}
 	for _, from := range sortedKeys(p.Files) {
 		if p.Files[from] == "" {
-			errs = append(errs, fmt.Errorf("Files[%q]: empty local path", from))
+			errs = append(errs, fmt.Errorf("local path for file %q is empty", from))
 		}
 	}
 	return errors.Join(errs...)
