@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -61,7 +63,9 @@ const (
 	// RuleExtAuthzService: ext_authz uses the gRPC service, API V3, through an Envoy
 	// cluster that exists and speaks HTTP/2.
 	RuleExtAuthzService Rule = "ext-authz-service"
-	// RuleFailureModeAllow: failure_mode_allow is false (CVE-2023-27488, CVE-2024-23324).
+	// RuleFailureModeAllow: failure_mode_allow is false (CVE-2023-27488, CVE-2024-23324),
+	// and routes drop a client-sent x-envoy-auth-failure-mode-allowed, which Envoy's
+	// external-request sanitising does not strip.
 	RuleFailureModeAllow Rule = "failure-mode-allow"
 	// RuleExtAuthzTimeout: the gRPC timeout is explicit and at least MinExtAuthzTimeout
 	// (Envoy's 200 ms default cannot cover an STS round trip).
@@ -75,7 +79,9 @@ const (
 	// Impersonate-* and every repeated Authorization line.
 	RuleCheckHeaders Rule = "check-headers"
 	// RuleMutations: validate_mutations is on and decoder_header_mutation_rules restrict
-	// the server to an allow-list, failing the request otherwise.
+	// the server to an allow-list (Authorization, Impersonate-User/Uid/Extra-*; not
+	// Impersonate-Group, which ext_authz can only set or comma-join), failing the request
+	// otherwise.
 	RuleMutations Rule = "header-mutations"
 	// RuleBypass: nothing can switch ext_authz off: no filter_enabled,
 	// filter_enabled_metadata, shadow_mode, or per-route disabled.
@@ -86,6 +92,10 @@ const (
 	// RuleUpstreamTLS: every API server cluster uses TLS with a trusted CA, SNI, and a
 	// SAN matcher (a CA alone also accepts, e.g., kubelet serving certificates it signed).
 	RuleUpstreamTLS Rule = "upstream-tls"
+	// RuleGroupSlots: each route configuration adds Impersonate-Group lines from the
+	// GroupSlots dynamic metadata slots, APPEND_IF_EXISTS_OR_ADD, skipping empty ones:
+	// the only way Envoy 1.40 sends one line per group (docs/envoy-facts.md F1).
+	RuleGroupSlots Rule = "group-slots"
 	// RuleClusterContext: with more than one API server, every route names its cluster
 	// to the authz server (context_extensions cluster_id and mapping), one id per cluster.
 	RuleClusterContext Rule = "cluster-context"
@@ -279,11 +289,42 @@ func (c *checker) checkHCM(where string, h *hcmv3.HttpConnectionManager) {
 		c.add(RuleFilterChain, where, "route_config must be inline (RDS is not reviewed)")
 		return
 	}
+	c.checkRouteHeaders(where+" route_config", rc)
 	for _, vh := range rc.GetVirtualHosts() {
 		c.checkPerFilterConfig(fmt.Sprintf("%s virtual_host %q", where, vh.GetName()), vh.GetTypedPerFilterConfig())
 		for i, r := range vh.GetRoutes() {
 			c.checkRoute(fmt.Sprintf("%s virtual_host %q route[%d]", where, vh.GetName(), i), vh, r, authzClusters)
 		}
+	}
+}
+
+// failOpenMarker is the request header Envoy adds when it lets a request through on an
+// authz failure; a client can send it too.
+const failOpenMarker = "x-envoy-auth-failure-mode-allowed"
+
+func (c *checker) checkRouteHeaders(where string, rc *routev3.RouteConfiguration) {
+	if !slices.ContainsFunc(rc.GetRequestHeadersToRemove(), func(h string) bool { return strings.EqualFold(h, failOpenMarker) }) {
+		c.add(RuleFailureModeAllow, where, "request_headers_to_remove must contain %s", failOpenMarker)
+	}
+	slots := map[string]bool{}
+	for _, h := range rc.GetRequestHeadersToAdd() {
+		if !strings.EqualFold(h.GetHeader().GetKey(), "impersonate-group") {
+			continue
+		}
+		//lint:ignore SA1019 the deprecated append field is read to make sure it is unset.
+		deprecatedAppend := h.GetAppend()
+		if h.GetAppendAction() != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD || deprecatedAppend != nil || h.GetKeepEmptyValue() {
+			c.add(RuleGroupSlots, where, "impersonate-group %q must be APPEND_IF_EXISTS_OR_ADD without append or keep_empty_value", h.GetHeader().GetValue())
+		}
+		slots[h.GetHeader().GetValue()] = true
+	}
+	for i := range GroupSlots {
+		if !slots[groupSlotValue(i)] {
+			c.add(RuleGroupSlots, where, "no impersonate-group line from %s", groupSlotValue(i))
+		}
+	}
+	if len(slots) > GroupSlots {
+		c.add(RuleGroupSlots, where, "%d impersonate-group entries, want exactly the %d slots", len(slots), GroupSlots)
 	}
 }
 
@@ -374,6 +415,8 @@ func (c *checker) checkHTTPFilters(where string, filters []*hcmv3.HttpFilter) ma
 	rules := authz.GetDecoderHeaderMutationRules()
 	if !rules.GetDisallowAll().GetValue() || rules.GetAllowExpression() == nil || !rules.GetDisallowIsError().GetValue() {
 		c.add(RuleMutations, aw, "decoder_header_mutation_rules must be disallow_all + allow_expression + disallow_is_error")
+	} else {
+		c.checkAllowExpression(aw, rules.GetAllowExpression().GetRegex())
 	}
 	if authz.GetFilterEnabled() != nil || authz.GetFilterEnabledMetadata() != nil || authz.GetDenyAtDisable() != nil {
 		c.add(RuleBypass, aw, "filter_enabled / filter_enabled_metadata / deny_at_disable must be absent (runtime or metadata could switch authorization off)")
@@ -382,6 +425,32 @@ func (c *checker) checkHTTPFilters(where string, filters []*hcmv3.HttpFilter) ma
 		c.add(RuleBypass, aw, "shadow_mode must be false (it never denies)")
 	}
 	return authzClusters
+}
+
+// mutationAllowed and mutationDenied are header names the allow-list must accept and
+// reject (Envoy matches lower-case names).
+var (
+	mutationAllowed = []string{"authorization", "impersonate-user", "impersonate-uid", "impersonate-extra-scopes"}
+	mutationDenied  = []string{"impersonate-group", "host", ":authority", "x-forwarded-for", "x-envoy-original-path", "cookie"}
+)
+
+func (c *checker) checkAllowExpression(where, expr string) {
+	// Envoy's regex engine is RE2, as is Go's; a full match is what Envoy applies.
+	re, err := regexp.Compile(`^(?:` + expr + `)$`)
+	if err != nil {
+		c.add(RuleMutations, where, "allow_expression %q does not compile: %v", expr, err)
+		return
+	}
+	for _, h := range mutationAllowed {
+		if !re.MatchString(h) {
+			c.add(RuleMutations, where, "allow_expression must allow %q", h)
+		}
+	}
+	for _, h := range mutationDenied {
+		if re.MatchString(h) {
+			c.add(RuleMutations, where, "allow_expression must not allow %q", h)
+		}
+	}
 }
 
 func (c *checker) checkAuthzCluster(where, name string) {

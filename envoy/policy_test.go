@@ -2,6 +2,7 @@ package envoyconfig_test
 
 import (
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -75,7 +76,7 @@ func TestReviewedSidecarValues(t *testing.T) {
 		"response_code": "%RESPONSE_CODE%",
 		"request_id":    "%REQ(X-REQUEST-ID)%",
 		"decision_id":   "%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%",
-		"path":          "%PATH(WQ:ORIG)%",
+		"path":          "%PATH(NQ)%",
 	} {
 		if got := fields[key].GetStringValue(); got != want {
 			t.Errorf("access log %s = %q, want %q", key, got, want)
@@ -348,6 +349,45 @@ func TestPolicyViolations(t *testing.T) {
 				fc.TransportSocket = nil
 			}),
 			wantRules: []envoyconfig.Rule{envoyconfig.RuleDownstreamTLS},
+		},
+		"ext_authz may set Impersonate-Group": {
+			config: "sidecar.yaml",
+			mutate: editAuthz(func(a *extauthzv3.ExtAuthz) {
+				a.GetDecoderHeaderMutationRules().GetAllowExpression().Regex = "^(authorization|impersonate-.+)$"
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+		},
+		"ext_authz may not set Authorization": {
+			config: "sidecar.yaml",
+			mutate: editAuthz(func(a *extauthzv3.ExtAuthz) {
+				a.GetDecoderHeaderMutationRules().GetAllowExpression().Regex = "impersonate-(user|uid|extra-.+)"
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+		},
+		"a group slot missing": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, rc *routev3.RouteConfiguration) {
+				rc.RequestHeadersToAdd = slices.DeleteFunc(rc.RequestHeadersToAdd, func(h *corev3.HeaderValueOption) bool {
+					return strings.Contains(h.GetHeader().GetValue(), "impersonate_group_7)")
+				})
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleGroupSlots},
+		},
+		"group slots keep empty values": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, rc *routev3.RouteConfiguration) {
+				for _, h := range rc.RequestHeadersToAdd {
+					if h.GetHeader().GetKey() == "impersonate-group" {
+						h.KeepEmptyValue = true
+					}
+				}
+			}),
+			wantRules: slices.Repeat([]envoyconfig.Rule{envoyconfig.RuleGroupSlots}, envoyconfig.GroupSlots),
+		},
+		"client fail-open marker forwarded": {
+			config:    "sidecar.yaml",
+			mutate:    edit(func(t *testing.T, rc *routev3.RouteConfiguration) { rc.RequestHeadersToRemove = nil }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleFailureModeAllow},
 		},
 		"multi-cluster route without cluster id": {
 			config: "multi-cluster.yaml",
