@@ -19,6 +19,8 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -269,7 +271,8 @@ func TestEnvoyWireAuthzDown(t *testing.T) {
 	}
 }
 
-// TestEnvoyWireAuthzTimeout: an answer slower than the ext_authz timeout is a 503.
+// TestEnvoyWireAuthzTimeout: an answer slower than the ext_authz timeout, or a gRPC
+// error, is a 503.
 func TestEnvoyWireAuthzTimeout(t *testing.T) {
 	s := newWireStack(t, stackOptions{edit: setAuthzTimeout(time.Second)})
 	const c = "slow"
@@ -283,6 +286,19 @@ func TestEnvoyWireAuthzTimeout(t *testing.T) {
 	}
 	if n := len(s.upstreams["apiserver"].requests(c)); n != 0 {
 		t.Fatalf("upstream received %d requests", n)
+	}
+
+	// A gRPC error from the server (a bug, a panic turned into codes.Internal) is an
+	// error too: status_on_error, not a denial and never an allow.
+	const e = "rpc-error"
+	s.authz.handle(e, func(*authv3.CheckRequest) (*authv3.CheckResponse, error) {
+		return nil, status.Error(codes.Internal, "boom")
+	})
+	if resp := s.do(t, s.h1, "", http.MethodGet, "/api", e, nil); resp.status != http.StatusServiceUnavailable {
+		t.Fatalf("rpc error: status %d, want 503", resp.status)
+	}
+	if n := len(s.upstreams["apiserver"].requests(e)); n != 0 {
+		t.Fatalf("rpc error: upstream received %d requests", n)
 	}
 }
 
@@ -317,8 +333,22 @@ func TestEnvoyWireCheckRequestHeaders(t *testing.T) {
 				proto := []string{"HTTP/1.1", "HTTP/2"}[i]
 				lines, joined := checkHeaders(req)
 				http := req.GetAttributes().GetRequest().GetHttp()
-				t.Logf("%s: header_map has %d entries, headers map has %d keys; path=%q source=%s",
-					proto, len(lines), len(joined), http.GetPath(), req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress())
+				var keys []string
+				for _, kv := range lines {
+					keys = append(keys, kv[0])
+				}
+				for k := range joined {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				t.Logf("%s: header_map has %d entries, headers map has %d keys %q; path=%q source=%s",
+					proto, len(lines), len(joined), keys, http.GetPath(), req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress())
+				// Pseudo-headers are included: a server reading "the headers" sees them.
+				for _, pseudo := range []string{":authority", ":method", ":path"} {
+					if !slices.Contains(keys, pseudo) {
+						t.Errorf("%s: %s missing from the Check headers", proto, pseudo)
+					}
+				}
 				if raw {
 					if len(joined) != 0 {
 						t.Errorf("%s: headers map populated (%d keys) with encode_raw_headers", proto, len(joined))
