@@ -1,0 +1,128 @@
+package cache
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
+)
+
+// entry is one cached verification: a verified identity, or a definitive
+// rejection. Only the verifier's Result is kept, never the mapped user:
+// mapping is applied on every request so that an aws-auth change takes
+// effect at once instead of after the TTL (anchors C.5).
+type entry struct {
+	res verify.Result
+	// err, when non-nil, makes this a negative entry.
+	err error
+	// deadline is when the entry stops being served: now+MaxTTL (carrying
+	// the monotonic clock reading when the clock has one) capped at the
+	// token's expiry for positives, now+NegativeTTL for negatives.
+	deadline time.Time
+}
+
+// live reports whether e may still be served at now. A positive entry is
+// also checked against the token's own expiry directly, so that a step of
+// the wall clock past X-Amz-Date+15min retires it even though the
+// monotonic deadline has not passed: STS judges expiry by wall time.
+func (e *entry) live(now time.Time) bool {
+	if !now.Before(e.deadline) {
+		return false
+	}
+	return e.err != nil || now.Before(e.res.Expiry)
+}
+
+// store is a size-bounded LRU of entries split into shards, each with its
+// own mutex. Every lookup reorders its shard's recency list, so even hits
+// need the lock exclusively; sharding by digest spreads that lock over
+// Shards mutexes. The per-shard list is hashicorp/golang-lru's simplelru:
+// a map plus an intrusive doubly linked list, O(1) per operation.
+type store struct {
+	shards  []shard
+	metrics *Metrics
+}
+
+type shard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[digest, entry]
+	// size is this shard's capacity, kept to recognise "full".
+	size int
+}
+
+func newStore(maxEntries, shards int, m *Metrics) (*store, error) {
+	s := &store{shards: make([]shard, shards), metrics: m}
+	// Shard capacities add up to exactly maxEntries.
+	base, extra := maxEntries/shards, maxEntries%shards
+	for i := range s.shards {
+		size := base
+		if i < extra {
+			size++
+		}
+		lru, err := simplelru.NewLRU[digest, entry](size, nil)
+		if err != nil {
+			return nil, fmt.Errorf("cache: shard %d: %w", i, err)
+		}
+		s.shards[i].lru = lru
+		s.shards[i].size = size
+	}
+	return s, nil
+}
+
+func (s *store) shard(k *digest) *shard { return &s.shards[k.shard(len(s.shards))] }
+
+// get returns the live entry for k and marks it most recently used. An
+// expired entry is dropped and reported as absent.
+func (s *store) get(k digest, now time.Time) (entry, bool) {
+	sh := s.shard(&k)
+	sh.mu.Lock()
+	e, ok := sh.lru.Get(k)
+	if ok && !e.live(now) {
+		sh.lru.Remove(k)
+		sh.mu.Unlock()
+		s.metrics.entries.Dec()
+		return entry{}, false
+	}
+	sh.mu.Unlock()
+	return e, ok
+}
+
+// put stores e under k. When the shard is full it first drops expired
+// entries from the cold end (they would be refused on lookup anyway), and
+// only then evicts the least recently used live entry.
+func (s *store) put(k digest, e entry, now time.Time) {
+	sh := s.shard(&k)
+	sh.mu.Lock()
+	before := sh.lru.Len()
+	if !sh.lru.Contains(k) {
+		for sh.lru.Len() >= sh.size {
+			_, old, ok := sh.lru.GetOldest()
+			if !ok || old.live(now) {
+				break
+			}
+			sh.lru.RemoveOldest()
+		}
+	}
+	evicted := sh.lru.Add(k, e)
+	after := sh.lru.Len()
+	sh.mu.Unlock()
+	if evicted {
+		s.metrics.evictions.Inc()
+	}
+	if after != before {
+		s.metrics.entries.Add(float64(after - before))
+	}
+}
+
+func (s *store) len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += sh.lru.Len()
+		sh.mu.Unlock()
+	}
+	return n
+}
