@@ -196,7 +196,9 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 		return s.deny(d, ErrNotReady)
 	}
 
-	res, err := s.verifier.Verify(ctx, tok, clusterID)
+	tr := new(trace)
+	res, err := s.verifier.Verify(context.WithValue(ctx, traceKey{}, tr), tok, clusterID)
+	d.cacheHit = !tr.upstream.Load()
 	if err != nil {
 		return s.deny(d, err)
 	}
