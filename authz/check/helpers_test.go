@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // Test-side spelling of the wire contract. These are written out here, not
@@ -131,6 +133,10 @@ func (d denial) response() *authv3.CheckResponse {
 func assertResponse(t *testing.T, got, want *authv3.CheckResponse) {
 	t.Helper()
 	checkInvariants(t, got)
+	want = proto.Clone(want).(*authv3.CheckResponse)
+	want.DynamicMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{
+		"decision_id": structpb.NewStringValue(decisionID(t, got)),
+	}}
 	if !proto.Equal(got, want) {
 		t.Errorf("CheckResponse mismatch\n got: %s\nwant: %s", prototext.Format(got), prototext.Format(want))
 	}
@@ -173,6 +179,18 @@ func checkInvariants(t *testing.T, resp *authv3.CheckResponse) {
 		t.Error("OK neither replaces nor removes the client's authorization")
 	}
 }
+
+// decisionID returns the response's decision id after checking its form.
+func decisionID(t *testing.T, resp *authv3.CheckResponse) string {
+	t.Helper()
+	id := resp.GetDynamicMetadata().GetFields()["decision_id"].GetStringValue()
+	if !decisionIDPattern.MatchString(id) {
+		t.Errorf("decision_id %q is not 16 hex digits", id)
+	}
+	return id
+}
+
+var decisionIDPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

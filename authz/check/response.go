@@ -11,6 +11,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
@@ -88,6 +89,25 @@ func deniedResponse(o *outcome, body string, retryAfterSeconds int) *authv3.Chec
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(o.httpCode)},
 			Headers: headers,
 			Body:    body,
+		}},
+	}
+}
+
+// MetadataDecisionID is the dynamic metadata key carrying the decision id.
+// Envoy stores CheckResponse.dynamic_metadata under the filter's namespace,
+// so an access log reads it as
+// %DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)% and joins the
+// server's decision line without either carrying the token.
+const MetadataDecisionID = "decision_id"
+
+// withDecision wraps a shared (immutable) response in a per-request one
+// carrying the decision id. The inner messages are shared, not copied.
+func withDecision(shared *authv3.CheckResponse, id string) *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status:       shared.Status,
+		HttpResponse: shared.HttpResponse,
+		DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			MetadataDecisionID: structpb.NewStringValue(id),
 		}},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -135,7 +136,7 @@ func (s *Server) Ready() bool { return s.clusters.ready() }
 
 // decision collects what one Check decided, for the log line and metrics.
 type decision struct {
-	id          uint64
+	id          string
 	requestID   string
 	cluster     string
 	fingerprint string
@@ -152,7 +153,7 @@ type decision struct {
 // turn our error into an allow (CVE-2023-27488, CVE-2024-23324).
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
 	start := s.now()
-	d := decision{id: s.decisionBase | (s.decisions.Add(1) & (1<<32 - 1))}
+	d := decision{id: s.nextDecisionID()}
 	defer func() {
 		if p := recover(); p != nil {
 			// Only a runtime error's own text is logged: an arbitrary panic
@@ -163,12 +164,22 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			}
 			d.err = fmt.Errorf("%w: %s", ErrInternal, detail)
 			d.outcome = outcomeInternal
-			resp = s.denied[outcomeInternal]
+			resp = withDecision(s.denied[outcomeInternal], d.id)
 		}
 		s.record(&d, start)
 	}()
-	resp = s.decide(ctx, req, &d)
+	resp = withDecision(s.decide(ctx, req, &d), d.id)
 	return resp, nil
+}
+
+// nextDecisionID returns 16 hex digits: a random per-process prefix and a
+// counter. Envoy's access log joins it through dynamic metadata.
+func (s *Server) nextDecisionID() string {
+	var raw [8]byte
+	binary.BigEndian.PutUint64(raw[:], s.decisionBase|(s.decisions.Add(1)&(1<<32-1)))
+	var out [16]byte
+	hex.Encode(out[:], raw[:])
+	return string(out[:])
 }
 
 func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decision) *authv3.CheckResponse {
@@ -276,7 +287,7 @@ func (s *Server) record(d *decision, start time.Time) {
 		return
 	}
 	fields := []zap.Field{
-		zap.Uint64("decision", d.id),
+		zap.String("decision", d.id),
 		zap.String("request_id", d.requestID),
 		zap.String("cluster", d.cluster),
 		zap.String("token", d.fingerprint),

@@ -293,7 +293,7 @@ func TestCheck(t *testing.T) {
 			if got := testutil.ToFloat64(mustCounter(t, f.registry, result, tc.wantLabel)); got != 1 {
 				t.Errorf("checks_total{result=%q,reason=%q} = %v, want 1", result, tc.wantLabel, got)
 			}
-			assertOneDecisionLine(t, f.logs.String(), result, tc.wantLabel)
+			assertOneDecisionLine(t, f.logs.String(), decisionID(t, got), result, tc.wantLabel)
 		})
 	}
 }
@@ -328,7 +328,7 @@ func constCounter(v float64) prometheus.Collector {
 
 // assertOneDecisionLine: exactly one log line per decision, with the
 // result and reason, and never a token or anything from it.
-func assertOneDecisionLine(t *testing.T, logs, result, reason string) {
+func assertOneDecisionLine(t *testing.T, logs, id, result, reason string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(logs), "\n")
 	if len(lines) != 1 || lines[0] == "" {
@@ -340,6 +340,9 @@ func assertOneDecisionLine(t *testing.T, logs, result, reason string) {
 	}
 	if line["msg"] != "decision" || line["result"] != result || line["reason"] != reason {
 		t.Errorf("log line msg/result/reason = %v/%v/%v, want decision/%s/%s", line["msg"], line["result"], line["reason"], result, reason)
+	}
+	if line["decision"] != id {
+		t.Errorf("log decision = %v, response decision_id = %s", line["decision"], id)
 	}
 	for _, field := range []string{"decision", "token", "arn", "username", "groups", "latency", "cache_hit", "cluster"} {
 		if _, ok := line[field]; !ok {
