@@ -85,6 +85,8 @@ var denials = map[string]denial{
 		"Too many requests: token verification is being rate limited; retry later", "1"},
 	"sts_unavailable": {503, codes.Unavailable, "sts_unavailable", "ServiceUnavailable",
 		"Service unavailable: AWS STS could not be reached to verify the token; retry later", ""},
+	"mapping_unavailable": {503, codes.Unavailable, "mapping_unavailable", "ServiceUnavailable",
+		"Service unavailable: the identity mapping could not be evaluated right now; retry later", ""},
 	"not_ready": {503, codes.Unavailable, "not_ready", "ServiceUnavailable",
 		"Service unavailable: the authenticating proxy is starting; retry later", ""},
 	"timeout": {503, codes.Unavailable, "timeout", "ServiceUnavailable",

@@ -263,6 +263,10 @@ func TestCheck(t *testing.T) {
 			fixture: fixtureOptions{mapperErr: fmt.Errorf("map: %w: reserved prefix", mapping.ErrForbidden)},
 			req:     request(bearer(tokAlice), nil), want: wantDenied(t, "mapping_refused"), wantLabel: "mapping_refused", wantVerify: 1,
 		},
+		"mapping unavailable (EC2 lookup failed)": {
+			fixture: fixtureOptions{mapperErr: fmt.Errorf("map: %w: ec2", mapping.ErrUnavailable)},
+			req:     request(bearer(tokAlice), nil), want: wantDenied(t, "mapping_unavailable"), wantLabel: "mapping_unavailable", wantVerify: 1,
+		},
 		"not ready": {
 			fixture: fixtureOptions{notReady: true},
 			req:     request(bearer(tokAlice), nil), want: wantDenied(t, "not_ready"), wantLabel: "not_ready",

@@ -89,6 +89,8 @@ var outcomes = []*outcome{
 	// 503: nothing wrong with the request; retry.
 	{err: sts.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "sts_unavailable",
 		message: "Service unavailable: AWS STS could not be reached to verify the token; retry later", grpcCode: codes.Unavailable},
+	{err: mapping.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "mapping_unavailable",
+		message: "Service unavailable: the identity mapping could not be evaluated right now; retry later", grpcCode: codes.Unavailable},
 	{err: ErrNotReady, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "not_ready",
 		message: "Service unavailable: the authenticating proxy is starting; retry later", grpcCode: codes.Unavailable},
 	{err: context.DeadlineExceeded, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "timeout",
