@@ -98,7 +98,7 @@ func parseIdentity(resp *http.Response, body []byte) (Caller, error) {
 	r := a.GetCallerIdentityResponse.GetCallerIdentityResult
 	if r.Arn == "" || r.Account == "" || r.UserID == "" {
 		return Caller{}, &Error{Class: ErrUnavailable, Reason: "incomplete", Status: resp.StatusCode,
-			Err: errors.New("Arn, Account and UserId must all be present")}
+			Err: errors.New("the answer lacks one of Arn, Account and UserId")}
 	}
 	return Caller{ARN: r.Arn, Account: r.Account, UserID: r.UserID}, nil
 }

@@ -35,11 +35,6 @@ func testPrincipals() []Principal {
 	}
 }
 
-// fixedClock is a settable clock.
-type fixedClock struct{ t time.Time }
-
-func (c *fixedClock) Now() time.Time { return c.t }
-
 // startFake starts a plain-HTTP stand-in with the test principals.
 func startFake(t *testing.T, now func() time.Time) (*Server, *Running) {
 	t.Helper()
