@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -46,8 +47,10 @@ var ErrVerifierPanicked = errors.New("cache: token verifier panicked")
 // Cache is a Verifier that remembers verifications. It is safe for
 // concurrent use.
 type Cache struct {
-	next    Verifier
-	opts    Options
+	next Verifier
+	opts Options
+	// epoch anchors entry deadlines (see entry.deadline).
+	epoch   time.Time
 	keys    *keyer
 	store   *store
 	flights singleflight.Group
@@ -81,7 +84,12 @@ func New(next Verifier, o Options) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{next: next, opts: o, keys: keys, store: st, metrics: o.Metrics}, nil
+	return &Cache{next: next, opts: o, epoch: o.Clock.Now(), keys: keys, store: st, metrics: o.Metrics}, nil
+}
+
+func (c *Cache) now() instant {
+	t := c.opts.Clock.Now()
+	return instant{wall: t, mono: t.Sub(c.epoch)}
 }
 
 // Len reports the number of entries held, including expired ones not yet
@@ -93,7 +101,7 @@ func (c *Cache) Len() int { return c.store.len() }
 // negative hit returns the same error the verifier returned.
 func (c *Cache) Verify(ctx context.Context, tok, clusterID string) (verify.Result, error) {
 	k := c.keys.digest(tok, clusterID)
-	if e, ok := c.store.get(k, c.opts.Clock.Now()); ok {
+	if e, ok := c.store.get(k, c.now()); ok {
 		if e.err != nil {
 			c.metrics.negativeHits.Inc()
 			return verify.Result{}, e.err
@@ -155,7 +163,7 @@ func (c *Cache) load(parent context.Context, k digest, tok, clusterID string) (_
 	// A caller that missed just before the previous flight for k stored its
 	// result and left the group would start a second upstream call; look
 	// again first.
-	if e, ok := c.store.get(k, c.opts.Clock.Now()); ok {
+	if e, ok := c.store.get(k, c.now()); ok {
 		if e.err != nil {
 			return nil, e.err
 		}
@@ -164,8 +172,9 @@ func (c *Cache) load(parent context.Context, k digest, tok, clusterID string) (_
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.opts.FlightTimeout)
 	defer cancel()
 	res, err := c.next.Verify(ctx, tok, clusterID)
-	if e, ok := c.entryFor(res, err); ok {
-		c.store.put(k, e, c.opts.Clock.Now())
+	now := c.now()
+	if e, ok := c.entryFor(res, err, now); ok {
+		c.store.put(k, e, now)
 	}
 	if err != nil {
 		return nil, err
@@ -174,22 +183,18 @@ func (c *Cache) load(parent context.Context, k digest, tok, clusterID string) (_
 }
 
 // entryFor decides whether and for how long a verifier answer is cached.
-func (c *Cache) entryFor(res verify.Result, err error) (entry, bool) {
-	now := c.opts.Clock.Now()
+func (c *Cache) entryFor(res verify.Result, err error, now instant) (entry, bool) {
 	if err != nil {
 		if c.opts.IsCacheableError == nil || !c.opts.IsCacheableError(err) {
 			return entry{}, false
 		}
-		return entry{err: err, deadline: now.Add(c.opts.NegativeTTL)}, true
+		return entry{err: err, deadline: now.mono + c.opts.NegativeTTL}, true
 	}
-	deadline := now.Add(c.opts.MaxTTL)
-	if res.Expiry.Before(deadline) {
-		deadline = res.Expiry
-	}
-	if !now.Before(deadline) {
+	ttl := min(c.opts.MaxTTL, res.Expiry.Sub(now.wall))
+	if ttl <= 0 {
 		// Already expired (or a verifier that left Expiry zero): serving
 		// it even once more would outlive the credential.
 		return entry{}, false
 	}
-	return entry{res: res, deadline: deadline}, true
+	return entry{res: res, deadline: now.mono + ttl}, true
 }

@@ -1,19 +1,9 @@
 package cache
 
 import (
-	"errors"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 )
-
-var errBoom = errors.New("boom")
-
-func positive(deadline, expiry time.Time) entry {
-	return entry{res: verify.Result{Identity: testIdentity(), Expiry: expiry}, deadline: deadline}
-}
 
 func TestDigestSeparatesInputs(t *testing.T) {
 	k, err := newKeyer()

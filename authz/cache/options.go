@@ -63,7 +63,11 @@ type Options struct {
 	// Shards splits the LRU into independently locked parts, a power of two
 	// in [1, 256] and at most MaxEntries. Eviction is then LRU per shard,
 	// which approximates global LRU because keys are uniform HMAC digests.
-	// Default: 1 below 4096 entries, 16 otherwise.
+	// Default: 1 below 4096 entries, 16 otherwise. The locked part of a
+	// hit is ~50 ns against ~1.1 µs of HMAC outside the lock
+	// (BenchmarkStoreGetParallel, BenchmarkDigest), so on the 2 cores a
+	// sidecar usually gets 1 and 16 shards measure the same; 16 is
+	// insurance for many-core hosts and costs 1 KiB.
 	Shards int
 	// Clock defaults to the real clock.
 	Clock Clock
@@ -129,9 +133,9 @@ func (o Options) Validate() error {
 	}
 	switch {
 	case d.Shards < 1 || d.Shards > maxShards || d.Shards&(d.Shards-1) != 0:
-		errs = append(errs, fmt.Errorf("Shards %d: must be a power of two in [1, %d]", o.Shards, maxShards))
+		errs = append(errs, fmt.Errorf("shard count (Shards) %d: must be a power of two in [1, %d]", o.Shards, maxShards))
 	case d.MaxEntries >= 1 && d.Shards > d.MaxEntries:
-		errs = append(errs, fmt.Errorf("Shards %d: must not exceed MaxEntries %d", d.Shards, d.MaxEntries))
+		errs = append(errs, fmt.Errorf("shard count (Shards) %d: must not exceed MaxEntries %d", d.Shards, d.MaxEntries))
 	}
 	if len(errs) == 0 {
 		return nil

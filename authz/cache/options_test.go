@@ -28,12 +28,12 @@ func TestOptionsValidate(t *testing.T) {
 			opts: Options{NegativeTTL: 3 * time.Minute}, wantProblems: []string{"must not exceed MaxTTL 2m0s"},
 		},
 		"FlightTimeout too long":    {opts: Options{FlightTimeout: time.Hour}, wantProblems: []string{"FlightTimeout 1h0m0s"}},
-		"Shards not a power of two": {opts: Options{Shards: 3}, wantProblems: []string{"Shards 3"}},
-		"Shards too many":           {opts: Options{Shards: 512}, wantProblems: []string{"Shards 512"}},
-		"more shards than entries":  {opts: Options{MaxEntries: 4, Shards: 8}, wantProblems: []string{"Shards 8: must not exceed MaxEntries 4"}},
+		"Shards not a power of two": {opts: Options{Shards: 3}, wantProblems: []string{"(Shards) 3"}},
+		"Shards too many":           {opts: Options{Shards: 512}, wantProblems: []string{"(Shards) 512"}},
+		"more shards than entries":  {opts: Options{MaxEntries: 4, Shards: 8}, wantProblems: []string{"(Shards) 8: must not exceed MaxEntries 4"}},
 		"every problem is reported": {
 			opts:         Options{MaxEntries: -5, MaxTTL: time.Hour, NegativeTTL: -1, FlightTimeout: -1, Shards: 6},
-			wantProblems: []string{"MaxEntries -5", "MaxTTL 1h0m0s", "NegativeTTL -1ns", "FlightTimeout -1ns", "Shards 6"},
+			wantProblems: []string{"MaxEntries -5", "MaxTTL 1h0m0s", "NegativeTTL -1ns", "FlightTimeout -1ns", "(Shards) 6"},
 		},
 	}
 	for name, tc := range tests {
@@ -75,60 +75,6 @@ func TestOptionsDefaultShards(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if got := (Options{MaxEntries: tc.maxEntries}).withDefaults().Shards; got != tc.wantShards {
 				t.Errorf("Shards = %d, want %d", got, tc.wantShards)
-			}
-		})
-	}
-}
-
-func TestStoreShardCapacitiesAddUp(t *testing.T) {
-	m, err := NewMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := map[string]struct{ maxEntries, shards int }{
-		"even split":    {maxEntries: 4096, shards: 16},
-		"uneven split":  {maxEntries: 100_003, shards: 16},
-		"one per shard": {maxEntries: 256, shards: 256},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			s, err := newStore(tc.maxEntries, tc.shards, m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			total, lo, hi := 0, tc.maxEntries, 0
-			for i := range s.shards {
-				total += s.shards[i].size
-				lo, hi = min(lo, s.shards[i].size), max(hi, s.shards[i].size)
-			}
-			if total != tc.maxEntries {
-				t.Errorf("shard capacities sum to %d, want %d", total, tc.maxEntries)
-			}
-			if hi-lo > 1 {
-				t.Errorf("shard capacities range over [%d, %d], want a spread of at most 1", lo, hi)
-			}
-		})
-	}
-}
-
-func TestEntryLive(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	tests := map[string]struct {
-		e    entry
-		want bool
-	}{
-		"positive before deadline and expiry": {e: positive(now.Add(time.Minute), now.Add(time.Hour)), want: true},
-		"positive at its deadline":            {e: positive(now, now.Add(time.Hour)), want: false},
-		// The deadline can be a monotonic now+MaxTTL while the wall clock
-		// has stepped past the token's expiry.
-		"positive past the token's expiry despite a later deadline": {e: positive(now.Add(time.Minute), now), want: false},
-		"negative before deadline":                                  {e: entry{err: errBoom, deadline: now.Add(time.Second)}, want: true},
-		"negative at deadline":                                      {e: entry{err: errBoom, deadline: now}, want: false},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := tc.e.live(now); got != tc.want {
-				t.Errorf("live() = %v, want %v", got, tc.want)
 			}
 		})
 	}

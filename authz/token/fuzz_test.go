@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/url"
@@ -36,6 +37,19 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add(B(u))
 	}
+	// A real aws-sdk-go-v2 token with a session token, signed at fuzzNow.
+	g, err := NewGenerator(GeneratorOptions{
+		Config: staticConfig("us-west-2", "ASIAIOSFODNN7EXAMPLE", "secret", fakeSessionToken),
+		Now:    func() time.Time { return fuzzNow },
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	gen, err := g.Generate(context.Background(), "fuzz-cluster")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(gen.Token)
 	f.Add(referenceGoldenToken)
 	f.Add("k8s-aws-v1.decodingerror")
 	f.Add(Prefix)

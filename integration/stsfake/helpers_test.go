@@ -3,13 +3,10 @@ package stsfake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,11 +31,6 @@ func testPrincipals() []Principal {
 		Root(testAccount, rootCreds),
 	}
 }
-
-// fixedClock is a settable clock.
-type fixedClock struct{ t time.Time }
-
-func (c *fixedClock) Now() time.Time { return c.t }
 
 // startFake starts a plain-HTTP stand-in with the test principals.
 func startFake(t *testing.T, now func() time.Time) (*Server, *Running) {
@@ -108,60 +100,20 @@ func decodeJSON(t *testing.T, resp *http.Response) jsonAnswer {
 	return a
 }
 
-// awsGetToken runs the real `aws eks get-token` offline with fake static
-// credentials and an empty configuration.
+// awsGetToken runs the real `aws eks get-token`; the test skips without
+// awscli.
 func awsGetToken(t *testing.T, c Credentials, region, clusterID string) string {
 	t.Helper()
-	bin, err := exec.LookPath("aws")
-	if err != nil {
-		t.Skip("awscli not installed: interop with the real `aws eks get-token` not tested")
-	}
-	dir := t.TempDir()
-	for _, f := range []string{"config", "credentials"} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "HOME=") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env,
-		"HOME="+dir,
-		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
-		"AWS_ACCESS_KEY_ID="+c.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+c.SecretAccessKey,
-		"AWS_EC2_METADATA_DISABLED=true",
-	)
-	if c.SessionToken != "" {
-		env = append(env, "AWS_SESSION_TOKEN="+c.SessionToken)
-	}
-	args := []string{"eks", "get-token", "--cluster-name", clusterID, "--output", "json"}
-	if region != "" {
-		args = append(args, "--region", region)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = env
-	out, err := cmd.Output()
+	tok, err := AWSCLIToken(ctx, t.TempDir(), c, region, clusterID)
+	if errors.Is(err, ErrNoAWSCLI) {
+		t.Skip("awscli not installed: interop with the real `aws eks get-token` not tested")
+	}
 	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("aws eks get-token: %v: %s", err, stderr)
+		t.Fatal(err)
 	}
-	var cred struct {
-		Status struct{ Token string } `json:"status"`
-	}
-	if err := json.Unmarshal(out, &cred); err != nil {
-		t.Fatalf("aws eks get-token output: %v", err)
-	}
-	return cred.Status.Token
+	return tok
 }
 
 func newSDKSigner() *v4.Signer { return v4.NewSigner() }

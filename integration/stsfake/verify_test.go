@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // The aws-iam-authenticator generator golden vector (reference §7.1), whose
@@ -60,26 +57,13 @@ func TestGoldenVector(t *testing.T) {
 	}
 }
 
-// sdkPresignToken makes a token with aws-sdk-go-v2's STS presign client, the
-// way aws-iam-authenticator does.
 func sdkPresignToken(t *testing.T, c Credentials, region, clusterID string) string {
 	t.Helper()
-	client := sts.NewFromConfig(aws.Config{
-		Region:      region,
-		Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
-	})
-	out, err := sts.NewPresignClient(client).PresignGetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{},
-		func(po *sts.PresignOptions) {
-			po.ClientOptions = append(po.ClientOptions, func(o *sts.Options) {
-				o.APIOptions = append(o.APIOptions,
-					smithyhttp.SetHeaderValue(ClusterIDHeader, clusterID),
-					smithyhttp.SetHeaderValue("X-Amz-Expires", "60"))
-			})
-		})
+	tok, err := SDKPresignToken(context.Background(), c, region, clusterID)
 	if err != nil {
-		t.Fatalf("presign: %v", err)
+		t.Fatal(err)
 	}
-	return TokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(out.URL))
+	return tok
 }
 
 // Tokens made by the real producers verify, and are bound to their cluster.
