@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/group"
 	"k8s.io/apiserver/pkg/authentication/request/anonymous"
 	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
 	requestunion "k8s.io/apiserver/pkg/authentication/request/union"
@@ -46,7 +47,7 @@ func newProxyTokenAuthenticator(o *Options) *proxyTokenAuthenticator {
 		user: &user.DefaultInfo{
 			Name:   o.ProxyUser,
 			UID:    o.ProxyUID,
-			Groups: append(append([]string{}, o.ProxyGroups...), user.AllAuthenticated),
+			Groups: append([]string{}, o.ProxyGroups...),
 		},
 		static:     []byte(o.ProxyToken),
 		tokenFile:  o.ProxyTokenFile,
@@ -100,7 +101,8 @@ func readBoundedFile(path string) ([]byte, error) {
 }
 
 // newAuthenticator builds the request authenticator the way kube-apiserver
-// composes its own: bearer token authenticators first, then anonymous behind
+// composes its own: bearer token authenticators first (behind the
+// system:authenticated group adder), then anonymous behind
 // a fail-on-error union, so a request that presents a bad token gets 401 and
 // is never downgraded to system:anonymous.
 func newAuthenticator(o *Options) (authenticator.Request, error) {
@@ -114,7 +116,9 @@ func newAuthenticator(o *Options) (authenticator.Request, error) {
 		}
 		tokens = append(tokens, csv)
 	}
-	bearer := bearertoken.New(tokenunion.New(tokens...))
+	// Like kube-apiserver, every token authenticator's users get
+	// system:authenticated from one adder rather than each adding it.
+	bearer := group.NewAuthenticatedGroupAdder(bearertoken.New(tokenunion.New(tokens...)))
 	// Anonymous requests are authorized only for the health and version
 	// endpoints, like the system:public-info-viewer role of a real cluster.
 	anon := anonymous.NewAuthenticator([]apiserver.AnonymousAuthCondition{

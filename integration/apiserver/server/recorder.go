@@ -24,6 +24,7 @@ const (
 	maxHeaderLines     = 512
 	maxHeaderValueLen  = 8 << 10
 	maxChecksPerRecord = 64
+	maxErrorBodyBytes  = 4 << 10
 )
 
 // Record is one request as the peer received it. Its JSON is the wire
@@ -57,6 +58,10 @@ type Record struct {
 	ChecksTruncated bool    `json:"checksTruncated,omitempty"`
 	// Status is the HTTP status written; 0 while in flight.
 	Status int `json:"status"`
+	// ErrorBody is the start of the response body when Status >= 400 (a
+	// Kubernetes Status object): kubectl often prints only a generic
+	// message, the reason is here.
+	ErrorBody string `json:"errorBody,omitempty"`
 }
 
 // HeaderLine is one received header line.
@@ -136,6 +141,17 @@ func (e *entry) setStatus(code int) {
 	defer e.mu.Unlock()
 	if e.rec.Status == 0 {
 		e.rec.Status = code
+	}
+}
+
+func (e *entry) appendErrorBody(b []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rec.Status < 400 {
+		return
+	}
+	if room := maxErrorBodyBytes - len(e.rec.ErrorBody); room > 0 {
+		e.rec.ErrorBody += string(b[:min(room, len(b))])
 	}
 }
 
@@ -315,6 +331,7 @@ func (s *statusWriter) WriteHeader(code int) {
 
 func (s *statusWriter) Write(b []byte) (int, error) {
 	s.e.setStatus(http.StatusOK)
+	s.e.appendErrorBody(b)
 	return s.ResponseWriter.Write(b)
 }
 
