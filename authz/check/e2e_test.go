@@ -87,7 +87,9 @@ func (c *fakeClock) Add(d time.Duration) {
 
 // swapSource is a mapping snapshot source that tests can replace, the way
 // the file-watching store swaps snapshots.
-type swapSource struct{ p atomic.Pointer[mapping.Snapshot] }
+type swapSource struct {
+	p atomic.Pointer[mapping.Snapshot]
+}
 
 func (s *swapSource) Current() *mapping.Snapshot { return s.p.Load() }
 
@@ -372,7 +374,9 @@ func TestE2ESTSTrouble(t *testing.T) {
 			wantLabel: "sts_unavailable",
 		},
 		"redirect is not followed": {
-			setup:     func(e *e2e) { _ = e.fake.SetFault(stsfake.Fault{Kind: stsfake.FaultRedirect, Location: "http://127.0.0.1:1/"}) },
+			setup: func(e *e2e) {
+				_ = e.fake.SetFault(stsfake.Fault{Kind: stsfake.FaultRedirect, Location: "http://127.0.0.1:1/"})
+			},
 			wantLabel: "sts_unavailable",
 		},
 		"inconsistent identity": {
