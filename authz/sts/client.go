@@ -182,8 +182,8 @@ func (c *Client) call(ctx context.Context, p *token.Presigned, clusterID string)
 	req.Host = p.Host
 	req.Header = http.Header{
 		http.CanonicalHeaderKey(token.ClusterIDHeader): {clusterID},
-		"Accept":       {"application/json"},
-		"User-Agent":   {"kube-iam-authz"},
+		"Accept":     {"application/json"},
+		"User-Agent": {"kube-iam-authz"},
 	}
 
 	resp, err := c.http.Do(req)
