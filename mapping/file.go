@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
 )
 
 // ReadFile reads a mapping file, refusing anything larger than maxBytes
@@ -15,7 +16,12 @@ func ReadFile(path string, maxBytes int64) ([]byte, error) {
 	if maxBytes <= 0 || maxBytes > MaxFileBytes {
 		maxBytes = MaxFileBytes
 	}
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO for reading otherwise blocks until a
+	// writer appears, which would hang the reload (and the watcher that
+	// called it, under the store's load lock) forever. With it the open
+	// returns at once and the regular-file check below refuses the FIFO. It
+	// has no effect on reading a regular file.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("mapping file %s does not exist: %w", path, err)

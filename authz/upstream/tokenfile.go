@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -149,11 +150,17 @@ func (f *TokenFile) Reload() error {
 }
 
 func readToken(path string) (string, error) {
-	file, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO for reading otherwise blocks until a
+	// writer appears, hanging the watcher forever; the regular-file check
+	// then refuses it. It has no effect on reading a regular file.
+	file, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
 	defer file.Close()
+	if info, err := file.Stat(); err != nil || !info.Mode().IsRegular() {
+		return "", fmt.Errorf("%w: %s is not a regular file", ErrInvalidToken, path)
+	}
 	b, err := io.ReadAll(io.LimitReader(file, maxTokenBytes+1))
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %v", ErrInvalidToken, path, err)
