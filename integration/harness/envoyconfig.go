@@ -22,6 +22,9 @@ type RenderOptions struct {
 	// ServerCert is served by the listeners (files named *.key get its key, the
 	// listener certificate file tls.crt gets its certificate).
 	ServerCert *Cert
+	// Files, if set, maps config file paths to local files, overriding the defaults
+	// below (e.g. the API server's CA file when the upstream has its own CA).
+	Files map[string]string
 	// Edit, if set, changes the loaded config before rendering (e.g. a shorter
 	// max_stream_duration for a test). The reviewed policy still applies unless the
 	// test means to break it.
@@ -64,6 +67,10 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 		p.APIServers[name] = addr
 	}
 	for _, f := range inv.Files {
+		if local, ok := o.Files[f]; ok {
+			p.Files[f] = local
+			continue
+		}
 		switch {
 		case strings.HasSuffix(f, ".key"):
 			p.Files[f] = o.ServerCert.KeyFile
