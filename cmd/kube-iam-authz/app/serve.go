@@ -44,7 +44,7 @@ func newServeCommand(streams Streams) *cobra.Command {
 			return runServe(cmd.Context(), &o, streams.Err)
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "YAML file with the flags' names as keys, plus `clusters: [{name, clusterID, mappingFile}]` for more clusters; a flag given on the command line wins.")
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML `FILE` whose keys are the flag names, plus clusters: [{name, clusterID, mappingFile}] for more clusters served from this process; a flag given on the command line wins over the file.")
 	o.AddFlags(cmd.Flags())
 	return cmd
 }
