@@ -84,6 +84,9 @@ type ClusterOptions struct {
 	ClusterID string `json:"clusterID"`
 	// MappingFile is this cluster's aws-auth file.
 	MappingFile string `json:"mappingFile"`
+	// UpstreamTokenFile is this cluster's own proxy token file; empty uses
+	// --upstream-token-file.
+	UpstreamTokenFile string `json:"upstreamTokenFile,omitempty"`
 }
 
 // defaultServeOptions returns the defaults, before the file and flags.
