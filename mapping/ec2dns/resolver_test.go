@@ -169,12 +169,16 @@ func TestCacheIsBounded(t *testing.T) {
 		t.Errorf("cache entries = %v, want 3", got)
 	}
 	// The oldest was evicted and costs a call; the newest is cached.
-	for id, wantCalls := range map[string]int{"i-00000004": 5, "i-00000000": 6} {
-		if _, err := f.r.PrivateDNSName(context.Background(), id); err != nil {
+	steps := []struct {
+		id        string
+		wantCalls int
+	}{{"i-00000004", 5}, {"i-00000000", 6}}
+	for _, s := range steps {
+		if _, err := f.r.PrivateDNSName(context.Background(), s.id); err != nil {
 			t.Fatal(err)
 		}
-		if got := len(f.ec2.calls()); got != wantCalls {
-			t.Errorf("after %s: %d calls, want %d", id, got, wantCalls)
+		if got := len(f.ec2.calls()); got != s.wantCalls {
+			t.Errorf("after %s: %d calls, want %d", s.id, got, s.wantCalls)
 		}
 	}
 }
