@@ -40,13 +40,19 @@ func newFakeEC2(t *testing.T, instances map[string]string) (*fakeEC2, *httptest.
 	return f, srv
 }
 
-// client is an SDK EC2 client whose BaseEndpoint is the stand-in.
+// client is an SDK EC2 client whose BaseEndpoint is the stand-in. Retries
+// are off so that tests count calls exactly; keep-alives are off because a
+// reused loopback connection occasionally fails a whole call with "use of
+// closed network connection" on a 200 (aws/aws-sdk-go-v2#1825, #2737), which
+// the SDK's default retries absorb in production but would flake here.
 func (f *fakeEC2) client(srv *httptest.Server) *ec2.Client {
+	transport := srv.Client().Transport.(*http.Transport).Clone()
+	transport.DisableKeepAlives = true
 	return ec2.New(ec2.Options{
 		Region:           "eu-west-1",
 		BaseEndpoint:     aws.String(srv.URL),
 		Credentials:      credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
-		HTTPClient:       srv.Client(),
+		HTTPClient:       &http.Client{Transport: transport},
 		RetryMaxAttempts: 1,
 	})
 }
