@@ -137,19 +137,19 @@ func (s *Server) Ready() bool { return s.clusters.ready() }
 
 // decision collects what one Check decided, for the log line and metrics.
 type decision struct {
-	id          string
-	requestID   string
-	cluster     string
+	id        string
+	requestID string
+	cluster   string
 	// token is kept only so that the log line can carry its Fingerprint,
 	// computed when (and only if) the line is written. It is never logged.
-	token string
-	arn         string
-	username    string
-	groups      []string
-	cacheHit    bool
-	err         error
-	outcome     *outcome
-	latency     time.Duration
+	token    string
+	arn      string
+	username string
+	groups   []string
+	cacheHit bool
+	err      error
+	outcome  *outcome
+	latency  time.Duration
 	// trace is handed to the verifier chain through the context.
 	trace trace
 }
