@@ -186,10 +186,6 @@ func TestStoreStartup(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && strings.Contains(s, sub))
-}
-
 func TestStoreReload(t *testing.T) {
 	t.Run("in-place write", func(t *testing.T) {
 		f := newStoreFixture(t, versioned(1), nil)
