@@ -348,9 +348,10 @@ func checkFuzzDenied(t *testing.T, resp *authv3.CheckResponse, lines []headerLin
 	if st.Kind != "Status" || st.APIVersion != "v1" || st.Status != metav1.StatusFailure || int(st.Code) != code || st.Message == "" {
 		t.Errorf("denial body %+v does not describe HTTP %d", st, code)
 	}
-	var contentType bool
+	var contentType, retryAfter bool
 	for _, h := range d.GetHeaders() {
 		name := h.GetHeader().GetKey()
+		retryAfter = retryAfter || (name == "retry-after" && h.GetHeader().GetValue() != "")
 		if strings.HasPrefix(strings.ToLower(name), "impersonate-") || strings.EqualFold(name, "authorization") {
 			t.Errorf("denial sets %q", name)
 		}
@@ -358,6 +359,10 @@ func checkFuzzDenied(t *testing.T, resp *authv3.CheckResponse, lines []headerLin
 	}
 	if !contentType {
 		t.Error("denial without content-type: application/json")
+	}
+	// A 429 or 503 says when to come back: client-go retries only then.
+	if (code == 429 || code == 503) != retryAfter {
+		t.Errorf("HTTP %d with Retry-After %v", code, retryAfter)
 	}
 	checkNoTokenIn(t, "the denial body", d.GetBody(), lines)
 	if ok := resp.GetOkResponse(); ok != nil {

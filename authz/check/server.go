@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -124,7 +125,7 @@ func New(o Options) (*Server, error) {
 		decisionBase: binary.BigEndian.Uint64(seed[:]) &^ (1<<32 - 1),
 	}
 	for _, row := range outcomes {
-		s.denied[row] = deniedResponse(row, row.statusBody(), 0)
+		s.denied[row] = deniedResponse(row, row.statusBody(), unavailableRetryAfter(row))
 	}
 	return s, nil
 }
@@ -259,6 +260,21 @@ func (s *Server) deny(d *decision, err error) *authv3.CheckResponse {
 		return resp
 	}
 	return s.denied[outcomeInternal]
+}
+
+// unavailableRetryAfterSeconds is the Retry-After of every 503: STS, the
+// mapping or this server is briefly unable to decide, and the request
+// itself is fine. client-go (kubectl) retries a 503 only when it carries
+// Retry-After (up to 10 times, waiting the given seconds), so a short STS
+// blip or a restart is ridden out without the user seeing an error, while a
+// longer outage still surfaces within seconds.
+const unavailableRetryAfterSeconds = 1
+
+func unavailableRetryAfter(o *outcome) int {
+	if o.httpCode == http.StatusServiceUnavailable {
+		return unavailableRetryAfterSeconds
+	}
+	return 0
 }
 
 // retryAfterSeconds is the Retry-After for a throttled verification: what
