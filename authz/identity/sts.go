@@ -33,6 +33,18 @@ func FromSTS(arn, account, userID, accessKeyID string) (Identity, error) {
 		if userID == "" {
 			return Identity{}, fmt.Errorf("%w: empty UserId", ErrInvalidARN)
 		}
+		// Stricter than the reference, for an answer that does not hold
+		// together: an IAM user's UserId is its unique id (AIDA...), which
+		// never has a colon, and root's UserId is the account id. Only a
+		// federated user's UserId is "account:name". The UserId becomes the
+		// Impersonate-Uid and the principalid extra, so a suffix smuggled
+		// into it must not pass.
+		switch {
+		case kind == KindUser && strings.Contains(userID, ":"):
+			return Identity{}, fmt.Errorf("%w: UserId %q of an IAM user has a session part", ErrInvalidARN, userID)
+		case kind == KindRoot && userID != account:
+			return Identity{}, fmt.Errorf("%w: UserId %q of the root user is not the account", ErrInvalidARN, userID)
+		}
 		id.PrincipalID = userID
 	default:
 		parts := strings.Split(userID, ":")

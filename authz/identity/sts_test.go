@@ -34,6 +34,8 @@ func TestFromSTS(t *testing.T) {
 		"UserId session differs from ARN":     {arn: "arn:aws:sts::123456789012:assumed-role/Alice/x", account: "123456789012", userID: "AROAX:y", wantError: true},
 		"account differs from ARN":            {arn: "arn:aws:iam::123456789012:user/Alice", account: "999999999999", userID: "AIDA", wantError: true},
 		"empty UserId for user":               {arn: "arn:aws:iam::123456789012:user/Alice", account: "123456789012", userID: "", wantError: true},
+		"IAM user UserId with a session part": {arn: "arn:aws:iam::123456789012:user/Alice", account: "123456789012", userID: "AIDAALICE:someone-else", wantError: true},
+		"root UserId that is not the account": {arn: "arn:aws:iam::123456789012:root", account: "123456789012", userID: "AIDAROOT", wantError: true},
 		"invalid arn":                         {arn: "arn", account: "1000", userID: "userid", wantError: true},
 	}
 	for name, tc := range tests {
