@@ -10,7 +10,10 @@
 //     token itself is never stored (anchors A.10, C.5).
 //   - A verified identity is served for at most MaxTTL and never past the
 //     token's own expiry (X-Amz-Date + 15 min): the cache must not outlive
-//     the credential.
+//     the credential. Past MaxTTL it is verified again; if that fails
+//     transiently (ServeStaleOnError: STS down, slow, throttling), the
+//     earlier verification is served until the token expires, so an STS
+//     outage does not lock out users whose tokens were already verified.
 //   - Concurrent misses for one token share one upstream call
 //     (singleflight), detached from the first caller's cancellation.
 //   - Definitive rejections are cached briefly; throttling and outages never
@@ -173,6 +176,16 @@ func (c *Cache) load(parent context.Context, k digest, tok, clusterID string) (_
 	defer cancel()
 	res, err := c.next.Verify(ctx, tok, clusterID)
 	now := c.now()
+	if err != nil && c.opts.ServeStaleOnError != nil && c.opts.ServeStaleOnError(err) {
+		// The upstream cannot say anything about the token right now. An
+		// identity it verified earlier for this very token stands until
+		// the token expires, as STS itself would honour it; a definitive
+		// rejection (revoked or expired credentials) never takes this path.
+		if e, ok := c.store.getStale(k, now); ok && e.err == nil {
+			c.metrics.stale.Inc()
+			return e.res, nil
+		}
+	}
 	if e, ok := c.entryFor(res, err, now); ok {
 		c.store.put(k, e, now)
 	}
@@ -188,13 +201,15 @@ func (c *Cache) entryFor(res verify.Result, err error, now instant) (entry, bool
 		if c.opts.IsCacheableError == nil || !c.opts.IsCacheableError(err) {
 			return entry{}, false
 		}
-		return entry{err: err, deadline: now.mono + c.opts.NegativeTTL}, true
+		d := now.mono + c.opts.NegativeTTL
+		return entry{err: err, deadline: d, stale: d}, true
 	}
-	ttl := min(c.opts.MaxTTL, res.Expiry.Sub(now.wall))
+	life := res.Expiry.Sub(now.wall)
+	ttl := min(c.opts.MaxTTL, life)
 	if ttl <= 0 {
 		// Already expired (or a verifier that left Expiry zero): serving
 		// it even once more would outlive the credential.
 		return entry{}, false
 	}
-	return entry{res: res, deadline: now.mono + ttl}, true
+	return entry{res: res, deadline: now.mono + ttl, stale: now.mono + life}, true
 }

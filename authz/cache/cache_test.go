@@ -524,8 +524,8 @@ func TestCacheMetricsRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Errorf("requests_total series = %d, want 3 (hit, miss, negative_hit exported from the start)", n)
+	if n != 4 {
+		t.Errorf("requests_total series = %d, want 4 (hit, miss, negative_hit, stale exported from the start)", n)
 	}
 	if _, err := NewMetrics(reg); err == nil {
 		t.Error("registering twice on one registry: err = nil, want the duplicate registration error")

@@ -12,6 +12,7 @@ type Metrics struct {
 	hits         prometheus.Counter
 	misses       prometheus.Counter
 	negativeHits prometheus.Counter
+	stale        prometheus.Counter
 	evictions    prometheus.Counter
 	entries      prometheus.Gauge
 	shared       prometheus.Counter
@@ -22,7 +23,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kube_iam_authz_cache_requests_total",
-		Help: "Verification cache lookups by result: hit (verified identity served), negative_hit (cached definitive rejection served), miss (upstream verifier consulted or joined).",
+		Help: "Verification cache lookups by result: hit (verified identity served), negative_hit (cached definitive rejection served), miss (upstream verifier consulted or joined), stale (a miss whose upstream failed transiently, answered with the identity verified earlier for the same unexpired token).",
 	}, []string{"result"})
 	evictions := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "kube_iam_authz_cache_evictions_total",
@@ -43,6 +44,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		hits:         requests.WithLabelValues("hit"),
 		misses:       requests.WithLabelValues("miss"),
 		negativeHits: requests.WithLabelValues("negative_hit"),
+		stale:        requests.WithLabelValues("stale"),
 		evictions:    evictions,
 		entries:      entries,
 		shared:       shared,

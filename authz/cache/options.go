@@ -81,6 +81,12 @@ type Options struct {
 	// turn a blip at STS into NegativeTTL of denials. Default: nothing is
 	// negatively cached.
 	IsCacheableError func(error) bool
+	// ServeStaleOnError reports which verifier errors are transient
+	// failures of the upstream (an outage, a timeout, throttling). When
+	// re-verifying a token past MaxTTL fails with one, the identity
+	// verified earlier for the same token is served instead, until the
+	// token's expiry. Default: never (the error is returned).
+	ServeStaleOnError func(error) bool
 }
 
 // withDefaults returns o with every zero field replaced by its default.

@@ -25,6 +25,11 @@ type entry struct {
 	// TTL) in 8 bytes instead of 24; over 100k entries that and the
 	// allocator's size classes save about 3 MiB.
 	deadline time.Duration
+	// stale is how long a positive entry may still be served when the
+	// upstream verifier fails transiently (STS down, slow or throttling):
+	// until the token's own expiry, as an offset from the cache's epoch.
+	// For negative entries it equals deadline.
+	stale time.Duration
 }
 
 // instant is a moment as the cache compares it: wall time for the token's
@@ -44,6 +49,16 @@ func (e *entry) live(now instant) bool {
 		return false
 	}
 	return e.err != nil || now.wall.Before(e.res.Expiry)
+}
+
+// usable reports whether e may be kept: fresh, or a positive entry past
+// MaxTTL that can still stand in for the upstream while it fails
+// transiently, because the credential it vouches for has not expired.
+func (e *entry) usable(now instant) bool {
+	if e.err != nil {
+		return e.live(now)
+	}
+	return now.mono < e.stale && now.wall.Before(e.res.Expiry)
 }
 
 // store is a size-bounded LRU of entries split into shards, each with its
@@ -89,24 +104,37 @@ func newStore(maxEntries, shards int, m *Metrics) (*store, error) {
 func (s *store) shard(k *digest) *shard { return &s.shards[k.shard(len(s.shards))] }
 
 // get returns the live entry for k and marks it most recently used. An
-// expired entry is dropped and reported as absent.
+// entry past its use (see usable) is dropped; one past MaxTTL but still
+// usable is kept for getStale and reported as absent.
 func (s *store) get(k digest, now instant) (entry, bool) {
+	return s.lookup(k, now, (*entry).live)
+}
+
+// getStale returns the usable entry for k, fresh or not.
+func (s *store) getStale(k digest, now instant) (entry, bool) {
+	return s.lookup(k, now, (*entry).usable)
+}
+
+func (s *store) lookup(k digest, now instant, serve func(*entry, instant) bool) (entry, bool) {
 	sh := s.shard(&k)
 	sh.mu.Lock()
 	e, ok := sh.lru.Get(k)
-	if ok && !e.live(now) {
+	if ok && !e.usable(now) {
 		sh.lru.Remove(k)
 		sh.mu.Unlock()
 		s.metrics.entries.Dec()
 		return entry{}, false
 	}
 	sh.mu.Unlock()
-	return e, ok
+	if !ok || !serve(&e, now) {
+		return entry{}, false
+	}
+	return e, true
 }
 
-// put stores e under k. When the shard is full it first drops expired
+// put stores e under k. When the shard is full it first drops unusable
 // entries from the cold end (they would be refused on lookup anyway), and
-// only then evicts the least recently used live entry.
+// only then evicts the least recently used usable entry.
 func (s *store) put(k digest, e entry, now instant) {
 	sh := s.shard(&k)
 	sh.mu.Lock()
@@ -114,7 +142,7 @@ func (s *store) put(k digest, e entry, now instant) {
 	if !sh.lru.Contains(k) {
 		for sh.lru.Len() >= sh.size {
 			_, old, ok := sh.lru.GetOldest()
-			if !ok || old.live(now) {
+			if !ok || old.usable(now) {
 				break
 			}
 			sh.lru.RemoveOldest()

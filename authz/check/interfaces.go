@@ -40,3 +40,14 @@ type BearerSource interface {
 func IsDefinitiveRejection(err error) bool {
 	return errors.Is(err, token.ErrMalformed) || errors.Is(err, sts.ErrUnauthenticated)
 }
+
+// IsTransientFailure reports whether a verification error is trouble on the
+// way to STS (an outage, a timeout, an answer that cannot be trusted,
+// throttling by STS or by our own limit) rather than a verdict on the
+// token. While STS is in such trouble, an identity it verified earlier for
+// the same unexpired token keeps being served (cache.Options
+// ServeStaleOnError), so an outage locks out only tokens never seen before.
+func IsTransientFailure(err error) bool {
+	return errors.Is(err, sts.ErrUnavailable) || errors.Is(err, sts.ErrThrottled) ||
+		errors.Is(err, context.DeadlineExceeded)
+}

@@ -261,14 +261,17 @@ func (o *ServeOptions) tokenOptions() token.Options {
 	return token.Options{Partition: o.Partition, Regions: o.STSRegions}
 }
 
-// cacheOptions: only definitive rejections are cached negatively.
+// cacheOptions: only definitive rejections are cached negatively; while STS
+// fails transiently, identities already verified are served until their
+// tokens expire.
 func (o *ServeOptions) cacheOptions() cache.Options {
 	return cache.Options{
-		MaxEntries:       o.CacheMaxEntries,
-		MaxTTL:           o.CacheTTL.Duration,
-		NegativeTTL:      o.CacheNegativeTTL.Duration,
-		FlightTimeout:    flightTimeout(o.STSTimeout.Duration),
-		IsCacheableError: check.IsDefinitiveRejection,
+		MaxEntries:        o.CacheMaxEntries,
+		MaxTTL:            o.CacheTTL.Duration,
+		NegativeTTL:       o.CacheNegativeTTL.Duration,
+		FlightTimeout:     flightTimeout(o.STSTimeout.Duration),
+		IsCacheableError:  check.IsDefinitiveRejection,
+		ServeStaleOnError: check.IsTransientFailure,
 	}
 }
 
