@@ -1,0 +1,465 @@
+//go:build integration
+
+package e2e
+
+// The full chain for the reliability and abuse tests (issue 8): kubectl or a Go client →
+// real Envoy (envoy/sidecar.yaml) → kube-iam-authz serve (the built binary) → sts-fake;
+// Envoy → apiserver-fake (the real k8s.io/apiserver impersonation filter, with a header
+// recorder). Every token a test mints is also a canary: when the test ends, every log,
+// /metrics scrape and response body of the stack is scanned for it.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
+	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+)
+
+const (
+	relAccount   = "111122223333"
+	relClusterID = "rel-cluster-a"
+	// relSTSTimeout is serve's --sts-timeout in these tests: short, so that the
+	// "nothing hangs past the deadline" checks run in seconds. Envoy's ext_authz
+	// timeout stays the reviewed 6s.
+	relSTSTimeout = time.Second
+	// relSAPath is the file in the reviewed config holding the API server's CA.
+	relSAPath = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+)
+
+// relPrincipal is an AWS caller the stand-in knows.
+type relPrincipal struct {
+	entry stsfake.PrincipalEntry
+}
+
+func relRole(akid, role, session string) relPrincipal {
+	return relPrincipal{stsfake.PrincipalEntry{
+		Principal: stsfake.Principal{
+			Credentials: stsfake.Credentials{AccessKeyID: akid, SecretAccessKey: "secret-" + akid, SessionToken: "CANARY-session-token-" + akid + "-x"},
+			Account:     relAccount,
+		},
+		Role: role, Session: session,
+	}}
+}
+
+func relUser(akid, name string) relPrincipal {
+	return relPrincipal{stsfake.PrincipalEntry{
+		Principal: stsfake.Principal{
+			Credentials: stsfake.Credentials{AccessKeyID: akid, SecretAccessKey: "secret-" + akid},
+			Account:     relAccount,
+		},
+		User: name,
+	}}
+}
+
+// relPrincipals: alice and the node are role sessions, bob an IAM user; mallory is known
+// to STS but mapped nowhere. The template-abuse sessions are role sessions of a role
+// mapped with {{SessionName}} templates.
+var relPrincipals = map[string]relPrincipal{
+	"alice":   relRole("ASIARELALICE00000001", "Dev", "alice"),
+	"bob":     relUser("AKIARELBOB0000000001", "bob"),
+	"mallory": relUser("AKIARELMALLORY000001", "mallory"),
+	"node":    relRole("ASIARELNODE000000001", "Node", "i-0123456789abcdef0"),
+	"carol":   relRole("ASIARELCAROL00000001", "Dev", "carol"),
+	"dave":    relRole("ASIARELDAVE000000001", "Dev", "dave"),
+}
+
+// relMapping maps alice (any Dev session) and bob; mallory is unmapped.
+const relMapping = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: aws-auth
+  namespace: kube-system
+data:
+  mapRoles: |
+    - rolearn: arn:aws:iam::111122223333:role/Dev
+      username: dev:{{SessionName}}
+      groups: [devs, viewers]
+  mapUsers: |
+    - userarn: arn:aws:iam::111122223333:user/bob
+      username: bob
+      groups: [viewers]
+`
+
+type relOptions struct {
+	// mapping is the aws-auth file (relMapping when empty).
+	mapping string
+	// principals adds principals beyond relPrincipals.
+	principals map[string]relPrincipal
+	// serveArgs are added to serve's flags (after the stack's own).
+	serveArgs []string
+	// apiserverArgs replace the default proxy credential flags of apiserver-fake.
+	apiserverArgs []string
+	// proxyToken is the proxy's own token (written to the upstream token file).
+	proxyToken string
+	// edit changes the reviewed Envoy config beyond the loopback rendering.
+	edit func(*bootstrapv3.Bootstrap) error
+	// config is the reviewed Envoy config (envoy/sidecar.yaml when empty).
+	config string
+}
+
+type relStack struct {
+	dir            string
+	principals     map[string]relPrincipal
+	sts            *harness.STSFake
+	stsProxy       *harness.TCPProxy // serve reaches sts-fake through it
+	api            *harness.APIServerFake
+	serve          *harness.Serve
+	serveArgs      []string
+	envoy          *harness.Envoy
+	ports          envoyconfig.LocalPorts
+	envoyCA        string
+	mappingPath    string
+	proxyTokenPath string
+	client         *http.Client
+	canary         *harness.Canary
+
+	mu       sync.Mutex
+	restarts int
+	// base and minted make every token unique: X-Amz-Date has one-second
+	// resolution, so two tokens of one principal minted in the same second
+	// would be the same token (and a cache hit). Token n is signed at base-n s.
+	base   time.Time
+	minted int
+}
+
+func newRelStack(t *testing.T, o relOptions) *relStack {
+	t.Helper()
+	if o.mapping == "" {
+		o.mapping = relMapping
+	}
+	if o.proxyToken == "" {
+		o.proxyToken = "proxy-sa-token-rel-0001"
+	}
+	if o.config == "" {
+		o.config = "../../envoy/sidecar.yaml"
+	}
+	s := &relStack{dir: t.TempDir(), principals: map[string]relPrincipal{}, canary: harness.NewCanary(), base: time.Now()}
+	for k, v := range relPrincipals {
+		s.principals[k] = v
+	}
+	for k, v := range o.principals {
+		s.principals[k] = v
+	}
+	var pf stsfake.PrincipalsFile
+	for _, p := range s.principals {
+		pf.Principals = append(pf.Principals, p.entry)
+	}
+	s.sts = harness.StartSTSFake(t, pf)
+	s.stsProxy = harness.StartTCPProxy(t, strings.TrimPrefix(s.sts.URL, "https://"))
+
+	s.proxyTokenPath = filepath.Join(s.dir, "proxy-token")
+	writeFileAtomic(t, s.proxyTokenPath, o.proxyToken)
+	apiArgs := o.apiserverArgs
+	if apiArgs == nil {
+		apiArgs = []string{"--proxy-token-file", s.proxyTokenPath}
+	}
+	s.api = harness.StartAPIServerFake(t, apiArgs...)
+
+	s.mappingPath = filepath.Join(s.dir, "mapping", "aws-auth.yaml")
+	if err := os.MkdirAll(filepath.Dir(s.mappingPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFileAtomic(t, s.mappingPath, o.mapping)
+	s.serveArgs = append([]string{
+		"--cluster-id", relClusterID,
+		"--mapping-file", s.mappingPath,
+		"--sts-endpoint", "https://" + s.stsProxy.Addr,
+		"--sts-ca-file", s.sts.CAFile,
+		"--sts-timeout", relSTSTimeout.String(),
+		"--upstream-token-file", s.proxyTokenPath,
+		"--shutdown-grace", "5s",
+	}, o.serveArgs...)
+	s.serve = harness.StartServe(t, harness.FreeAddr(t), harness.FreeAddr(t), s.serveArgs...)
+
+	ca := harness.NewCA(t)
+	edits := []func(*bootstrapv3.Bootstrap) error{upstreamNameIsLocalhost}
+	if o.edit != nil {
+		edits = append(edits, o.edit)
+	}
+	cfg, ports := harness.RenderEnvoy(t, o.config, harness.RenderOptions{
+		AuthzAddr:  s.serve.GRPCAddr,
+		APIServers: map[string]string{"apiserver": s.api.Addr},
+		CA:         ca,
+		ServerCert: ca.Issue(t, "envoy", "localhost", "127.0.0.1"),
+		Files:      map[string]string{relSAPath: s.api.CAFile},
+		Edit: func(b *bootstrapv3.Bootstrap) error {
+			for _, e := range edits {
+				if err := e(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	})
+	s.ports = ports
+	s.envoyCA = ca.CertFile
+	s.envoy = harness.StartEnvoy(t, cfg)
+	s.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"},
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		MaxIdleConnsPerHost: 64,
+	}}
+
+	// Every source of text the stack produces is scanned for every token minted.
+	s.canary.Watch("sts-fake stdout", s.sts.Stdout)
+	s.canary.Watch("sts-fake stderr", s.sts.Stderr)
+	s.canary.Watch("apiserver-fake stderr", s.api.Stderr)
+	s.canary.Watch("envoy stdout", s.envoy.Stdout)
+	s.canary.Watch("envoy stderr", s.envoy.Stderr)
+	s.watchServe()
+	t.Cleanup(func() {
+		s.client.CloseIdleConnections()
+		if code, body, err := s.currentServe().Get("/metrics"); err == nil && code == http.StatusOK {
+			s.canary.Record("serve /metrics", body)
+		}
+		s.canary.Check(t)
+	})
+	return s
+}
+
+// upstreamNameIsLocalhost points the reviewed upstream TLS name (kubernetes.default.svc)
+// at the name apiserver-fake's certificate carries. Verification itself stays on.
+func upstreamNameIsLocalhost(b *bootstrapv3.Bootstrap) error {
+	return envoyconfig.Edit(b, func(u *tlsv3.UpstreamTlsContext) error {
+		if u.GetSni() == "" {
+			return nil
+		}
+		u.Sni = "localhost"
+		vc := u.GetCommonTlsContext().GetValidationContext()
+		for _, m := range vc.GetMatchTypedSubjectAltNames() {
+			m.Matcher = &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "localhost"}}
+		}
+		return nil
+	})
+}
+
+func (s *relStack) watchServe() {
+	s.mu.Lock()
+	n := s.restarts
+	srv := s.serve
+	s.mu.Unlock()
+	s.canary.Watch(fmt.Sprintf("serve#%d stdout", n), srv.Stdout)
+	s.canary.Watch(fmt.Sprintf("serve#%d stderr", n), srv.Stderr)
+}
+
+func (s *relStack) currentServe() *harness.Serve {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.serve
+}
+
+// restartServe starts a new serve on the same addresses (the old one must have exited)
+// and waits for it to be ready.
+func (s *relStack) restartServe(t *testing.T) *harness.Serve {
+	t.Helper()
+	old := s.currentServe()
+	srv := harness.StartServe(t, old.GRPCAddr, old.HTTPAddr, s.serveArgs...)
+	s.mu.Lock()
+	s.serve = srv
+	s.restarts++
+	s.mu.Unlock()
+	s.watchServe()
+	return srv
+}
+
+// url is the Envoy listener's base URL.
+func (s *relStack) url() string {
+	for _, addr := range s.ports.Listeners {
+		return "https://" + addr
+	}
+	return ""
+}
+
+// token mints a new token (never minted before in this stack) for a principal, signed
+// for relClusterID, and registers it as a canary.
+func (s *relStack) token(t *testing.T, who string) string {
+	t.Helper()
+	return s.tokenFor(t, who, relClusterID, s.nextSignedAt())
+}
+
+func (s *relStack) nextSignedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.minted++
+	return s.base.Add(-time.Duration(s.minted) * time.Second)
+}
+
+func (s *relStack) tokenFor(t *testing.T, who, clusterID string, signedAt time.Time) string {
+	t.Helper()
+	p, ok := s.principals[who]
+	if !ok {
+		t.Fatalf("no principal %q", who)
+	}
+	tok, err := stsfake.SignToken(context.Background(), stsfake.TokenRequest{
+		Credentials: p.entry.Credentials, ClusterID: clusterID, SignedAt: signedAt,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.canary.AddToken(tok); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// forgedToken is well formed but signed with the wrong secret: STS refuses it.
+func (s *relStack) forgedToken(t *testing.T, who string) string {
+	t.Helper()
+	p := s.principals[who]
+	creds := p.entry.Credentials
+	creds.SecretAccessKey = "not-the-secret"
+	tok, err := stsfake.SignToken(context.Background(), stsfake.TokenRequest{Credentials: creds, ClusterID: relClusterID, SignedAt: s.nextSignedAt()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.canary.AddToken(tok); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+type relResponse struct {
+	status  int
+	header  http.Header
+	body    string
+	elapsed time.Duration
+	err     error
+}
+
+// do sends one request through Envoy with "Authorization: Bearer tok" (none when tok is
+// empty) plus the given header lines, and records the body for the canary scan.
+func (s *relStack) do(t testing.TB, method, path, tok string, h http.Header) relResponse {
+	req, err := http.NewRequest(method, s.url()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range h {
+		req.Header[k] = vs
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return relResponse{err: err, elapsed: time.Since(start)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	r := relResponse{status: resp.StatusCode, header: resp.Header, body: string(body), elapsed: time.Since(start), err: err}
+	s.canary.Record(fmt.Sprintf("response body %s %s (%d)", method, path, r.status), r.body)
+	s.canary.Record("response headers", fmt.Sprint(resp.Header))
+	return r
+}
+
+// whoamiPath is what `kubectl auth whoami` posts to; GET on it is a cheap request that
+// still runs authentication, impersonation and authorization on the API server.
+const whoamiPath = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+
+// get is a GET of /version (any authenticated user may read it) with a token.
+func (s *relStack) get(t testing.TB, tok string) relResponse {
+	return s.do(t, http.MethodGet, "/version", tok, nil)
+}
+
+// kubectl runs the real kubectl against Envoy with tok as the static bearer token and
+// returns its stdout and stderr (both recorded for the canary scan) and exit error.
+func (s *relStack) kubectl(t *testing.T, tok string, args ...string) (string, string, error) {
+	t.Helper()
+	bin := os.Getenv("KUBECTL")
+	if bin == "" {
+		bin = "/usr/bin/kubectl"
+	}
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: rel
+  cluster: {server: %q, certificate-authority: %q}
+users:
+- name: rel
+  user: {token: %q}
+contexts:
+- name: rel
+  context: {cluster: rel, user: rel}
+current-context: rel
+`, s.url(), s.envoyCA, tok)
+	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", kubeconfig, "--cache-dir", filepath.Join(dir, "cache")}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	s.canary.Record("kubectl stdout", stdout.String())
+	s.canary.Record("kubectl stderr", stderr.String())
+	return stdout.String(), stderr.String(), err
+}
+
+// writeFileAtomic writes content to a temporary file in the same directory and renames
+// it over path, as editors and the kubelet do.
+func writeFileAtomic(t testing.TB, path, content string) {
+	t.Helper()
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitUntil polls cond every 50ms until it holds or timeout passes.
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// recorded returns the requests apiserver-fake served since seq.
+func (s *relStack) recorded(t testing.TB, since int64) []harness.RecordedRequest {
+	return s.api.Requests(t, since)
+}
+
+// envoyCertPool reads the Envoy listener's CA (for clients other than s.client).
+func (s *relStack) envoyCertPool(t testing.TB) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(s.envoyCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b)
+	return pool
+}
