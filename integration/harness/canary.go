@@ -28,6 +28,7 @@ type Canary struct {
 	secrets map[string]string // value -> description (never printed: the value is the secret)
 	sources []canarySource
 	texts   []canaryText
+	seen    map[string]bool // texts already recorded: a load test repeats the same bodies
 }
 
 type canarySource struct {
@@ -118,10 +119,17 @@ func (c *Canary) Watch(name string, read func() string) {
 }
 
 // Record registers a piece of text to scan at Check time (a response body, an error
-// message, a /metrics scrape).
+// message, a /metrics scrape). A text identical to one already recorded is skipped.
 func (c *Canary) Record(name, text string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[string]bool{}
+	}
+	if c.seen[text] {
+		return
+	}
+	c.seen[text] = true
 	c.texts = append(c.texts, canaryText{name, text})
 }
 
