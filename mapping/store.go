@@ -94,7 +94,46 @@ type Store struct {
 	after func(time.Duration) <-chan time.Time
 
 	current atomic.Pointer[Snapshot]
+	status  atomic.Pointer[ReloadStatus]
 	loadMu  sync.Mutex // serialises loads so that swaps happen in read order
+}
+
+// ReloadStatus is the outcome of the latest read of the mapping file, for
+// health endpoints: whether the file on disk is the mapping in force, and
+// if not, why and since when the last good one is kept.
+type ReloadStatus struct {
+	// Result is one of the Result* constants.
+	Result string
+	// At is when the file was read.
+	At time.Time
+	// Error is the failure, empty on success. It names the file and its
+	// problems (never secrets: a mapping holds ARNs and names only).
+	Error string
+	// SHA256 is the content hash of the mapping in force ("" if none).
+	SHA256 string
+}
+
+// OK reports whether the file on disk is the mapping in force.
+func (r ReloadStatus) OK() bool { return r.Result == ResultSuccess || r.Result == ResultUnchanged }
+
+// Status returns the outcome of the latest read of the file; the zero
+// ReloadStatus before the first.
+func (s *Store) Status() ReloadStatus {
+	if st := s.status.Load(); st != nil {
+		return *st
+	}
+	return ReloadStatus{}
+}
+
+func (s *Store) setStatus(result string, err error) {
+	st := &ReloadStatus{Result: result, At: s.clock()}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	if cur := s.current.Load(); cur != nil {
+		st.SHA256 = cur.Hash()
+	}
+	s.status.Store(st)
 }
 
 // NewStore validates opts and builds a Store. It does not read the file:
@@ -167,9 +206,10 @@ func (s *Store) Load() error {
 	return err
 }
 
-func (s *Store) reload() (string, error) {
+func (s *Store) reload() (result string, err error) {
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
+	defer func() { s.setStatus(result, err) }()
 	cur := s.current.Load()
 	data, err := ReadFile(s.path, s.maxBytes)
 	if err != nil {

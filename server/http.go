@@ -20,8 +20,9 @@ const (
 )
 
 // newHTTPServer serves /metrics from gatherer, /healthz (the process is
-// alive) and /readyz (ready() is true: every mapping is loaded).
-func newHTTPServer(gatherer prometheus.Gatherer, ready func() bool, log *zap.Logger) *http.Server {
+// alive) and /readyz (ready() is true: every mapping is loaded), whose body
+// adds detail()'s lines when there are any.
+func newHTTPServer(gatherer prometheus.Gatherer, ready func() bool, detail func() []string, log *zap.Logger) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
 		ErrorLog:            zap.NewStdLog(log),
@@ -34,12 +35,19 @@ func newHTTPServer(gatherer prometheus.Gatherer, ready func() bool, log *zap.Log
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		var lines []string
+		if detail != nil {
+			lines = detail()
+		}
 		if !ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("not ready: mapping not loaded\n"))
-			return
+		} else {
+			_, _ = w.Write([]byte("ok\n"))
 		}
-		_, _ = w.Write([]byte("ok\n"))
+		for _, l := range lines {
+			_, _ = w.Write([]byte(l + "\n"))
+		}
 	})
 	return &http.Server{
 		Handler:           mux,

@@ -55,6 +55,11 @@ type Options struct {
 	// ReadyInterval is how often readiness is re-evaluated. Default
 	// DefaultReadyInterval.
 	ReadyInterval time.Duration
+	// ReadyDetail, if set, returns lines that /readyz appends to its answer
+	// (e.g. a mapping file that failed to reload while the last good one
+	// keeps serving). It does not change the status code: a server serving
+	// its last good mapping is ready.
+	ReadyDetail func() []string
 	// Background tasks (file watchers) run until the context ends; one
 	// returning an error stops the server.
 	Background []func(context.Context) error
@@ -132,7 +137,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	httpSrv := newHTTPServer(o.Gatherer, o.Authorizer.Ready, log)
+	httpSrv := newHTTPServer(o.Gatherer, o.Authorizer.Ready, o.ReadyDetail, log)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -92,6 +92,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		return err
 	}
 	var background []func(context.Context) error
+	var stores []*mapping.Store
 	tokenMetrics, err := upstream.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -137,6 +138,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		}
 		clusters = append(clusters, cl)
 		background = append(background, store.Run)
+		stores = append(stores, store)
 	}
 
 	authz, err := check.New(check.Options{
@@ -166,6 +168,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		Logger:        log,
 		ShutdownGrace: o.ShutdownGrace.Duration,
 		Background:    background,
+		ReadyDetail:   func() []string { return mappingStatus(stores) },
 	})
 }
 
@@ -199,4 +202,21 @@ func buildVerifier(o *ServeOptions, reg prometheus.Registerer, log *zap.Logger) 
 // one STS call plus a margin, within the cache's limit.
 func flightTimeout(stsTimeout time.Duration) time.Duration {
 	return min(stsTimeout+time.Second, time.Minute)
+}
+
+// mappingStatus says, for /readyz, which mapping files are not the mapping
+// in force and why: the server stays ready on its last good mapping, and
+// this is where an operator (or a probe log) sees that a change did not
+// take.
+func mappingStatus(stores []*mapping.Store) []string {
+	var out []string
+	for _, st := range stores {
+		s := st.Status()
+		if s.Result == "" || s.OK() {
+			continue
+		}
+		out = append(out, fmt.Sprintf("mapping %s: last reload %s at %s (%s); serving the last good mapping sha256 %s",
+			st.Name(), s.Result, s.At.UTC().Format(time.RFC3339), s.Error, s.SHA256))
+	}
+	return out
 }
