@@ -114,6 +114,11 @@ type relOptions struct {
 	edit func(*bootstrapv3.Bootstrap) error
 	// config is the reviewed Envoy config (envoy/sidecar.yaml when empty).
 	config string
+	// apiServerClusters are the config's API server clusters, all sent to the one
+	// apiserver-fake (["apiserver"] when empty); caFiles are the config's files that
+	// hold the API server's CA ([relSAPath] when empty).
+	apiServerClusters []string
+	caFiles           []string
 }
 
 type relStack struct {
@@ -131,6 +136,7 @@ type relStack struct {
 	proxyTokenPath string
 	client         *http.Client
 	canary         *harness.Canary
+	listener       string // the listener url() uses ("" = the only one)
 
 	mu       sync.Mutex
 	restarts int
@@ -195,12 +201,25 @@ func newRelStack(t *testing.T, o relOptions) *relStack {
 	if o.edit != nil {
 		edits = append(edits, o.edit)
 	}
+	if len(o.apiServerClusters) == 0 {
+		o.apiServerClusters = []string{"apiserver"}
+	}
+	if len(o.caFiles) == 0 {
+		o.caFiles = []string{relSAPath}
+	}
+	apiservers, files := map[string]string{}, map[string]string{}
+	for _, c := range o.apiServerClusters {
+		apiservers[c] = s.api.Addr
+	}
+	for _, f := range o.caFiles {
+		files[f] = s.api.CAFile
+	}
 	cfg, ports := harness.RenderEnvoy(t, o.config, harness.RenderOptions{
 		AuthzAddr:  s.serve.GRPCAddr,
-		APIServers: map[string]string{"apiserver": s.api.Addr},
+		APIServers: apiservers,
 		CA:         ca,
 		ServerCert: ca.Issue(t, "envoy", "localhost", "127.0.0.1"),
-		Files:      map[string]string{relSAPath: s.api.CAFile},
+		Files:      files,
 		Edit: func(b *bootstrapv3.Bootstrap) error {
 			for _, e := range edits {
 				if err := e(b); err != nil {
@@ -281,8 +300,18 @@ func (s *relStack) restartServe(t *testing.T) *harness.Serve {
 	return srv
 }
 
-// url is the Envoy listener's base URL.
+// url is the Envoy listener's base URL (the only listener, or the one named by
+// s.listener).
 func (s *relStack) url() string {
+	return s.listenerURL(s.listener)
+}
+
+// listenerURL is the base URL of a named listener ("" = any, for single-listener
+// configs).
+func (s *relStack) listenerURL(name string) string {
+	if name != "" {
+		return "https://" + s.ports.Listeners[name]
+	}
 	for _, addr := range s.ports.Listeners {
 		return "https://" + addr
 	}
@@ -348,7 +377,12 @@ type relResponse struct {
 // do sends one request through Envoy with "Authorization: Bearer tok" (none when tok is
 // empty) plus the given header lines, and records the body for the canary scan.
 func (s *relStack) do(t testing.TB, method, path, tok string, h http.Header) relResponse {
-	req, err := http.NewRequest(method, s.url()+path, nil)
+	return s.doAt(t, s.listener, method, path, tok, h)
+}
+
+// doAt is do through a named listener.
+func (s *relStack) doAt(t testing.TB, listener, method, path, tok string, h http.Header) relResponse {
+	req, err := http.NewRequest(method, s.listenerURL(listener)+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
