@@ -99,3 +99,4 @@ func runLoad(ctx context.Context, t *testing.T, s *relStack, workers int, next f
 	wg.Wait()
 	return tally
 }
+
