@@ -99,4 +99,3 @@ func runLoad(ctx context.Context, t *testing.T, s *relStack, workers int, next f
 	wg.Wait()
 	return tally
 }
-
