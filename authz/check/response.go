@@ -1,6 +1,7 @@
 package check
 
 import (
+	"crypto/subtle"
 	"slices"
 	"strconv"
 	"sync"
@@ -182,7 +183,10 @@ func (c *responseCache) get(k responseKey, user mapping.User, bearer string) *au
 		return nil
 	}
 	e := v.(*responseEntry)
-	if e.username != user.Username || e.bearer != bearer || !slices.Equal(e.groups, user.Groups) {
+	// The bearer is the proxy's own credential: compared in constant time,
+	// like every secret, although no client controls either side.
+	if e.username != user.Username || subtle.ConstantTimeCompare([]byte(e.bearer), []byte(bearer)) != 1 ||
+		!slices.Equal(e.groups, user.Groups) {
 		return nil
 	}
 	return e.resp

@@ -5,6 +5,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -128,7 +129,9 @@ func (f *TokenFile) Reload() error {
 		return err
 	}
 	f.metrics.read(f.name, true, f.now())
-	if old := f.current.Load(); old == nil || *old != tok {
+	// Constant-time: tok is a credential (whether it changed is not secret,
+	// but how many leading bytes did should not be measurable either).
+	if old := f.current.Load(); old == nil || subtle.ConstantTimeCompare([]byte(*old), []byte(tok)) != 1 {
 		f.current.Store(&tok)
 		if old != nil {
 			f.log.Info("upstream token rotated")
