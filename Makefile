@@ -22,13 +22,17 @@ LONG_FUZZTIME ?= 10m
 export KIA_ENVOY := $(ENVOY)
 export KIA_BIN   := $(BIN)
 
-.PHONY: all build test unit fuzz-smoke fuzz integration lint tools envoy demo bench clean
+.PHONY: all build apiserver test unit fuzz-smoke fuzz integration lint tools envoy demo bench clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/kube-iam-authz ./cmd/kube-iam-authz
 	$(GO) build -o $(BIN)/sts-fake ./integration/stsfake/cmd/sts-fake
+
+## apiserver: the API-server stand-in (its own Go module; the first build takes minutes).
+apiserver:
+	cd integration/apiserver && $(GO) build -o $(BIN)/apiserver-fake .
 
 ## tools: pinned linters and the real Envoy, installed project-locally.
 tools: envoy $(STATICCHECK)
@@ -66,8 +70,11 @@ fuzz-smoke:
 fuzz:
 	$(MAKE) fuzz-smoke FUZZTIME=$(LONG_FUZZTIME)
 
-integration: envoy build
-	$(GO) test -count=1 -tags integration -timeout 20m ./envoy/... ./integration/...
+## integration: the end-to-end suite alone (real Envoy, kubectl, awscli and the built
+## binaries; KIA_ENVOY and KIA_BIN are exported above). The e2e tests wait on child
+## processes, not CPU, so more of them run at once than the default GOMAXPROCS.
+integration: envoy build apiserver
+	$(GO) test -count=1 -tags integration -timeout 20m -parallel 8 ./envoy/... ./integration/...
 
 test: lint unit fuzz-smoke integration
 
