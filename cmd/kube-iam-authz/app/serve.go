@@ -19,7 +19,7 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/upstream"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
-	"github.com/kube-iam-authz/kube-iam-authz/server"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/server"
 )
 
 func newServeCommand(streams Streams) *cobra.Command {
