@@ -67,7 +67,7 @@ fuzz:
 	$(MAKE) fuzz-smoke FUZZTIME=$(LONG_FUZZTIME)
 
 integration: envoy build
-	$(GO) test -count=1 -tags integration -timeout 20m ./integration/...
+	$(GO) test -count=1 -tags integration -timeout 20m ./envoy/... ./integration/...
 
 test: lint unit fuzz-smoke integration
 

@@ -1,0 +1,77 @@
+package envoyconfig
+
+import (
+	"sort"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+)
+
+// Inventory names what a config binds, dials and reads: exactly what LocalPorts must
+// cover for RenderLocal.
+type Inventory struct {
+	Listeners     []string // listener names
+	AuthzClusters []string // clusters an ext_authz filter calls
+	APIServers    []string // every other cluster
+	Files         []string // file paths read (certificates, keys, CAs, file logs)
+}
+
+// Inventorize lists the listeners, clusters and files of b, each sorted.
+func Inventorize(b *bootstrapv3.Bootstrap) (Inventory, error) {
+	var inv Inventory
+	for _, l := range b.GetStaticResources().GetListeners() {
+		inv.Listeners = append(inv.Listeners, l.GetName())
+	}
+	authz, err := authzClusterNames(b)
+	if err != nil {
+		return Inventory{}, err
+	}
+	for _, cl := range b.GetStaticResources().GetClusters() {
+		if authz[cl.GetName()] {
+			inv.AuthzClusters = append(inv.AuthzClusters, cl.GetName())
+		} else {
+			inv.APIServers = append(inv.APIServers, cl.GetName())
+		}
+	}
+	files := map[string]bool{}
+	sources, err := Find[*corev3.DataSource](b)
+	if err != nil {
+		return Inventory{}, err
+	}
+	for _, ds := range sources {
+		if f := ds.GetFilename(); f != "" {
+			files[f] = true
+		}
+	}
+	logs, err := Find[*fileaccesslogv3.FileAccessLog](b)
+	if err != nil {
+		return Inventory{}, err
+	}
+	for _, fl := range logs {
+		files[fl.GetPath()] = true
+	}
+	for f := range files {
+		inv.Files = append(inv.Files, f)
+	}
+	for _, s := range [][]string{inv.Listeners, inv.AuthzClusters, inv.APIServers, inv.Files} {
+		sort.Strings(s)
+	}
+	return inv, nil
+}
+
+// authzClusterNames returns the clusters named by any ext_authz filter's envoy_grpc.
+func authzClusterNames(b *bootstrapv3.Bootstrap) (map[string]bool, error) {
+	filters, err := Find[*extauthzv3.ExtAuthz](b)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, a := range filters {
+		if name := a.GetGrpcService().GetEnvoyGrpc().GetClusterName(); name != "" {
+			names[name] = true
+		}
+	}
+	return names, nil
+}

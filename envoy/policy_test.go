@@ -1,0 +1,505 @@
+package envoyconfig_test
+
+import (
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+)
+
+// TestReviewedConfigsPassPolicy is the config lint: every shipped config keeps every
+// rule. TestPolicyViolations proves each rule can fail.
+func TestReviewedConfigsPassPolicy(t *testing.T) {
+	for _, path := range reviewedConfigs(t) {
+		t.Run(path, func(t *testing.T) {
+			b, err := envoyconfig.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := envoyconfig.CheckPolicy(b); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestReviewedSidecarValues pins the chosen numbers, which the policy only bounds.
+func TestReviewedSidecarValues(t *testing.T) {
+	b, err := envoyconfig.Load("sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz := only[*extauthzv3.ExtAuthz](t, b)
+	if got, want := authz.GetGrpcService().GetTimeout().AsDuration(), 6*time.Second; got != want {
+		t.Errorf("ext_authz timeout = %s, want %s (above the server's 5s STS deadline)", got, want)
+	}
+	hcm := only[*hcmv3.HttpConnectionManager](t, b)
+	if got, want := hcm.GetCommonHttpProtocolOptions().GetMaxStreamDuration().AsDuration(), 15*time.Minute; got != want {
+		t.Errorf("max_stream_duration = %s, want %s", got, want)
+	}
+	if got, want := hcm.GetStreamIdleTimeout().AsDuration(), 5*time.Minute; got != want {
+		t.Errorf("stream_idle_timeout = %s, want %s", got, want)
+	}
+	if !hcm.GetNormalizePath().GetValue() || hcm.GetMergeSlashes() {
+		t.Errorf("normalize_path = %v, merge_slashes = %v, want true, false", hcm.GetNormalizePath().GetValue(), hcm.GetMergeSlashes())
+	}
+	logs, err := envoyconfig.Find[*streamv3.StdoutAccessLog](b)
+	if err != nil || len(logs) != 1 {
+		t.Fatalf("stdout access logs = %d (%v), want 1", len(logs), err)
+	}
+	fields := logs[0].GetLogFormat().GetJsonFormat().GetFields()
+	for key, want := range map[string]string{
+		"method":        "%REQ(:METHOD)%",
+		"response_code": "%RESPONSE_CODE%",
+		"request_id":    "%REQ(X-REQUEST-ID)%",
+		"decision_id":   "%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%",
+		"path":          "%PATH(NQ)%",
+	} {
+		if got := fields[key].GetStringValue(); got != want {
+			t.Errorf("access log %s = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func only[T proto.Message](t *testing.T, b *bootstrapv3.Bootstrap) T {
+	t.Helper()
+	found, err := envoyconfig.Find[T](b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 {
+		t.Fatalf("found %d %T, want 1", len(found), *new(T))
+	}
+	return found[0]
+}
+
+func TestPolicyViolations(t *testing.T) {
+	tests := map[string]struct {
+		config    string
+		mutate    func(t *testing.T, b *bootstrapv3.Bootstrap)
+		wantRules []envoyconfig.Rule
+	}{
+		"admin on all interfaces": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				b.Admin.Address.GetSocketAddress().Address = "0.0.0.0"
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleAdminLoopback},
+		},
+		"failure_mode_allow": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.FailureModeAllow = true }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleFailureModeAllow},
+		},
+		"ext_authz timeout left at Envoy's default": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.GetGrpcService().Timeout = nil }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleExtAuthzTimeout},
+		},
+		"ext_authz timeout 200ms": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.GetGrpcService().Timeout = durationpb.New(200 * time.Millisecond) }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleExtAuthzTimeout},
+		},
+		"status_on_error 403": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.StatusOnError = &typev3.HttpStatus{Code: typev3.StatusCode_Forbidden} }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatusOnError},
+		},
+		"status_on_error absent": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.StatusOnError = nil }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatusOnError},
+		},
+		"transport api version auto": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.TransportApiVersion = corev3.ApiVersion_AUTO }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleExtAuthzService},
+		},
+		"authz cluster missing": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.GetGrpcService().GetEnvoyGrpc().ClusterName = "nope" }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleExtAuthzService},
+		},
+		"request body sent": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.WithRequestBody = &extauthzv3.BufferSettings{MaxRequestBytes: 1024} }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleRequestBody},
+		},
+		"allowed_headers hides impersonate headers": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.AllowedHeaders = &matcherList }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCheckHeaders},
+		},
+		"comma-joined header map": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.EncodeRawHeaders = false }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCheckHeaders},
+		},
+		"unvalidated mutations": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.ValidateMutations = false }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+		},
+		"any header mutable": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.DecoderHeaderMutationRules = nil }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+		},
+		"shadow mode": {
+			config:    "sidecar.yaml",
+			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.ShadowMode = true }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleBypass},
+		},
+		"runtime switch": {
+			config: "sidecar.yaml",
+			mutate: editAuthz(func(a *extauthzv3.ExtAuthz) {
+				a.FilterEnabled = &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 100}, RuntimeKey: "authz"}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleBypass},
+		},
+		"ext_authz disabled on a route": {
+			config: "sidecar.yaml",
+			mutate: editRoutes(func(t *testing.T, r *routev3.Route) {
+				r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.ext_authz": mustAny(t, &extauthzv3.ExtAuthzPerRoute{
+					Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true},
+				})}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleBypass},
+		},
+		"router before ext_authz": {
+			config: "sidecar.yaml",
+			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
+				f := h.HttpFilters
+				f[0], f[1] = f[1], f[0]
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleFilterChain},
+		},
+		"no ext_authz": {
+			config:    "sidecar.yaml",
+			mutate:    editHCM(func(h *hcmv3.HttpConnectionManager) { h.HttpFilters = h.HttpFilters[1:] }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleFilterChain},
+		},
+		"client decides its address": {
+			config: "sidecar.yaml",
+			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
+				h.UseRemoteAddress = wrapperspb.Bool(false)
+				h.XffNumTrustedHops = 1
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleRemoteAddress, envoyconfig.RuleRemoteAddress},
+		},
+		"internal addresses": {
+			config: "sidecar.yaml",
+			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
+				h.InternalAddressConfig = &hcmv3.HttpConnectionManager_InternalAddressConfig{
+					CidrRanges: []*corev3.CidrRange{{AddressPrefix: "127.0.0.1", PrefixLen: wrapperspb.UInt32(32)}},
+				}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleRemoteAddress},
+		},
+		"underscore headers allowed": {
+			config: "sidecar.yaml",
+			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
+				h.CommonHttpProtocolOptions.HeadersWithUnderscoresAction = corev3.HttpProtocolOptions_ALLOW
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUnderscoreHeaders},
+		},
+		"no SPDY upgrade": {
+			config:    "sidecar.yaml",
+			mutate:    editHCM(func(h *hcmv3.HttpConnectionManager) { h.UpgradeConfigs = h.UpgradeConfigs[:1] }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpgrades},
+		},
+		"websocket upgrade disabled": {
+			config: "sidecar.yaml",
+			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
+				h.UpgradeConfigs[0].Enabled = wrapperspb.Bool(false)
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpgrades},
+		},
+		"api server over HTTP/2": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, o *upstreamhttpv3.HttpProtocolOptions) {
+				if o.GetExplicitHttpConfig().GetHttpProtocolOptions() != nil {
+					o.UpstreamProtocolOptions = &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+						ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+					}}
+				}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpgrades},
+		},
+		"streams unbounded": {
+			config:    "sidecar.yaml",
+			mutate:    editHCM(func(h *hcmv3.HttpConnectionManager) { h.CommonHttpProtocolOptions.MaxStreamDuration = nil }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStreamBounds},
+		},
+		"streams outlive a token": {
+			config: "sidecar.yaml",
+			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
+				h.CommonHttpProtocolOptions.MaxStreamDuration = durationpb.New(time.Hour)
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStreamBounds},
+		},
+		"idle timeouts implicit": {
+			config: "sidecar.yaml",
+			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
+				h.StreamIdleTimeout = nil
+				h.CommonHttpProtocolOptions.IdleTimeout = nil
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStreamBounds, envoyconfig.RuleStreamBounds},
+		},
+		"access log prints the token": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, l *streamv3.StdoutAccessLog) {
+				l.GetLogFormat().GetJsonFormat().Fields["auth"] = structpb.NewStringValue("%REQ(AUTHORIZATION)%")
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleAccessLogSecrets},
+		},
+		"access log prints all headers through CEL": {
+			config: "sidecar.yaml",
+			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
+				h.AccessLog = append(h.AccessLog, &accesslogv3.AccessLog{
+					Name: "envoy.access_loggers.stdout",
+					ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAnyNoT(&streamv3.StdoutAccessLog{
+						AccessLogFormat: &streamv3.StdoutAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+							Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+								Specifier: &corev3.DataSource_InlineString{InlineString: "%CEL(request.headers)%\n"},
+							}},
+						}},
+					})},
+				})
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleAccessLogSecrets},
+		},
+		"route timeout default": {
+			config:    "sidecar.yaml",
+			mutate:    editRoutes(func(t *testing.T, r *routev3.Route) { r.GetRoute().Timeout = nil }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleRouteTimeout},
+		},
+		"route timeout 15s": {
+			config:    "sidecar.yaml",
+			mutate:    editRoutes(func(t *testing.T, r *routev3.Route) { r.GetRoute().Timeout = durationpb.New(15 * time.Second) }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleRouteTimeout},
+		},
+		"client traffic routed to the authz server": {
+			config: "sidecar.yaml",
+			mutate: editRoutes(func(t *testing.T, r *routev3.Route) {
+				r.GetRoute().ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "authz"}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleFilterChain},
+		},
+		"api server without CA": {
+			config:    "sidecar.yaml",
+			mutate:    edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) { c.CommonTlsContext.ValidationContextType = nil }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"api server name not pinned": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
+				c.GetCommonTlsContext().GetValidationContext().MatchTypedSubjectAltNames = nil
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"api server untrusted chain accepted": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
+				c.GetCommonTlsContext().GetValidationContext().TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"api server in clear text": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *clusterv3.Cluster) {
+				if c.GetName() == "apiserver" {
+					c.TransportSocket = nil
+				}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"api server without SNI": {
+			config:    "sidecar.yaml",
+			mutate:    edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) { c.Sni = "" }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"clients in clear text": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, fc *listenerv3.FilterChain) {
+				fc.TransportSocket = nil
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleDownstreamTLS},
+		},
+		"ext_authz may set Impersonate-Group": {
+			config: "sidecar.yaml",
+			mutate: editAuthz(func(a *extauthzv3.ExtAuthz) {
+				a.GetDecoderHeaderMutationRules().GetAllowExpression().Regex = "^(authorization|impersonate-.+)$"
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+		},
+		"ext_authz may not set Authorization": {
+			config: "sidecar.yaml",
+			mutate: editAuthz(func(a *extauthzv3.ExtAuthz) {
+				a.GetDecoderHeaderMutationRules().GetAllowExpression().Regex = "impersonate-(user|uid|extra-.+)"
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+		},
+		"a group slot missing": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, rc *routev3.RouteConfiguration) {
+				rc.RequestHeadersToAdd = slices.DeleteFunc(rc.RequestHeadersToAdd, func(h *corev3.HeaderValueOption) bool {
+					return strings.Contains(h.GetHeader().GetValue(), "impersonate_group_7)")
+				})
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleGroupSlots},
+		},
+		"group slots keep empty values": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, rc *routev3.RouteConfiguration) {
+				for _, h := range rc.RequestHeadersToAdd {
+					if h.GetHeader().GetKey() == "impersonate-group" {
+						h.KeepEmptyValue = true
+					}
+				}
+			}),
+			wantRules: slices.Repeat([]envoyconfig.Rule{envoyconfig.RuleGroupSlots}, envoyconfig.GroupSlots),
+		},
+		"client fail-open marker forwarded": {
+			config:    "sidecar.yaml",
+			mutate:    edit(func(t *testing.T, rc *routev3.RouteConfiguration) { rc.RequestHeadersToRemove = nil }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleFailureModeAllow},
+		},
+		"multi-cluster route without cluster id": {
+			config: "multi-cluster.yaml",
+			mutate: editRoutes(func(t *testing.T, r *routev3.Route) {
+				if r.GetRoute().GetCluster() == "apiserver-b" {
+					r.TypedPerFilterConfig = nil
+				}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleClusterContext, envoyconfig.RuleClusterContext},
+		},
+		"multi-cluster ids collide": {
+			config: "multi-cluster.yaml",
+			mutate: edit(func(t *testing.T, per *extauthzv3.ExtAuthzPerRoute) {
+				per.GetCheckSettings().ContextExtensions["cluster_id"] = "prod-a"
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleClusterContext},
+		},
+		"multi-cluster failure_mode_allow on one listener": {
+			config: "multi-cluster.yaml",
+			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
+				if h.GetStatPrefix() != "kube_api_b" {
+					return
+				}
+				for _, f := range h.HttpFilters {
+					a := &extauthzv3.ExtAuthz{}
+					if f.GetTypedConfig().UnmarshalTo(a) == nil {
+						a.FailureModeAllow = true
+						f.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAnyNoT(a)}
+					}
+				}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleFailureModeAllow},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b, err := envoyconfig.Load(tc.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.mutate(t, b)
+			err = envoyconfig.CheckPolicy(b)
+			var pe *envoyconfig.PolicyError
+			if !errors.As(err, &pe) || !errors.Is(err, envoyconfig.ErrPolicy) {
+				t.Fatalf("CheckPolicy = %v, want a *PolicyError wrapping ErrPolicy", err)
+			}
+			var got []string
+			for _, v := range pe.Violations {
+				got = append(got, string(v.Rule))
+			}
+			var want []string
+			for _, r := range tc.wantRules {
+				want = append(want, string(r))
+			}
+			sort.Strings(got)
+			sort.Strings(want)
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("rules = %v, want %v\n%v", got, want, err)
+			}
+		})
+	}
+}
+
+// matcherList is a non-empty allowed_headers list.
+var matcherList = matcherv3.ListStringMatcher{Patterns: []*matcherv3.StringMatcher{{
+	MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "authorization"},
+}}}
+
+// edit adapts envoyconfig.Edit to a test mutation.
+func edit[T proto.Message](fn func(*testing.T, T)) func(*testing.T, *bootstrapv3.Bootstrap) {
+	return func(t *testing.T, b *bootstrapv3.Bootstrap) {
+		t.Helper()
+		n := 0
+		err := envoyconfig.Edit(b, func(m T) error {
+			n++
+			fn(t, m)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatalf("mutation found no %T to edit", *new(T))
+		}
+	}
+}
+
+func editAuthz(fn func(*extauthzv3.ExtAuthz)) func(*testing.T, *bootstrapv3.Bootstrap) {
+	return edit(func(_ *testing.T, a *extauthzv3.ExtAuthz) { fn(a) })
+}
+
+func editHCM(fn func(*hcmv3.HttpConnectionManager)) func(*testing.T, *bootstrapv3.Bootstrap) {
+	return edit(func(_ *testing.T, h *hcmv3.HttpConnectionManager) { fn(h) })
+}
+
+func editRoutes(fn func(*testing.T, *routev3.Route)) func(*testing.T, *bootstrapv3.Bootstrap) {
+	return edit(fn)
+}
+
+func mustAny(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func mustAnyNoT(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}

@@ -1,0 +1,217 @@
+package envoyconfig_test
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+)
+
+// localPortsFor covers every listener, cluster and file of b with made-up loopback
+// addresses (nothing binds them here) and paths under dir.
+func localPortsFor(t *testing.T, b *bootstrapv3.Bootstrap, dir string) envoyconfig.LocalPorts {
+	t.Helper()
+	inv, err := envoyconfig.Inventorize(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := envoyconfig.LocalPorts{
+		AdminAddr:  "127.0.0.1:20000",
+		AuthzAddr:  "127.0.0.1:20001",
+		Listeners:  map[string]string{},
+		APIServers: map[string]string{},
+		Files:      map[string]string{},
+	}
+	for i, name := range inv.Listeners {
+		p.Listeners[name] = fmt.Sprintf("127.0.0.1:%d", 20100+i)
+	}
+	for i, name := range inv.APIServers {
+		p.APIServers[name] = fmt.Sprintf("127.0.0.1:%d", 20200+i)
+	}
+	for _, f := range inv.Files {
+		p.Files[f] = path.Join(dir, path.Base(f))
+	}
+	return p
+}
+
+// withoutLocalities blanks everything RenderLocal may change, so that what remains
+// must be identical between a reviewed config and its rendering.
+func withoutLocalities(t *testing.T, b *bootstrapv3.Bootstrap) *bootstrapv3.Bootstrap {
+	t.Helper()
+	b = proto.Clone(b).(*bootstrapv3.Bootstrap)
+	steps := []error{
+		envoyconfig.Edit(b, func(sa *corev3.SocketAddress) error {
+			sa.Address, sa.PortSpecifier = "", nil
+			return nil
+		}),
+		envoyconfig.Edit(b, func(ds *corev3.DataSource) error {
+			if ds.GetFilename() != "" {
+				ds.Specifier = &corev3.DataSource_Filename{Filename: "-"}
+			}
+			return nil
+		}),
+		envoyconfig.Edit(b, func(c *clusterv3.Cluster) error {
+			c.ClusterDiscoveryType, c.LoadAssignment = nil, nil
+			return nil
+		}),
+	}
+	if err := errors.Join(steps...); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
+	for _, file := range reviewedConfigs(t) {
+		t.Run(file, func(t *testing.T) {
+			reviewed, err := envoyconfig.Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := proto.Clone(reviewed)
+			p := localPortsFor(t, reviewed, "/tmp/kia-test")
+
+			out, err := envoyconfig.RenderLocal(reviewed, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(before, reviewed) {
+				t.Fatal("RenderLocal modified its input")
+			}
+			rendered, err := envoyconfig.Parse(out)
+			if err != nil {
+				t.Fatalf("rendered config does not parse: %v", err)
+			}
+			if err := envoyconfig.CheckPolicy(rendered); err != nil {
+				t.Fatalf("rendered config lost policy: %v", err)
+			}
+			if diff := cmpDiff(withoutLocalities(t, reviewed), withoutLocalities(t, rendered)); diff != "" {
+				t.Fatalf("rendering changed more than addresses and files (-reviewed +rendered):\n%s", diff)
+			}
+
+			// Every address and file is now local.
+			addrs, err := envoyconfig.Find[*corev3.SocketAddress](rendered)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sa := range addrs {
+				if sa.GetAddress() != "127.0.0.1" || sa.GetPortValue() < 20000 {
+					t.Errorf("address %s:%d is not a rendered local address", sa.GetAddress(), sa.GetPortValue())
+				}
+			}
+			inv, err := envoyconfig.Inventorize(rendered)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range inv.Files {
+				if !strings.HasPrefix(f, "/tmp/kia-test/") {
+					t.Errorf("file %s was not rewritten", f)
+				}
+			}
+			if got, want := rendered.GetAdmin().GetAddress().GetSocketAddress().GetPortValue(), uint32(20000); got != want {
+				t.Errorf("admin port = %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// cmpDiff compares two configs; protocmp lets go-cmp understand messages and Any.
+func cmpDiff(a, b proto.Message) string {
+	return cmp.Diff(a, b, protocmp.Transform())
+}
+
+func TestRenderLocalErrors(t *testing.T) {
+	reviewed, err := envoyconfig.Load("sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := func() envoyconfig.LocalPorts { return localPortsFor(t, reviewed, "/tmp/kia-test") }
+	tests := map[string]struct {
+		ports     func() envoyconfig.LocalPorts
+		wantInErr []string
+	}{
+		"listener not covered": {
+			ports: func() envoyconfig.LocalPorts {
+				p := good()
+				delete(p.Listeners, "kube-api")
+				return p
+			},
+			wantInErr: []string{`listener "kube-api" has no local address`},
+		},
+		"unknown listener": {
+			ports: func() envoyconfig.LocalPorts {
+				p := good()
+				p.Listeners["kube-apj"] = "127.0.0.1:1"
+				return p
+			},
+			wantInErr: []string{`Listeners["kube-apj"]: no such listener`},
+		},
+		"api server not covered, file not covered": {
+			ports: func() envoyconfig.LocalPorts {
+				p := good()
+				p.APIServers = nil
+				delete(p.Files, "/etc/kube-iam-authz/tls/tls.key")
+				return p
+			},
+			wantInErr: []string{`cluster "apiserver" has no local address`, `file "/etc/kube-iam-authz/tls/tls.key" has no local path`},
+		},
+		"authz cluster given as api server": {
+			ports: func() envoyconfig.LocalPorts {
+				p := good()
+				p.APIServers["authz"] = "127.0.0.1:5"
+				return p
+			},
+			wantInErr: []string{`APIServers["authz"]: no such cluster (or it is the authz cluster)`},
+		},
+		"unknown file": {
+			ports: func() envoyconfig.LocalPorts {
+				p := good()
+				p.Files["/etc/other"] = "/tmp/other"
+				return p
+			},
+			wantInErr: []string{`Files["/etc/other"]: the config reads no such file`},
+		},
+		"non-loopback and malformed addresses": {
+			ports: func() envoyconfig.LocalPorts {
+				p := good()
+				p.AdminAddr = "0.0.0.0:9901"
+				p.AuthzAddr = "localhost:9001"
+				p.Listeners["kube-api"] = "127.0.0.1"
+				p.APIServers["apiserver"] = "127.0.0.1:0"
+				return p
+			},
+			wantInErr: []string{
+				`AdminAddr: "0.0.0.0" is not a loopback IP`,
+				`AuthzAddr: "localhost" is not a loopback IP`,
+				`Listeners["kube-api"]: "127.0.0.1" is not host:port`,
+				`APIServers["apiserver"]: "127.0.0.1:0" has no usable port`,
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, err := envoyconfig.RenderLocal(reviewed, tc.ports())
+			if !errors.Is(err, envoyconfig.ErrRender) {
+				t.Fatalf("err = %v, want ErrRender", err)
+			}
+			if out != nil {
+				t.Fatal("output returned with an error")
+			}
+			for _, want := range tc.wantInErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %v\nwant it to contain %s", err, want)
+				}
+			}
+		})
+	}
+}

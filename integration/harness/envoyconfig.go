@@ -1,0 +1,81 @@
+package harness
+
+import (
+	"path"
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+
+	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+)
+
+// RenderOptions says how to run a reviewed Envoy config on loopback.
+type RenderOptions struct {
+	// AuthzAddr is the ext_authz gRPC server.
+	AuthzAddr string
+	// APIServers maps cluster names to local upstream addresses. Clusters left out get
+	// a free port nobody listens on (requests to them fail with 503).
+	APIServers map[string]string
+	// CA signs ServerCert and is used as every CA file the config reads.
+	CA *CA
+	// ServerCert is served by the listeners (files named *.key get its key, the
+	// listener certificate file tls.crt gets its certificate).
+	ServerCert *Cert
+	// Edit, if set, changes the loaded config before rendering (e.g. a shorter
+	// max_stream_duration for a test). The reviewed policy still applies unless the
+	// test means to break it.
+	Edit func(*bootstrapv3.Bootstrap) error
+}
+
+// RenderEnvoy loads a reviewed config, gives every listener a free loopback port, and
+// renders it with envoyconfig.RenderLocal. It returns the config for StartEnvoy and the
+// ports chosen.
+func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envoyconfig.LocalPorts) {
+	t.Helper()
+	b, err := envoyconfig.Load(configPath)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	if o.Edit != nil {
+		if err := o.Edit(b); err != nil {
+			t.Fatalf("harness: edit config: %v", err)
+		}
+	}
+	inv, err := envoyconfig.Inventorize(b)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	p := envoyconfig.LocalPorts{
+		AdminAddr:  FreeAddr(t),
+		AuthzAddr:  o.AuthzAddr,
+		Listeners:  map[string]string{},
+		APIServers: map[string]string{},
+		Files:      map[string]string{},
+	}
+	for _, name := range inv.Listeners {
+		p.Listeners[name] = FreeAddr(t)
+	}
+	for _, name := range inv.APIServers {
+		addr, ok := o.APIServers[name]
+		if !ok {
+			addr = FreeAddr(t)
+		}
+		p.APIServers[name] = addr
+	}
+	for _, f := range inv.Files {
+		switch {
+		case strings.HasSuffix(f, ".key"):
+			p.Files[f] = o.ServerCert.KeyFile
+		case path.Base(f) == "tls.crt":
+			p.Files[f] = o.ServerCert.CertFile
+		default:
+			p.Files[f] = o.CA.CertFile
+		}
+	}
+	cfg, err := envoyconfig.RenderLocal(b, p)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return cfg, p
+}
