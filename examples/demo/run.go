@@ -189,7 +189,9 @@ func (d *demo) startChain(ctx context.Context) error {
 	_, err = d.startStep(ctx, "starting the API-server stand-in (apiserver-fake, k8s.io/apiserver)", "apiserver-fake", d.bin("apiserver-fake"), []string{
 		"--listen", a.APIServer, "--cert-dir", d.files.APIServerCert, "--proxy-token-file", d.files.ProxyToken,
 		"--impersonation-mode", "classic",
-	}, env, nil, func(l string) string { return "API-server stand-in ready on " + apiserverReadyLine.FindStringSubmatch(l)[1] })
+	}, env, nil, func(l string) string {
+		return "API-server stand-in ready on " + apiserverReadyLine.FindStringSubmatch(l)[1]
+	})
 	if err != nil {
 		return err
 	}
