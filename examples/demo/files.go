@@ -9,15 +9,12 @@ import (
 
 	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 	"sigs.k8s.io/yaml"
-
-	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
 )
 
 // layout names every file the demo writes under the state directory.
 type layout struct {
 	Dir           string
 	Logs          string
-	Principals    string // STS stand-in principals (the demo's fake keys)
 	STSCA         string // CA the STS stand-in generated, trusted by serve
 	APIServerCert string // apiserver-fake's ca.crt, apiserver.crt, apiserver.key
 	ProxyToken    string // the proxy's own bearer token for the API server
@@ -33,7 +30,6 @@ func newLayout(dir string) layout {
 	return layout{
 		Dir:           dir,
 		Logs:          filepath.Join(dir, "logs"),
-		Principals:    filepath.Join(dir, "sts-principals.yaml"),
 		STSCA:         filepath.Join(dir, "sts-ca.crt"),
 		APIServerCert: filepath.Join(dir, "apiserver"),
 		ProxyToken:    filepath.Join(dir, "proxy-token"),
@@ -48,7 +44,7 @@ func newLayout(dir string) layout {
 
 // prepare empties the state directory and writes the inputs that do not
 // depend on a running process.
-func (l layout) prepare(repoDir string, ids []identity) error {
+func (l layout) prepare(repoDir string) error {
 	// Only ever remove a directory this demo made (or an empty one): the
 	// marker guards against --state-dir pointing somewhere precious.
 	if entries, err := os.ReadDir(l.Dir); err == nil && len(entries) > 0 {
@@ -65,18 +61,6 @@ func (l layout) prepare(repoDir string, ids []identity) error {
 		}
 	}
 	if err := os.WriteFile(filepath.Join(l.Dir, ".kube-iam-authz-demo"), nil, 0o600); err != nil {
-		return err
-	}
-
-	var pf stsfake.PrincipalsFile
-	for _, id := range ids {
-		pf.Principals = append(pf.Principals, id.Principal)
-	}
-	principals, err := yaml.Marshal(pf)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(l.Principals, principals, 0o600); err != nil {
 		return err
 	}
 
@@ -105,7 +89,7 @@ func (l layout) prepare(repoDir string, ids []identity) error {
 // `kube-iam-authz token` with that identity's static fake keys; the
 // environment is pinned so that the reader's own AWS setup (profiles, SSO,
 // IMDS) can neither leak in nor be needed.
-func (l layout) writeKubeconfig(serverURL, caFile, tokenBin string, ids []identity) error {
+func (l layout) writeKubeconfig(serverURL, caFile, tokenBin string, ids []caller) error {
 	cfg := clientcmdv1.Config{
 		Kind:       "Config",
 		APIVersion: "v1",

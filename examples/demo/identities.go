@@ -1,27 +1,25 @@
 package main
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
 )
 
-// demoAccount is the account of examples/aws-auth.yaml's mapUsers and
-// mapRoles entries; otherAccount appears nowhere in it (mapAccounts lists
-// 444455556666, which would map every principal of that account).
-const (
-	demoAccount  = "111122223333"
-	otherAccount = "777788889999"
-)
+// principalsFile holds the demo's fake keys, relative to the repository.
+const principalsFile = "examples/demo/sts-principals.yaml"
 
-// identity is one demo caller: static fake keys registered in the STS
-// stand-in, a kubeconfig context that signs tokens with them, and what
-// `kubectl auth whoami` must show.
-type identity struct {
+// caller is one demo caller: a kubeconfig context that signs tokens with
+// one principal's static fake keys, and what `kubectl auth whoami` must
+// show for it.
+type caller struct {
 	// Context is the kubeconfig context and user name.
 	Context string
-	// Title says which aws-auth rule applies.
-	Title string
-	// Principal is what the STS stand-in answers for these keys.
-	Principal stsfake.PrincipalEntry
+	// Rule says which aws-auth entry applies.
+	Rule string
+	// AccessKeyID picks the principal from the principals file.
+	AccessKeyID string
 	// WantAllowed is true when whoami must succeed.
 	WantAllowed bool
 	// WantUser and WantGroups must appear in whoami's output; for a denied
@@ -29,66 +27,56 @@ type identity struct {
 	WantUser   string
 	WantGroups []string
 	WantDenied string
+
+	// Principal is filled from the principals file.
+	Principal stsfake.Principal
 }
 
-// identities are the three callers of the scripted part, in order.
-func identities() []identity {
-	return []identity{
+// scriptedIdentities are the three callers of the scripted part, in order.
+// system:authenticated is added by the API server to every impersonated
+// user, as for any authenticated one.
+func scriptedIdentities() []caller {
+	return []caller{
 		{
-			Context: "admin",
-			Title:   "IAM user arn:aws:iam::111122223333:user/admin, mapped by mapUsers",
-			Principal: stsfake.PrincipalEntry{
-				Principal: stsfake.Principal{
-					Credentials: stsfake.Credentials{
-						AccessKeyID:     "AKIADEMOADMIN0000001",
-						SecretAccessKey: "demo/admin/secret/not+a+real+key+000001",
-					},
-					Account: demoAccount,
-				},
-				User: "admin",
-			},
-			WantAllowed: true,
-			WantUser:    "admin",
-			WantGroups:  []string{"system:masters", "system:authenticated"},
+			Context: "admin", Rule: "IAM user, mapped by mapUsers", AccessKeyID: "AKIADEMOADMIN0000001",
+			WantAllowed: true, WantUser: "admin",
+			WantGroups: []string{"system:masters", "system:authenticated"},
 		},
 		{
-			Context: "developer",
-			Title:   "role session arn:aws:sts::111122223333:assumed-role/developer/alice, mapped by mapRoles",
-			Principal: stsfake.PrincipalEntry{
-				Principal: stsfake.Principal{
-					Credentials: stsfake.Credentials{
-						AccessKeyID:     "ASIADEMODEVELOPER001",
-						SecretAccessKey: "demo/developer/secret/not+a+real+key+01",
-						SessionToken:    "demo-session-token-for-alice-not-a-real-token",
-					},
-					Account: demoAccount,
-					// examples/aws-auth.yaml pins the developer role to this
-					// unique id (userid:), as STS reports it for a session:
-					// <role id>:<session name>.
-					UserID: "AROAEXAMPLEDEVELOPER1:alice",
-				},
-				Role:    "developer",
-				Session: "alice",
-			},
-			WantAllowed: true,
-			WantUser:    "developer:alice",
-			WantGroups:  []string{"developers", "viewers", "team-" + demoAccount, "system:authenticated"},
+			Context: "developer", Rule: "assumed-role session, mapped by mapRoles", AccessKeyID: "ASIADEMODEVELOPER001",
+			WantAllowed: true, WantUser: "developer:alice",
+			WantGroups: []string{"developers", "viewers", "team-111122223333", "system:authenticated"},
 		},
 		{
-			Context: "unmapped",
-			Title:   "IAM user arn:aws:iam::777788889999:user/intern, in no mapping",
-			Principal: stsfake.PrincipalEntry{
-				Principal: stsfake.Principal{
-					Credentials: stsfake.Credentials{
-						AccessKeyID:     "AKIADEMOUNMAPPED0001",
-						SecretAccessKey: "demo/unmapped/secret/not+a+real+key+001",
-					},
-					Account: otherAccount,
-				},
-				User: "intern",
-			},
-			WantAllowed: false,
-			WantDenied:  "Forbidden",
+			Context: "unmapped", Rule: "IAM user in no mapping", AccessKeyID: "AKIADEMOUNMAPPED0001",
+			WantDenied: "Forbidden",
 		},
 	}
+}
+
+// loadIdentities resolves the scripted identities against the principals
+// file, so that the keys the kubeconfig signs with are exactly the ones the
+// STS stand-in knows.
+func loadIdentities(path string) ([]caller, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	principals, err := stsfake.ParsePrincipals(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	byKey := map[string]stsfake.Principal{}
+	for _, p := range principals {
+		byKey[p.AccessKeyID] = p
+	}
+	ids := scriptedIdentities()
+	for i := range ids {
+		p, ok := byKey[ids[i].AccessKeyID]
+		if !ok {
+			return nil, fmt.Errorf("%s has no principal with access key %s (identity %s)", path, ids[i].AccessKeyID, ids[i].Context)
+		}
+		ids[i].Principal = p
+	}
+	return ids, nil
 }

@@ -156,7 +156,7 @@ func (o *options) Validate() error {
 	exe(filepath.Join(o.BinDir, "apiserver-fake"), "run `make apiserver`")
 	exe(o.Envoy, "run `make envoy`")
 	exe(o.Kubectl, "install kubectl or pass --kubectl")
-	for _, f := range []string{"envoy/sidecar.yaml", "examples/aws-auth.yaml"} {
+	for _, f := range []string{"envoy/sidecar.yaml", "examples/aws-auth.yaml", principalsFile} {
 		if _, err := os.Stat(filepath.Join(o.RepoDir, f)); err != nil {
 			errs = append(errs, fmt.Errorf("--repo %s: %w", o.RepoDir, err))
 		}

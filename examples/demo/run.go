@@ -48,11 +48,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "demo: cannot start:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return exitUsage
 	}
+	ids, err := loadIdentities(filepath.Join(o.RepoDir, principalsFile))
+	if err != nil {
+		fmt.Fprintf(stderr, "demo: %v\n", err)
+		return exitUsage
+	}
 	d := &demo{
 		o:      o,
 		ui:     newProgress(stdout, getenv, time.Now),
 		files:  newLayout(o.StateDir),
-		ids:    identities(),
+		ids:    ids,
 		getenv: getenv,
 	}
 	d.sup = &supervisor{logDir: d.files.Logs, grace: o.StopGrace}
@@ -66,7 +71,7 @@ type demo struct {
 	o      *options
 	ui     *progress
 	files  layout
-	ids    []identity
+	ids    []caller
 	sup    *supervisor
 	getenv func(string) string
 
@@ -81,7 +86,7 @@ func (d *demo) run(ctx context.Context) int {
 		d.ui.printf("demo: %v\n", err)
 		return exitUsage
 	}
-	if err := d.files.prepare(d.o.RepoDir, d.ids); err != nil {
+	if err := d.files.prepare(d.o.RepoDir); err != nil {
 		d.ui.printf("demo: %v\n", err)
 		return exitFailed
 	}
@@ -175,7 +180,7 @@ func (d *demo) startChain(ctx context.Context) error {
 	env := d.childEnv()
 
 	line, err := d.startStep(ctx, "starting the STS stand-in (sts-fake)", "sts-fake", d.bin("sts-fake"), []string{
-		"--listen", a.STS, "--tls", "--ca-out", d.files.STSCA, "--principals", d.files.Principals,
+		"--listen", a.STS, "--tls", "--ca-out", d.files.STSCA, "--principals", filepath.Join(d.o.RepoDir, principalsFile),
 	}, env, nil, func(string) string { return "STS stand-in ready on https://" + a.STS })
 	if err != nil {
 		return err
@@ -391,13 +396,23 @@ func (d *demo) printTryIt() {
 		"Edit the mapping live: kube-iam-authz watches " + d.files.Mapping,
 		"(a fresh copy of examples/aws-auth.yaml). Map the unmapped user by adding",
 		"under mapUsers:",
-		"    - userarn: arn:aws:iam::" + otherAccount + ":user/intern",
+		"    - userarn: " + d.unmappedARN(),
 		"      username: intern",
 		"      groups: [interns]",
 		"save, and run `kubectl --context unmapped auth whoami` again. A mistake in",
 		"the file is logged and the last good mapping stays in force.",
 	}, "\n"))
 	d.ui.printf("\nPress Ctrl-C to stop everything.\n")
+}
+
+// unmappedARN is the ARN of the first identity the mapping refuses.
+func (d *demo) unmappedARN() string {
+	for _, id := range d.ids {
+		if !id.WantAllowed {
+			return id.Principal.ARN
+		}
+	}
+	return "arn:aws:iam::777788889999:user/intern"
 }
 
 // stop stops every child and says so.

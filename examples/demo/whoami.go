@@ -12,8 +12,8 @@ import (
 // what kubectl printed, and reports whether it is what the mapping says:
 // the user and every group for a mapped identity, a 403 for the unmapped
 // one. Each kubectl run signs a fresh token through the exec plugin.
-func (d *demo) whoami(ctx context.Context, id identity) bool {
-	d.ui.printf("\n$ kubectl --context %s auth whoami      # %s\n", id.Context, id.Title)
+func (d *demo) whoami(ctx context.Context, id caller) bool {
+	d.ui.printf("\n$ kubectl --context %s auth whoami\n  # %s: %s\n", id.Context, id.Rule, id.Principal.ARN)
 	ctx, cancel := context.WithTimeout(ctx, defaultKubectlBudget)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, d.o.Kubectl, "--context", id.Context, "auth", "whoami")
