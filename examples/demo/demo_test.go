@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -392,3 +393,5 @@ func TestWaitReadyProbe(t *testing.T) {
 		t.Errorf("waitReady = %v, want a timeout naming the probe error", err)
 	}
 }
+
+var updateGolden = flag.Bool("update", false, "rewrite generated files (examples/compose/kubeconfig.yaml)")

@@ -84,12 +84,22 @@ func (l layout) prepare(repoDir string) error {
 	return os.WriteFile(l.ProxyToken, []byte("demo-proxy-"+hex.EncodeToString(secret)+"\n"), 0o600)
 }
 
-// writeKubeconfig writes one cluster (Envoy's listener) and one user and
-// context per identity. Each user is an exec plugin running
-// `kube-iam-authz token` with that identity's static fake keys; the
-// environment is pinned so that the reader's own AWS setup (profiles, SSO,
-// IMDS) can neither leak in nor be needed.
-func (l layout) writeKubeconfig(serverURL, caFile, tokenBin string, ids []caller) error {
+// writeKubeconfig writes the demo's kubeconfig (see buildKubeconfig).
+func (l layout) writeKubeconfig(serverURL, caFile, tokenCommand string, ids []caller) error {
+	out, err := buildKubeconfig(serverURL, caFile, tokenCommand, l.Home, ids)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(l.Kubeconfig, out, 0o600)
+}
+
+// buildKubeconfig makes one cluster (Envoy's listener) and one user and
+// context per caller, the first being the current context. Each user is an
+// exec plugin running `kube-iam-authz token` with that caller's static fake
+// keys; the environment is pinned so that the reader's own AWS setup
+// (profiles, SSO, IMDS) can neither leak in nor be needed. home, if set,
+// isolates HOME too. docker-compose's kubeconfig is built here as well.
+func buildKubeconfig(serverURL, caFile, tokenCommand, home string, ids []caller) ([]byte, error) {
 	cfg := clientcmdv1.Config{
 		Kind:       "Config",
 		APIVersion: "v1",
@@ -106,16 +116,18 @@ func (l layout) writeKubeconfig(serverURL, caFile, tokenBin string, ids []caller
 			{Name: "AWS_SECRET_ACCESS_KEY", Value: c.SecretAccessKey},
 			{Name: "AWS_SESSION_TOKEN", Value: c.SessionToken},
 			{Name: "AWS_PROFILE", Value: ""},
-			{Name: "AWS_CONFIG_FILE", Value: filepath.Join(l.Home, "no-aws-config")},
-			{Name: "AWS_SHARED_CREDENTIALS_FILE", Value: filepath.Join(l.Home, "no-aws-credentials")},
+			{Name: "AWS_CONFIG_FILE", Value: os.DevNull},
+			{Name: "AWS_SHARED_CREDENTIALS_FILE", Value: os.DevNull},
 			{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"},
-			{Name: "HOME", Value: l.Home},
+		}
+		if home != "" {
+			env = append(env, clientcmdv1.ExecEnvVar{Name: "HOME", Value: home})
 		}
 		cfg.AuthInfos = append(cfg.AuthInfos, clientcmdv1.NamedAuthInfo{
 			Name: id.Context,
 			AuthInfo: clientcmdv1.AuthInfo{Exec: &clientcmdv1.ExecConfig{
 				APIVersion:      "client.authentication.k8s.io/v1",
-				Command:         tokenBin,
+				Command:         tokenCommand,
 				Args:            []string{"token", "--cluster-id", clusterID, "--region", "us-east-1"},
 				Env:             env,
 				InteractiveMode: clientcmdv1.NeverExecInteractiveMode,
@@ -126,9 +138,5 @@ func (l layout) writeKubeconfig(serverURL, caFile, tokenBin string, ids []caller
 			Context: clientcmdv1.Context{Cluster: "kube-iam-authz-demo", AuthInfo: id.Context},
 		})
 	}
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(l.Kubeconfig, out, 0o600)
+	return yaml.Marshal(cfg)
 }

@@ -194,6 +194,9 @@ func (d *demo) startChain(ctx context.Context) error {
 	_, err = d.startStep(ctx, "starting the API-server stand-in (apiserver-fake, k8s.io/apiserver)", "apiserver-fake", d.bin("apiserver-fake"), []string{
 		"--listen", a.APIServer, "--cert-dir", d.files.APIServerCert, "--proxy-token-file", d.files.ProxyToken,
 		"--impersonation-mode", "classic",
+		// envoy/sidecar.yaml dials the API server with SNI
+		// kubernetes.default.svc and checks that SAN, as in a pod.
+		"--tls-san", "kubernetes.default.svc",
 	}, env, nil, func(l string) string {
 		return "API-server stand-in ready on " + apiserverReadyLine.FindStringSubmatch(l)[1]
 	})
