@@ -224,8 +224,8 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 	d.username, d.groups = user.Username, user.Groups
 
 	var bearer string
-	if s.upstream != nil {
-		bearer = s.upstream.BearerToken()
+	if src := cl.upstream(s.upstream); src != nil {
+		bearer = src.BearerToken()
 	}
 	key := responseKey{cluster: ci, id: res.Identity}
 	if resp := s.responses.get(key, user, bearer); resp != nil {

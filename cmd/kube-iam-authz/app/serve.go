@@ -44,7 +44,7 @@ func newServeCommand(streams Streams) *cobra.Command {
 			return runServe(cmd.Context(), &o, streams.Err)
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "YAML file with the flags' names as keys, plus `clusters: [{name, clusterID, mappingFile}]` for more clusters; a flag given on the command line wins.")
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML `FILE` whose keys are the flag names, plus clusters: [{name, clusterID, mappingFile}] for more clusters served from this process; a flag given on the command line wins over the file.")
 	o.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -87,8 +87,28 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var clusters []check.Cluster
 	var background []func(context.Context) error
+	tokenMetrics, err := upstream.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	// tokenFile opens (fatally, if unusable) and follows a proxy token file.
+	tokenFile := func(name, path string) (check.BearerSource, error) {
+		tf, err := upstream.NewTokenFile(upstream.Options{Path: path, Name: name, Logger: log, Metrics: tokenMetrics})
+		if err != nil {
+			return nil, err
+		}
+		background = append(background, tf.Run)
+		return tf, nil
+	}
+	var bearer check.BearerSource
+	if o.UpstreamTokenFile != "" {
+		if bearer, err = tokenFile(defaultClusterName, o.UpstreamTokenFile); err != nil {
+			return err
+		}
+	}
+
+	var clusters []check.Cluster
 	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile}}, o.Clusters...)
 	for _, c := range all {
 		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics})
@@ -107,18 +127,14 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		if err := store.Load(); err != nil {
 			return fmt.Errorf("cluster %q: mapping file %s: %w", c.Name, c.MappingFile, err)
 		}
-		clusters = append(clusters, check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready})
-		background = append(background, store.Run)
-	}
-
-	var bearer check.BearerSource
-	if o.UpstreamTokenFile != "" {
-		tf, err := upstream.NewTokenFile(upstream.Options{Path: o.UpstreamTokenFile, Logger: log, Registerer: reg})
-		if err != nil {
-			return err
+		cl := check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready}
+		if c.UpstreamTokenFile != "" {
+			if cl.Upstream, err = tokenFile(c.Name, c.UpstreamTokenFile); err != nil {
+				return fmt.Errorf("cluster %q: %w", c.Name, err)
+			}
 		}
-		bearer = tf
-		background = append(background, tf.Run)
+		clusters = append(clusters, cl)
+		background = append(background, store.Run)
 	}
 
 	authz, err := check.New(check.Options{

@@ -138,11 +138,11 @@ func TestFlagsMarkdownListsServeFlags(t *testing.T) {
 		"sts-ca-file", "sts-timeout", "upstream-token-file", "cache-max-entries", "cache-ttl", "cache-negative-ttl",
 		"sts-rate-limit", "sts-rate-burst", "partition", "sts-regions", "log-level", "shutdown-grace",
 	} {
-		if !strings.Contains(md, "| `--"+flag+"` |") {
+		if !strings.Contains(md, "| `--"+flag+"` |") && !strings.Contains(md, "| `--"+flag+" ") {
 			t.Errorf("markdown lacks --%s", flag)
 		}
 	}
-	if !strings.Contains(md, "| `--grpc-listen` | `127.0.0.1:9001` |") || !strings.Contains(md, "| `--sts-timeout` | `5s` |") {
+	if !strings.Contains(md, "| `--grpc-listen ADDR` | `127.0.0.1:9001` |") || !strings.Contains(md, "| `--sts-timeout duration` | `5s` |") {
 		t.Errorf("defaults not rendered:\n%s", md)
 	}
 }
