@@ -49,7 +49,7 @@ func scriptedIdentities() []caller {
 		},
 		{
 			Context: "unmapped", Rule: "IAM user in no mapping", AccessKeyID: "AKIADEMOUNMAPPED0001",
-			WantDenied: "Forbidden",
+			WantDenied: "(Forbidden)",
 		},
 	}
 }

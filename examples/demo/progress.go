@@ -102,5 +102,13 @@ func (p *progress) block(text string) {
 	if text == "" {
 		return
 	}
-	p.printf("    %s\n", strings.ReplaceAll(text, "\n", "\n    "))
+	var b strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		if line != "" {
+			b.WriteString("    ")
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	p.printf("%s", b.String())
 }

@@ -348,8 +348,8 @@ func (d *demo) writeState() error {
 }
 
 // printSTSStats shows how many GetCallerIdentity calls reached the STS
-// stand-in: one per identity, however many requests kubectl made, because
-// verified tokens are cached.
+// stand-in: one per token, however many requests a token was used for,
+// because kube-iam-authz caches what it verified.
 func (d *demo) printSTSStats(ctx context.Context) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.stsURL+"/_fake/stats", nil)
 	if err != nil {
@@ -377,7 +377,7 @@ func (d *demo) printSTSStats(ctx context.Context) {
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s %d", k, stats.Outcomes[k]))
 	}
-	d.ui.printf("\nSTS stand-in answered %d GetCallerIdentity calls (%s); kube-iam-authz caches verified tokens.\n",
+	d.ui.printf("\nThe STS stand-in verified %d presigned GetCallerIdentity URLs (%s):\none per distinct token; a token seen before is answered from kube-iam-authz's cache.\n",
 		stats.Total, strings.Join(parts, ", "))
 }
 
@@ -388,7 +388,8 @@ func (d *demo) printTryIt() {
 		"export KUBECONFIG=" + d.files.Kubeconfig,
 		"kubectl auth whoami                        # admin (mapUsers)",
 		"kubectl --context developer auth whoami    # developer:alice (mapRoles)",
-		"kubectl --context unmapped auth whoami     # 403 Forbidden",
+		"kubectl --context unmapped auth whoami     # refused (kubectl hides the 403's message)",
+		"kubectl --context unmapped get --raw /api  # Error from server (Forbidden): ...",
 		"",
 		"Metrics:      curl -s " + d.metrics + " | grep ^kube_iam_authz_",
 		"Readiness:    curl -s http://" + a.AuthzHTTP + "/readyz",
