@@ -96,6 +96,19 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	o.OneShot = oneshot
 
+	fs := o.flagSet(stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return o, nil
+}
+
+// flagSet binds every option to a flag; the README's flag table is checked
+// against it.
+func (o *options) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.RepoDir, "repo", o.RepoDir, "repository root (reads envoy/sidecar.yaml and examples/aws-auth.yaml)")
@@ -112,13 +125,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.Addrs.STS, "sts-listen", o.Addrs.STS, "STS stand-in address")
 	fs.StringVar(&o.Addrs.APIServer, "apiserver-listen", o.Addrs.APIServer, "API-server stand-in address")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", o.ReadyTimeout, "how long each process may take to become ready")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	return o, nil
+	return fs
 }
 
 // resolve makes every path absolute (the kubeconfig and Envoy config name
