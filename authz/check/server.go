@@ -137,17 +137,19 @@ func (s *Server) Ready() bool { return s.clusters.ready() }
 
 // decision collects what one Check decided, for the log line and metrics.
 type decision struct {
-	id          string
-	requestID   string
-	cluster     string
-	fingerprint string
-	arn         string
-	username    string
-	groups      []string
-	cacheHit    bool
-	err         error
-	outcome     *outcome
-	latency     time.Duration
+	id        string
+	requestID string
+	cluster   string
+	// token is kept only so that the log line can carry its Fingerprint,
+	// computed when (and only if) the line is written. It is never logged.
+	token    string
+	arn      string
+	username string
+	groups   []string
+	cacheHit bool
+	err      error
+	outcome  *outcome
+	latency  time.Duration
 	// trace is handed to the verifier chain through the context.
 	trace trace
 }
@@ -206,7 +208,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 	if err != nil {
 		return s.deny(d, err)
 	}
-	d.fingerprint = token.Fingerprint(tok)
+	d.token = tok
 	if !cl.ready() {
 		return s.deny(d, ErrNotReady)
 	}
@@ -304,7 +306,11 @@ func (d *decision) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("decision", d.id)
 	enc.AddString("request_id", d.requestID)
 	enc.AddString("cluster", d.cluster)
-	enc.AddString("token", d.fingerprint)
+	fingerprint := ""
+	if d.token != "" {
+		fingerprint = token.Fingerprint(d.token)
+	}
+	enc.AddString("token", fingerprint)
 	enc.AddString("arn", d.arn)
 	enc.AddString("username", d.username)
 	_ = enc.AddArray("groups", (*decisionGroups)(d))

@@ -83,6 +83,10 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		return err
 	}
 
+	ec2, err := o.EC2Options.resolver(ctx, reg, log)
+	if err != nil {
+		return err
+	}
 	mappingMetrics, err := mapping.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -115,9 +119,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
-		// {{EC2PrivateDNSName}} entries answer 503 until an EC2 resolver
-		// (mapping/ec2dns) is wired here.
-		mapper, err := mapping.NewMapper(mapping.MapperOptions{Snapshots: store})
+		mapper, err := mapping.NewMapper(mapping.MapperOptions{Snapshots: store, EC2: ec2})
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
@@ -153,7 +155,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		zap.String("cluster_id", o.ClusterID), zap.Int("extra_clusters", len(o.Clusters)),
 		zap.String("partition", o.Partition), zap.Strings("sts_regions", o.STSRegions),
 		zap.String("sts_endpoint", o.STSEndpoint), zap.Duration("sts_timeout", o.STSTimeout.Duration),
-		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil))
+		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil), zap.Bool("ec2_lookups", ec2 != nil))
 	return server.Run(ctx, server.Options{
 		GRPCAddr:      o.GRPCListen,
 		HTTPAddr:      o.HTTPListen,

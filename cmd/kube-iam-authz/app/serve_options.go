@@ -71,6 +71,8 @@ type ServeOptions struct {
 	CacheTTL         metav1.Duration `json:"cache-ttl"`
 	CacheNegativeTTL metav1.Duration `json:"cache-negative-ttl"`
 
+	EC2Options
+
 	LogLevel      string          `json:"log-level"`
 	ShutdownGrace metav1.Duration `json:"shutdown-grace"`
 }
@@ -126,6 +128,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.CacheMaxEntries, "cache-max-entries", o.CacheMaxEntries, "Maximum verified tokens kept in the cache.")
 	fs.DurationVar(&o.CacheTTL.Duration, "cache-ttl", o.CacheTTL.Duration, "Longest time a verified token is served from the cache (never past the token's own expiry; at most 15m).")
 	fs.DurationVar(&o.CacheNegativeTTL.Duration, "cache-negative-ttl", o.CacheNegativeTTL.Duration, "How long a token STS or the parser definitively rejected is remembered (throttling and outages are never cached).")
+	o.EC2Options.AddFlags(fs)
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "Log level: debug, info, warn or error.")
 	fs.DurationVar(&o.ShutdownGrace.Duration, "shutdown-grace", o.ShutdownGrace.Duration, "On SIGTERM, how long in-flight Checks may take to finish.")
 }

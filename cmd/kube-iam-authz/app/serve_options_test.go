@@ -146,3 +146,13 @@ func TestFlagsMarkdownListsServeFlags(t *testing.T) {
 		t.Errorf("defaults not rendered:\n%s", md)
 	}
 }
+
+func TestServeConfigEC2Keys(t *testing.T) {
+	o, err := parseServe(t, "--config", writeTemp(t, "c.yaml", "ec2-lookups: true\nec2-region: eu-west-1\n"), "--ec2-endpoint", "https://ec2.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Lookups || o.Region != "eu-west-1" || o.Endpoint != "https://ec2.example" {
+		t.Errorf("EC2 options %+v", o.EC2Options)
+	}
+}
