@@ -23,7 +23,9 @@ type progress struct {
 }
 
 func newProgress(out io.Writer, getenv func(string) string, now func() time.Time) *progress {
-	return &progress{out: out, tty: isTerminal(out) && getenv("TERM") != "dumb", now: now}
+	// NO_COLOR (no-color.org) and TERM=dumb get the plain lines too.
+	tty := isTerminal(out) && getenv("TERM") != "dumb" && getenv("NO_COLOR") == ""
+	return &progress{out: out, tty: tty, now: now}
 }
 
 // isTerminal is true for a character device (a terminal), which is all the

@@ -166,22 +166,40 @@ func (d *demo) childEnv() []string {
 		"HOME=" + d.files.Home,
 		"AWS_REGION=us-east-1",
 		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE=" + filepath.Join(d.files.Home, "no-aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(d.files.Home, "no-aws-credentials"),
+		"AWS_CONFIG_FILE=" + os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull,
 	}
 }
 
 func (d *demo) bin(name string) string { return filepath.Join(d.o.BinDir, name) }
 
+// launch is one process of the chain and how to tell it is ready: a line
+// it prints (the stand-ins announce themselves) or a probe that succeeds.
+type launch struct {
+	doing     string // progress text while starting
+	name      string // log file and process name
+	path      string
+	args      []string
+	readyLine *regexp.Regexp
+	probe     func(context.Context) error
+	ready     func(readyLine string) string // progress text once ready
+}
+
 // startChain starts the four processes in dependency order and waits for
 // each to be ready.
 func (d *demo) startChain(ctx context.Context) error {
 	a := d.o.Addrs
-	env := d.childEnv()
-
-	line, err := d.startStep(ctx, "starting the STS stand-in (sts-fake)", "sts-fake", d.bin("sts-fake"), []string{
-		"--listen", a.STS, "--tls", "--ca-out", d.files.STSCA, "--principals", filepath.Join(d.o.RepoDir, principalsFile),
-	}, env, nil, func(string) string { return "STS stand-in ready on https://" + a.STS })
+	line, err := d.start(ctx, launch{
+		doing: "starting the STS stand-in (sts-fake)",
+		name:  "sts-fake",
+		path:  d.bin("sts-fake"),
+		args: []string{
+			"--listen", a.STS, "--tls", "--ca-out", d.files.STSCA,
+			"--principals", filepath.Join(d.o.RepoDir, principalsFile),
+		},
+		readyLine: stsReadyLine,
+		ready:     func(string) string { return "STS stand-in ready on https://" + a.STS },
+	})
 	if err != nil {
 		return err
 	}
@@ -191,32 +209,45 @@ func (d *demo) startChain(ctx context.Context) error {
 		return err
 	}
 
-	_, err = d.startStep(ctx, "starting the API-server stand-in (apiserver-fake, k8s.io/apiserver)", "apiserver-fake", d.bin("apiserver-fake"), []string{
-		"--listen", a.APIServer, "--cert-dir", d.files.APIServerCert, "--proxy-token-file", d.files.ProxyToken,
-		"--impersonation-mode", "classic",
-		// envoy/sidecar.yaml dials the API server with SNI
-		// kubernetes.default.svc and checks that SAN, as in a pod.
-		"--tls-san", "kubernetes.default.svc",
-	}, env, nil, func(l string) string {
-		return "API-server stand-in ready on " + apiserverReadyLine.FindStringSubmatch(l)[1]
+	_, err = d.start(ctx, launch{
+		doing: "starting the API-server stand-in (apiserver-fake, k8s.io/apiserver)",
+		name:  "apiserver-fake",
+		path:  d.bin("apiserver-fake"),
+		args: []string{
+			"--listen", a.APIServer, "--cert-dir", d.files.APIServerCert,
+			"--proxy-token-file", d.files.ProxyToken, "--impersonation-mode", "classic",
+			// envoy/sidecar.yaml dials the API server with SNI
+			// kubernetes.default.svc and checks that SAN, as in a pod.
+			"--tls-san", "kubernetes.default.svc",
+		},
+		readyLine: apiserverReadyLine,
+		ready: func(l string) string {
+			return "API-server stand-in ready on " + apiserverReadyLine.FindStringSubmatch(l)[1]
+		},
 	})
 	if err != nil {
 		return err
 	}
 
 	d.metrics = "http://" + a.AuthzHTTP + "/metrics"
-	readyz := "http://" + a.AuthzHTTP + "/readyz"
-	_, err = d.startStep(ctx, "starting kube-iam-authz serve with examples/aws-auth.yaml", "kube-iam-authz", d.bin("kube-iam-authz"), []string{
-		"serve",
-		"--grpc-listen", a.AuthzGRPC,
-		"--http-listen", a.AuthzHTTP,
-		"--cluster-id", clusterID,
-		"--mapping-file", d.files.Mapping,
-		"--sts-endpoint", d.stsURL,
-		"--sts-ca-file", d.files.STSCA,
-		"--upstream-token-file", d.files.ProxyToken,
-	}, env, httpOK(http.DefaultClient, readyz), func(string) string {
-		return "kube-iam-authz ready: ext_authz gRPC on " + a.AuthzGRPC + ", metrics on " + d.metrics
+	_, err = d.start(ctx, launch{
+		doing: "starting kube-iam-authz serve with examples/aws-auth.yaml",
+		name:  "kube-iam-authz",
+		path:  d.bin("kube-iam-authz"),
+		args: []string{
+			"serve",
+			"--grpc-listen", a.AuthzGRPC,
+			"--http-listen", a.AuthzHTTP,
+			"--cluster-id", clusterID,
+			"--mapping-file", d.files.Mapping,
+			"--sts-endpoint", d.stsURL,
+			"--sts-ca-file", d.files.STSCA,
+			"--upstream-token-file", d.files.ProxyToken,
+		},
+		probe: httpOK(http.DefaultClient, "http://"+a.AuthzHTTP+"/readyz"),
+		ready: func(string) string {
+			return "kube-iam-authz ready: ext_authz gRPC on " + a.AuthzGRPC + ", metrics on " + d.metrics
+		},
 	})
 	if err != nil {
 		return err
@@ -231,17 +262,22 @@ func (d *demo) startChain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.startStep(ctx, "starting envoy", "envoy", d.o.Envoy, []string{
-		"-c", d.files.EnvoyConfig,
-		// No shared memory for hot restart: several Envoys (a test, a demo)
-		// can run on one machine.
-		"--disable-hot-restart",
-		"--concurrency", "1",
-		"--log-level", "info",
-		// Access log lines reach the log file at once, not every 10s.
-		"--file-flush-interval-msec", "200",
-	}, env, httpOK(http.DefaultClient, "http://"+a.EnvoyAdmin+"/ready"), func(string) string {
-		return "Envoy ready: kubectl talks to https://" + a.EnvoyListen
+	_, err = d.start(ctx, launch{
+		doing: "starting envoy",
+		name:  "envoy",
+		path:  d.o.Envoy,
+		args: []string{
+			"-c", d.files.EnvoyConfig,
+			// No shared memory for hot restart: several Envoys (a test, a
+			// demo) can run on one machine.
+			"--disable-hot-restart",
+			"--concurrency", "1",
+			"--log-level", "info",
+			// Access log lines reach the log file at once, not every 10s.
+			"--file-flush-interval-msec", "200",
+		},
+		probe: httpOK(http.DefaultClient, "http://"+a.EnvoyAdmin+"/ready"),
+		ready: func(string) string { return "Envoy ready: kubectl talks to https://" + a.EnvoyListen },
 	})
 	if err != nil {
 		return err
@@ -259,24 +295,17 @@ func (d *demo) startChain(ctx context.Context) error {
 	return nil
 }
 
-// startStep starts one process as a progress step and waits until it is
-// ready; on failure it prints the tail of the process's log.
-func (d *demo) startStep(ctx context.Context, doing, name, path string, args, env []string,
-	probe func(context.Context) error, result func(readyLine string) string) (string, error) {
-	end := d.ui.step(doing)
-	var readyLine *regexp.Regexp
-	switch name {
-	case "sts-fake":
-		readyLine = stsReadyLine
-	case "apiserver-fake":
-		readyLine = apiserverReadyLine
-	}
-	c, err := d.sup.start(name, path, args, env, readyLine)
+// start runs one process as a progress step and waits until it is ready;
+// on failure it prints the tail of the process's log. It returns the ready
+// line, if the process has one.
+func (d *demo) start(ctx context.Context, l launch) (string, error) {
+	end := d.ui.step(l.doing)
+	c, err := d.sup.start(l.name, l.path, l.args, d.childEnv(), l.readyLine)
 	if err != nil {
 		end(err, "")
 		return "", err
 	}
-	line, err := d.sup.waitReady(ctx, c, d.o.ReadyTimeout, probe)
+	line, err := d.sup.waitReady(ctx, c, d.o.ReadyTimeout, l.probe)
 	if err != nil {
 		end(err, "")
 		if ctx.Err() == nil {
@@ -285,7 +314,7 @@ func (d *demo) startStep(ctx context.Context, doing, name, path string, args, en
 		}
 		return "", err
 	}
-	end(nil, result(line))
+	end(nil, l.ready(line))
 	return line, nil
 }
 
