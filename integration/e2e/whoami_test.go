@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -91,4 +92,45 @@ func testWhoami(t *testing.T, c *harness.Chain) {
 			assertNothingOfTheClient(t, rec, c.IssuedTokens(t, user))
 		})
 	}
+}
+
+// TestWhoamiGroupLimit: the reviewed route has 16 group slots. An identity mapped to
+// 16 groups gets all 16 as 16 lines, in order; one mapped to 17 is refused (never
+// truncated: a missing group could be a deny-list group) and nothing goes upstream.
+func TestWhoamiGroupLimit(t *testing.T) {
+	t.Parallel()
+	var sixteen, seventeen []string
+	for i := 1; i <= 17; i++ {
+		g := fmt.Sprintf("group-%02d", i)
+		if i <= 16 {
+			sixteen = append(sixteen, g)
+		}
+		seventeen = append(seventeen, g)
+	}
+	mapping := "mapRoles: |\n  - rolearn: arn:aws:iam::111122223333:role/developer\n    username: developer:{{SessionName}}\n    groups: [" + strings.Join(seventeen, ", ") + "]\n" +
+		"mapUsers: |\n  - userarn: arn:aws:iam::111122223333:user/admin\n    username: admin\n    groups: [" + strings.Join(sixteen, ", ") + "]\n"
+	clusters := harness.SidecarClusters()
+	clusters[0].Mapping = []byte(mapping)
+	c := harness.StartChain(t, harness.ChainOptions{Clusters: clusters})
+
+	t.Run("16 groups", func(t *testing.T) {
+		c.ResetRecorded(t)
+		got := whoami(t, c, "default", harness.KubeUser(harness.IdentityAdmin, harness.ProducerToken, "default"))
+		if want := withAuthenticated(sixteen...); !reflect.DeepEqual(got.Groups, want) {
+			t.Errorf("whoami groups = %q, want %q", got.Groups, want)
+		}
+		rec := onlyRequest(t, c.Recorded(t), http.MethodPost, whoamiPath)
+		if got := rec.Lines("Impersonate-Group"); !reflect.DeepEqual(got, sixteen) {
+			t.Errorf("Impersonate-Group lines = %q, want %q", got, sixteen)
+		}
+	})
+	t.Run("17 groups", func(t *testing.T) {
+		c.ResetRecorded(t)
+		res := c.Kubectl(t, harness.KubeUser(harness.IdentityDeveloper, harness.ProducerToken, "default"), "create", "namespace", "e2e")
+		const want = "Error from server (Forbidden): Forbidden: the AWS identity maps to more groups than this proxy can pass on\n"
+		if res.ExitCode != 1 || res.Stderr != want {
+			t.Errorf("exit %d, stderr %q; want exit 1 and %q", res.ExitCode, res.Stderr, want)
+		}
+		recordedNothing(t, c.Clusters[0].APIServer)
+	})
 }
