@@ -148,3 +148,10 @@ func (p *Process) waitFor(timeout time.Duration, probe func() error) error {
 	fmt.Fprintf(&buf, "%s not ready after %s: %v; stderr:\n%s", p.Name, timeout, lastErr, tail(p.StderrPath))
 	return errors.New(buf.String())
 }
+
+// Pid returns the process id (to read its RSS from /proc, or to signal it).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process (SIGKILL to crash it, SIGTERM to drain it) without
+// waiting; Done says when it has exited.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
