@@ -22,7 +22,7 @@ LONG_FUZZTIME ?= 10m
 export KIA_ENVOY := $(ENVOY)
 export KIA_BIN   := $(BIN)
 
-.PHONY: all build apiserver test unit fuzz-smoke fuzz integration lint tools envoy demo bench clean
+.PHONY: all build apiserver apiserver-check test unit fuzz-smoke fuzz integration lint tools envoy demo bench clean
 
 all: build
 
@@ -33,6 +33,11 @@ build:
 ## apiserver: the API-server stand-in (its own Go module; the first build takes minutes).
 apiserver:
 	cd integration/apiserver && $(GO) build -o $(BIN)/apiserver-fake .
+
+## apiserver-check: vet, staticcheck and tests of the stand-in module, which the root
+## module's ./... never sees. No -race: it would recompile the whole k8s tree.
+apiserver-check: $(STATICCHECK)
+	cd integration/apiserver && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) mod verify && $(GO) test -count=1 ./...
 
 ## tools: pinned linters and the real Envoy, installed project-locally.
 tools: envoy $(STATICCHECK)
@@ -76,7 +81,7 @@ fuzz:
 integration: envoy build apiserver
 	$(GO) test -count=1 -tags integration -timeout 20m -parallel 8 ./envoy/... ./integration/...
 
-test: lint unit fuzz-smoke integration
+test: lint unit fuzz-smoke apiserver-check integration
 
 ## demo: the whole chain on loopback with real kubectl and Envoy (examples/demo).
 ## DEMO_ONESHOT=1 exits after the scripted part; DEMO_ARGS passes flags (e.g. --free-ports).
