@@ -22,20 +22,28 @@ COPY integration/apiserver/ ./
 RUN go build -ldflags="-s -w" -o /out/apiserver-fake .
 
 # The product image: one static binary, no shell, uid 65532, meant to run
-# with readOnlyRootFilesystem.
+# with readOnlyRootFilesystem. With no curl in the image, the binary is its
+# own health probe (`kube-iam-authz healthcheck`, GET /readyz).
 FROM gcr.io/distroless/static-debian12:nonroot AS kube-iam-authz
 COPY --from=build /out/kube-iam-authz /usr/local/bin/kube-iam-authz
 USER 65532:65532
 EXPOSE 9001 9090
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/usr/local/bin/kube-iam-authz", "healthcheck", "--url=http://127.0.0.1:9090/readyz"]
 ENTRYPOINT ["/usr/local/bin/kube-iam-authz"]
 CMD ["serve"]
 
+# The demo's stand-ins carry kube-iam-authz too, only as their compose
+# health probe (docker-compose.yml): distroless has no curl.
 FROM gcr.io/distroless/static-debian12:nonroot AS sts-fake
 COPY --from=build /out/sts-fake /usr/local/bin/sts-fake
+COPY --from=build /out/kube-iam-authz /usr/local/bin/kube-iam-authz
 USER 65532:65532
+EXPOSE 9443
 ENTRYPOINT ["/usr/local/bin/sts-fake"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS apiserver-fake
 COPY --from=build-apiserver /out/apiserver-fake /usr/local/bin/apiserver-fake
+COPY --from=build /out/kube-iam-authz /usr/local/bin/kube-iam-authz
 USER 65532:65532
+EXPOSE 443
 ENTRYPOINT ["/usr/local/bin/apiserver-fake"]

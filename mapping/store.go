@@ -211,7 +211,7 @@ func (s *Store) reload() (result string, err error) {
 	defer s.loadMu.Unlock()
 	defer func() { s.setStatus(result, err) }()
 	cur := s.current.Load()
-	data, err := ReadFile(s.path, s.maxBytes)
+	data, err := s.readSettled()
 	if err != nil {
 		result := ResultReadError
 		msg := "cannot read the mapping file"
@@ -249,6 +249,28 @@ func (s *Store) reload() (result string, err error) {
 		s.log.Warn("mapping warning", zap.Int("line", w.Line), zap.String("at", w.Path), zap.String("warning", w.Message))
 	}
 	return ResultSuccess, nil
+}
+
+// readRetries and readRetryPause bound how long a failed read is retried
+// before it counts as a failure. The kubelet's AtomicWriter swaps the
+// ..data symlink and then deletes the old timestamped directory: a read
+// that resolved ..data just before the swap can find its target gone
+// (ENOENT) although a complete new file is already in place. Counting that
+// as "missing" would flap the failure metric on every ConfigMap update.
+const (
+	readRetries    = 3
+	readRetryPause = 20 * time.Millisecond
+)
+
+// readSettled reads the mapping file, retrying a failed read a few times
+// with a short pause so that a read racing a symlink swap sees the new file.
+func (s *Store) readSettled() ([]byte, error) {
+	data, err := ReadFile(s.path, s.maxBytes)
+	for i := 1; err != nil && i < readRetries; i++ {
+		time.Sleep(readRetryPause)
+		data, err = ReadFile(s.path, s.maxBytes)
+	}
+	return data, err
 }
 
 func (s *Store) logFailure(msg string, cur *Snapshot, err error) {

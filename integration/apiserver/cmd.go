@@ -56,6 +56,8 @@ func parseFlags(args []string, stderr io.Writer) (*server.Options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Listen, "listen", o.Listen, "secure (TLS) listen address; port 0 picks a free port")
 	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory that receives ca.crt, apiserver.crt and apiserver.key (required)")
+	sans := newListFlag(nil)
+	fs.Var(sans, "tls-san", "extra DNS name for the serving certificate, e.g. kubernetes.default.svc (repeatable or comma separated; localhost, 127.0.0.1 and ::1 are always in)")
 	fs.StringVar(&o.ProxyUser, "proxy-user", o.ProxyUser, "username the proxy token authenticates as")
 	fs.StringVar(&o.ProxyUID, "proxy-uid", o.ProxyUID, "uid the proxy token authenticates as")
 	groups := newListFlag(o.ProxyGroups)
@@ -79,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*server.Options, error) {
 	o.ProxyGroups = groups.values
 	o.ProxyGrants = grants.values
 	o.DenyUsers = deny.values
+	o.TLSSANs = sans.values
 	return o, o.Validate()
 }
 

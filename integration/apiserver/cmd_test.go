@@ -44,6 +44,7 @@ func TestParseFlags(t *testing.T) {
 		wantGroups []string
 		wantGrants []string
 		wantDeny   []string
+		wantSANs   []string
 		wantMode   string
 	}{
 		"minimal": {
@@ -56,15 +57,19 @@ func TestParseFlags(t *testing.T) {
 			args: []string{"--cert-dir", "d", "--proxy-token-file", tokenFile,
 				"--proxy-group", "a,b", "--proxy-group", "c",
 				"--proxy-grant", "user-info", "--impersonation-mode", "constrained",
-				"--deny-user", "mallory", "--deny-user", "eve"},
+				"--deny-user", "mallory", "--deny-user", "eve",
+				"--tls-san", "kubernetes.default.svc,prod-a.k8s.example.com", "--tls-san", "kubernetes"},
+			wantSANs:   []string{"kubernetes.default.svc", "prod-a.k8s.example.com", "kubernetes"},
 			wantGroups: []string{"a", "b", "c"},
 			wantGrants: []string{server.GrantUserInfo},
 			wantDeny:   []string{"mallory", "eve"},
 			wantMode:   server.ModeConstrained,
 		},
 		"every problem reported": {
-			args:    []string{"--impersonation-mode", "x", "--proxy-grant", "root", "--record-capacity", "0"},
-			wantErr: []string{"cert dir", "proxy token", `mode "x"`, `grant "root"`, "record capacity"},
+			args: []string{"--impersonation-mode", "x", "--proxy-grant", "root", "--record-capacity", "0",
+				"--tls-san", "10.0.0.1", "--tls-san", "*.example.com", "--tls-san", "Upper.example"},
+			wantErr: []string{"cert dir", "proxy token", `mode "x"`, `grant "root"`, "record capacity",
+				`tls san "10.0.0.1"`, `tls san "*.example.com"`, `tls san "Upper.example"`},
 		},
 		"unknown flag": {
 			args:    []string{"--cert-dir", "d", "--proxy-token", "t", "--nope"},
@@ -93,8 +98,8 @@ func TestParseFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !slices.Equal(o.ProxyGroups, tc.wantGroups) || !slices.Equal(o.ProxyGrants, tc.wantGrants) ||
-				!slices.Equal(o.DenyUsers, tc.wantDeny) || o.ImpersonationMode != tc.wantMode {
-				t.Errorf("got groups %q grants %q deny %q mode %q", o.ProxyGroups, o.ProxyGrants, o.DenyUsers, o.ImpersonationMode)
+				!slices.Equal(o.DenyUsers, tc.wantDeny) || !slices.Equal(o.TLSSANs, tc.wantSANs) || o.ImpersonationMode != tc.wantMode {
+				t.Errorf("got groups %q grants %q deny %q sans %q mode %q", o.ProxyGroups, o.ProxyGrants, o.DenyUsers, o.TLSSANs, o.ImpersonationMode)
 			}
 		})
 	}

@@ -98,22 +98,22 @@ func TestAbuseHeaders(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			since := s.api.LastSeq(t)
+			since := s.lastSeq(t)
 			code, body := s.rawRequest(t, tc.head)
 			recorded := s.recorded(t, since)
 			if tc.mayAllow && code == http.StatusOK {
 				tc.wantAllow = true
-				t.Logf("Envoy passed it; the API server saw X-Note %q", recorded[len(recorded)-1].HeaderValues("X-Note"))
+				t.Logf("Envoy passed it; the API server saw X-Note %q", recorded[len(recorded)-1].Lines("X-Note"))
 			}
 			if tc.wantAllow {
 				if code != http.StatusOK || len(recorded) != 1 {
 					t.Fatalf("HTTP %d (%q), %d requests upstream; want 200 and 1", code, body, len(recorded))
 				}
 				r := recorded[0]
-				if u := r.HeaderValues("Impersonate-User"); len(u) != 1 || u[0] != "dev:alice" {
+				if u := r.Lines("Impersonate-User"); len(u) != 1 || u[0] != "dev:alice" {
 					t.Errorf("upstream Impersonate-User %q, want [dev:alice]", u)
 				}
-				if g := r.HeaderValues("Impersonate-Group"); strings.Join(g, ",") != "devs,viewers" {
+				if g := r.Lines("Impersonate-Group"); strings.Join(g, ",") != "devs,viewers" {
 					t.Errorf("upstream Impersonate-Group %q, want [devs viewers]", g)
 				}
 				if r.User == nil || r.User.Username != "dev:alice" {
@@ -127,7 +127,7 @@ func TestAbuseHeaders(t *testing.T) {
 			if len(recorded) != 0 {
 				r := recorded[0]
 				t.Errorf("reached the API server (%d requests): Impersonate-User %q, Authorization %q",
-					len(recorded), r.HeaderValues("Impersonate-User"), r.HeaderValues("Authorization"))
+					len(recorded), r.Lines("Impersonate-User"), r.Lines("Authorization"))
 			}
 		})
 	}
@@ -156,7 +156,7 @@ func TestAbuseHeadersHTTP2(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			since := s.api.LastSeq(t)
+			since := s.lastSeq(t)
 			req, err := http.NewRequest(http.MethodGet, s.url()+"/version", nil)
 			if err != nil {
 				t.Fatal(err)

@@ -38,10 +38,10 @@ func TestAbuseCrossClusterReplay(t *testing.T) {
 		serveArgs:         []string{"--config", cfg},
 	})
 	// A second server that only knows prod-b, beside the first.
-	serveB := harness.StartServe(t, harness.FreeAddr(t), harness.FreeAddr(t),
-		"--cluster-id", "prod-b", "--mapping-file", mappingB,
-		"--sts-endpoint", "https://"+s.stsProxy.Addr, "--sts-ca-file", s.sts.CAFile,
-		"--upstream-token-file", s.proxyTokenPath)
+	serveB := harness.StartServe(t, harness.ServeOptions{
+		ClusterID: "prod-b", MappingFile: mappingB, STS: s.sts, UpstreamTokenFile: s.proxyTokenPath,
+		ExtraArgs: []string{"--sts-endpoint", "https://" + s.stsProxy.Addr},
+	})
 	s.canary.Watch("serve-b stderr", serveB.Stderr)
 	checkB := newCheckClient(t, serveB.GRPCAddr)
 

@@ -166,7 +166,7 @@ func TestAbuseTemplates(t *testing.T) {
 	})
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			since := s.api.LastSeq(t)
+			since := s.lastSeq(t)
 			r := s.get(t, s.token(t, tc.who))
 			recorded := s.recorded(t, since)
 			if tc.wantCode != 200 {
@@ -174,17 +174,17 @@ func TestAbuseTemplates(t *testing.T) {
 					t.Errorf("HTTP %d (%q), want %d", r.status, r.body, tc.wantCode)
 				}
 				if len(recorded) != 0 {
-					t.Errorf("reached the API server as %q", recorded[0].HeaderValues("Impersonate-User"))
+					t.Errorf("reached the API server as %q", recorded[0].Lines("Impersonate-User"))
 				}
 				return
 			}
 			if r.status != 200 || len(recorded) != 1 {
 				t.Fatalf("HTTP %d (%q), %d upstream; want 200 and 1", r.status, r.body, len(recorded))
 			}
-			if u := recorded[0].HeaderValues("Impersonate-User"); len(u) != 1 || u[0] != tc.wantUser {
+			if u := recorded[0].Lines("Impersonate-User"); len(u) != 1 || u[0] != tc.wantUser {
 				t.Errorf("Impersonate-User %q, want %q", u, tc.wantUser)
 			}
-			if g := recorded[0].HeaderValues("Impersonate-Group"); strings.Join(g, "\n") != strings.Join(tc.wantGroup, "\n") {
+			if g := recorded[0].Lines("Impersonate-Group"); strings.Join(g, "\n") != strings.Join(tc.wantGroup, "\n") {
 				t.Errorf("Impersonate-Group %q, want %q", g, tc.wantGroup)
 			}
 		})

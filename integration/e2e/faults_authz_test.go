@@ -30,7 +30,7 @@ func TestFaultsAuthzKilledUnderLoad(t *testing.T) {
 	for _, tok := range toks {
 		wantOK(t, "warm-up", s.get(t, tok))
 	}
-	since := s.api.LastSeq(t)
+	since := s.lastSeq(t)
 	envoyPID := s.envoy.Pid()
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -96,12 +96,12 @@ func TestFaultsAuthzKilledUnderLoad(t *testing.T) {
 	// impersonated user, no client group.
 	recorded := s.recorded(t, since)
 	for _, r := range recorded {
-		auth := r.HeaderValues("Authorization")
-		users := r.HeaderValues("Impersonate-User")
+		auth := r.Lines("Authorization")
+		users := r.Lines("Impersonate-User")
 		if len(auth) != 1 || auth[0] != proxyFingerprint(proxyToken) || len(users) != 1 {
 			t.Errorf("upstream request %d without a decision: Authorization %q Impersonate-User %q", r.Seq, auth, users)
 		}
-		for _, g := range r.HeaderValues("Impersonate-Group") {
+		for _, g := range r.Lines("Impersonate-Group") {
 			if g == "system:masters" {
 				t.Errorf("upstream request %d carries the client's Impersonate-Group", r.Seq)
 			}

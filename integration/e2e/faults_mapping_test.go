@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 )
 
 // TestFaultsMappingUnderLoad: while requests flow, the mapping file is corrupted,
@@ -86,17 +84,17 @@ func TestFaultsMappingUnderLoad(t *testing.T) {
 	}
 	for _, f := range faults {
 		metric := fmt.Sprintf(`kube_iam_authz_mapping_reloads_total{mapping="default",result=%q}`, f.wantResult)
-		before, _ := harness.MetricValue(s.serve.Metrics(t), metric)
+		before, _ := metricValue(serveMetrics(t, s.serve), metric)
 		f.apply(t)
 		waitUntil(t, 10*time.Second, f.name+": the failed reload to be counted", func() bool {
-			v, _ := harness.MetricValue(s.serve.Metrics(t), metric)
+			v, _ := metricValue(serveMetrics(t, s.serve), metric)
 			return v > before
 		})
-		metrics := s.serve.Metrics(t)
-		if v, ok := harness.MetricValue(metrics, `kube_iam_authz_mapping_last_reload_successful{mapping="default"}`); !ok || v != 0 {
+		metrics := serveMetrics(t, s.serve)
+		if v, ok := metricValue(metrics, `kube_iam_authz_mapping_last_reload_successful{mapping="default"}`); !ok || v != 0 {
 			t.Errorf("%s: last_reload_successful = %v (found %v), want 0", f.name, v, ok)
 		}
-		code, body, err := s.serve.Get("/readyz")
+		code, body, err := serveGet(s.serve, "/readyz")
 		if err != nil || code != http.StatusOK || !strings.Contains(body, "mapping default: last reload "+f.wantResult) ||
 			!strings.Contains(body, "serving the last good mapping sha256") {
 			t.Errorf("%s: /readyz = %d %v %q, want 200 naming the failure", f.name, code, err, body)
@@ -113,23 +111,23 @@ func TestFaultsMappingUnderLoad(t *testing.T) {
 	if err := os.RemoveAll(s.mappingPath); err != nil {
 		t.Fatal(err)
 	}
-	since := s.api.LastSeq(t)
+	since := s.lastSeq(t)
 	writeFileAtomic(t, s.mappingPath, strings.Replace(string(good), "username: bob", "username: bob-v2", 1))
 	waitUntil(t, 10*time.Second, "the good file to be picked up", func() bool {
-		code, body, _ := s.serve.Get("/readyz")
+		code, body, _ := serveGet(s.serve, "/readyz")
 		return code == http.StatusOK && body == "ok\n"
 	})
 	wantOK(t, "bob after the fix", s.get(t, bob))
 	var sawV2 bool
 	for _, r := range s.recorded(t, since) {
-		for _, u := range r.HeaderValues("Impersonate-User") {
+		for _, u := range r.Lines("Impersonate-User") {
 			sawV2 = sawV2 || u == "bob-v2"
 		}
 	}
 	if !sawV2 {
 		t.Error("the API server never saw bob-v2: the new mapping was not applied")
 	}
-	if v, _ := harness.MetricValue(s.serve.Metrics(t), `kube_iam_authz_mapping_last_reload_successful{mapping="default"}`); v != 1 {
+	if v, _ := metricValue(serveMetrics(t, s.serve), `kube_iam_authz_mapping_last_reload_successful{mapping="default"}`); v != 1 {
 		t.Errorf("last_reload_successful = %v after the fix, want 1", v)
 	}
 

@@ -34,9 +34,14 @@ func TestFaultsUpstreamTokenUnderLoad(t *testing.T) {
 	if err := os.WriteFile(tokenAuth, []byte(csv.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	nobody := filepath.Join(dir, "static-token")
+	if err := os.WriteFile(nobody, []byte("static-token-nobody-uses-000"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	s := newRelStack(t, relOptions{
-		proxyToken:    tok1,
-		apiserverArgs: []string{"--proxy-token", "static-token-nobody-uses-000", "--token-auth-file", tokenAuth, "--record-capacity", "10000"},
+		proxyToken:         tok1,
+		apiserverTokenFile: nobody,
+		apiserverExtraArgs: []string{"--token-auth-file", tokenAuth, "--record-capacity", "10000"},
 	})
 	alice, bob := s.token(t, "alice"), s.token(t, "bob")
 	wantOK(t, "alice", s.get(t, alice))
@@ -58,14 +63,14 @@ func TestFaultsUpstreamTokenUnderLoad(t *testing.T) {
 		if len(r) == 0 {
 			return ""
 		}
-		return strings.Join(r[len(r)-1].HeaderValues("Authorization"), ",")
+		return strings.Join(r[len(r)-1].Lines("Authorization"), ",")
 	}
 	waitUntil(t, 5*time.Second, "requests with the first token", func() bool { return lastAuth() == proxyFingerprint(tok1) })
 
 	// Rotation, as the kubelet does it: a new file renamed over the old.
 	writeFileAtomic(t, s.proxyTokenPath, tok2+"\n")
 	waitUntil(t, 10*time.Second, "the rotated token upstream", func() bool { return lastAuth() == proxyFingerprint(tok2) })
-	switched := s.api.LastSeq(t)
+	switched := s.lastSeq(t)
 
 	failures := `kube_iam_authz_upstream_token_reads_total{name="default",result="failure"}`
 	for _, fault := range []struct {
@@ -76,10 +81,10 @@ func TestFaultsUpstreamTokenUnderLoad(t *testing.T) {
 		{"empty", func() { writeFileAtomic(t, s.proxyTokenPath, "\n") }},
 		{"a directory", func() { _ = os.Remove(s.proxyTokenPath); _ = os.Mkdir(s.proxyTokenPath, 0o700) }},
 	} {
-		before, _ := harness.MetricValue(s.serve.Metrics(t), failures)
+		before, _ := metricValue(serveMetrics(t, s.serve), failures)
 		fault.apply()
 		waitUntil(t, 10*time.Second, fault.name+": the failed read to be counted", func() bool {
-			v, _ := harness.MetricValue(s.serve.Metrics(t), failures)
+			v, _ := metricValue(serveMetrics(t, s.serve), failures)
 			return v > before
 		})
 		wantOK(t, fault.name+": alice", s.get(t, alice))
@@ -93,7 +98,7 @@ func TestFaultsUpstreamTokenUnderLoad(t *testing.T) {
 		t.Errorf("outcomes %v during rotation and file faults, want only 200", o)
 	}
 	for _, r := range s.recorded(t, switched) {
-		if got := strings.Join(r.HeaderValues("Authorization"), ","); got != proxyFingerprint(tok2) {
+		if got := strings.Join(r.Lines("Authorization"), ","); got != proxyFingerprint(tok2) {
 			t.Errorf("request %d after the rotation carried %q, want the new token only", r.Seq, got)
 		}
 	}
@@ -109,7 +114,8 @@ func TestFaultsUpstreamTokenMissingAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "no-such-token")
-	srv := harness.StartServeNoWait(t, harness.FreeAddr(t), harness.FreeAddr(t),
+	srv := harness.StartProcess(t, "kube-iam-authz", harness.BinPath(t, harness.BinAuthz), "serve",
+		"--grpc-listen", harness.FreeAddr(t), "--http-listen", harness.FreeAddr(t),
 		"--cluster-id", relClusterID, "--mapping-file", mappingPath, "--upstream-token-file", missing)
 	select {
 	case <-srv.Done():

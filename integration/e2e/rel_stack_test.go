@@ -18,14 +18,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
@@ -45,27 +44,17 @@ const (
 
 // relPrincipal is an AWS caller the stand-in knows.
 type relPrincipal struct {
-	entry stsfake.PrincipalEntry
+	p stsfake.Principal
 }
 
 func relRole(akid, role, session string) relPrincipal {
-	return relPrincipal{stsfake.PrincipalEntry{
-		Principal: stsfake.Principal{
-			Credentials: stsfake.Credentials{AccessKeyID: akid, SecretAccessKey: "secret-" + akid, SessionToken: "CANARY-session-token-" + akid + "-x"},
-			Account:     relAccount,
-		},
-		Role: role, Session: session,
-	}}
+	return relPrincipal{stsfake.AssumedRole(relAccount, role, session, stsfake.Credentials{
+		AccessKeyID: akid, SecretAccessKey: "secret-" + akid, SessionToken: "CANARY-session-token-" + akid + "-x",
+	})}
 }
 
 func relUser(akid, name string) relPrincipal {
-	return relPrincipal{stsfake.PrincipalEntry{
-		Principal: stsfake.Principal{
-			Credentials: stsfake.Credentials{AccessKeyID: akid, SecretAccessKey: "secret-" + akid},
-			Account:     relAccount,
-		},
-		User: name,
-	}}
+	return relPrincipal{stsfake.IAMUser(relAccount, name, stsfake.Credentials{AccessKeyID: akid, SecretAccessKey: "secret-" + akid})}
 }
 
 // relPrincipals: alice and the node are role sessions, bob an IAM user; mallory is known
@@ -104,8 +93,9 @@ type relOptions struct {
 	principals map[string]relPrincipal
 	// serveArgs are added to serve's flags (after the stack's own).
 	serveArgs []string
-	// apiserverArgs replace the default proxy credential flags of apiserver-fake.
-	apiserverArgs []string
+	// apiserverTokenFile is the proxy token file apiserver-fake reads (the stack's
+	// upstream token file when empty).
+	apiserverTokenFile string
 	// apiserverExtraArgs are added to apiserver-fake's flags.
 	apiserverExtraArgs []string
 	// proxyToken is the proxy's own token (written to the upstream token file).
@@ -126,9 +116,8 @@ type relStack struct {
 	principals     map[string]relPrincipal
 	sts            *harness.STSFake
 	stsProxy       *harness.TCPProxy // serve reaches sts-fake through it
-	api            *harness.APIServerFake
+	api            *harness.APIServer
 	serve          *harness.Serve
-	serveArgs      []string
 	envoy          *harness.Envoy
 	ports          envoyconfig.LocalPorts
 	envoyCA        string
@@ -165,42 +154,46 @@ func newRelStack(t *testing.T, o relOptions) *relStack {
 	for k, v := range o.principals {
 		s.principals[k] = v
 	}
-	var pf stsfake.PrincipalsFile
+	var principals []stsfake.Principal
 	for _, p := range s.principals {
-		pf.Principals = append(pf.Principals, p.entry)
+		principals = append(principals, p.p)
 	}
-	s.sts = harness.StartSTSFake(t, pf)
+	s.sts = harness.StartSTSFake(t, principals)
 	s.stsProxy = harness.StartTCPProxy(t, strings.TrimPrefix(s.sts.URL, "https://"))
 
 	s.proxyTokenPath = filepath.Join(s.dir, "proxy-token")
 	writeFileAtomic(t, s.proxyTokenPath, o.proxyToken)
-	apiArgs := o.apiserverArgs
-	if apiArgs == nil {
-		apiArgs = []string{"--proxy-token-file", s.proxyTokenPath}
+	if o.apiserverTokenFile == "" {
+		o.apiserverTokenFile = s.proxyTokenPath
 	}
-	s.api = harness.StartAPIServerFake(t, append(apiArgs, o.apiserverExtraArgs...)...)
+	// The serving certificate carries the names the reviewed configs pin (sni and
+	// SAN matcher), so Envoy's upstream verification runs as reviewed.
+	s.api = harness.StartAPIServer(t, harness.APIServerOptions{
+		ProxyTokenFile: o.apiserverTokenFile,
+		SANs:           []string{"kubernetes.default.svc", "prod-a.k8s.example.com", "prod-b.k8s.example.com"},
+		ExtraArgs:      o.apiserverExtraArgs,
+	})
 
 	s.mappingPath = filepath.Join(s.dir, "mapping", "aws-auth.yaml")
 	if err := os.MkdirAll(filepath.Dir(s.mappingPath), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writeFileAtomic(t, s.mappingPath, o.mapping)
-	s.serveArgs = append([]string{
-		"--cluster-id", relClusterID,
-		"--mapping-file", s.mappingPath,
-		"--sts-endpoint", "https://" + s.stsProxy.Addr,
-		"--sts-ca-file", s.sts.CAFile,
-		"--sts-timeout", relSTSTimeout.String(),
-		"--upstream-token-file", s.proxyTokenPath,
-		"--shutdown-grace", "5s",
-	}, o.serveArgs...)
-	s.serve = harness.StartServe(t, harness.FreeAddr(t), harness.FreeAddr(t), s.serveArgs...)
+	s.serve = harness.StartServe(t, harness.ServeOptions{
+		ClusterID:         relClusterID,
+		MappingFile:       s.mappingPath,
+		STS:               s.sts,
+		UpstreamTokenFile: s.proxyTokenPath,
+		ExtraArgs: append([]string{
+			// Through the proxy that can take STS away.
+			"--sts-endpoint", "https://" + s.stsProxy.Addr,
+			"--sts-timeout", relSTSTimeout.String(),
+			"--shutdown-grace", "5s",
+			"--log-level", "info",
+		}, o.serveArgs...),
+	})
 
 	ca := harness.NewCA(t)
-	edits := []func(*bootstrapv3.Bootstrap) error{upstreamNameIsLocalhost}
-	if o.edit != nil {
-		edits = append(edits, o.edit)
-	}
 	if len(o.apiServerClusters) == 0 {
 		o.apiServerClusters = []string{"apiserver"}
 	}
@@ -220,14 +213,7 @@ func newRelStack(t *testing.T, o relOptions) *relStack {
 		CA:         ca,
 		ServerCert: ca.Issue(t, "envoy", "localhost", "127.0.0.1"),
 		Files:      files,
-		Edit: func(b *bootstrapv3.Bootstrap) error {
-			for _, e := range edits {
-				if err := e(b); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		Edit:       o.edit,
 	})
 	s.ports = ports
 	s.envoyCA = ca.CertFile
@@ -247,28 +233,12 @@ func newRelStack(t *testing.T, o relOptions) *relStack {
 	s.watchServe()
 	t.Cleanup(func() {
 		s.client.CloseIdleConnections()
-		if code, body, err := s.currentServe().Get("/metrics"); err == nil && code == http.StatusOK {
+		if code, body, err := serveGet(s.currentServe(), "/metrics"); err == nil && code == http.StatusOK {
 			s.canary.Record("serve /metrics", body)
 		}
 		s.canary.Check(t)
 	})
 	return s
-}
-
-// upstreamNameIsLocalhost points the reviewed upstream TLS name (kubernetes.default.svc)
-// at the name apiserver-fake's certificate carries. Verification itself stays on.
-func upstreamNameIsLocalhost(b *bootstrapv3.Bootstrap) error {
-	return envoyconfig.Edit(b, func(u *tlsv3.UpstreamTlsContext) error {
-		if u.GetSni() == "" {
-			return nil
-		}
-		u.Sni = "localhost"
-		vc := u.GetCommonTlsContext().GetValidationContext()
-		for _, m := range vc.GetMatchTypedSubjectAltNames() {
-			m.Matcher = &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "localhost"}}
-		}
-		return nil
-	})
 }
 
 func (s *relStack) watchServe() {
@@ -286,14 +256,13 @@ func (s *relStack) currentServe() *harness.Serve {
 	return s.serve
 }
 
-// restartServe starts a new serve on the same addresses (the old one must have exited)
-// and waits for it to be ready.
+// restartServe starts serve again on the same addresses and command line (the old
+// process must have exited) and waits for it to be ready.
 func (s *relStack) restartServe(t *testing.T) *harness.Serve {
 	t.Helper()
-	old := s.currentServe()
-	srv := harness.StartServe(t, old.GRPCAddr, old.HTTPAddr, s.serveArgs...)
+	srv := s.currentServe()
+	srv.Restart(t)
 	s.mu.Lock()
-	s.serve = srv
 	s.restarts++
 	s.mu.Unlock()
 	s.watchServe()
@@ -339,7 +308,7 @@ func (s *relStack) tokenFor(t *testing.T, who, clusterID string, signedAt time.T
 		t.Fatalf("no principal %q", who)
 	}
 	tok, err := stsfake.SignToken(context.Background(), stsfake.TokenRequest{
-		Credentials: p.entry.Credentials, ClusterID: clusterID, SignedAt: signedAt,
+		Credentials: p.p.Credentials, ClusterID: clusterID, SignedAt: signedAt,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +323,7 @@ func (s *relStack) tokenFor(t *testing.T, who, clusterID string, signedAt time.T
 func (s *relStack) forgedToken(t *testing.T, who string) string {
 	t.Helper()
 	p := s.principals[who]
-	creds := p.entry.Credentials
+	creds := p.p.Credentials
 	creds.SecretAccessKey = "not-the-secret"
 	tok, err := stsfake.SignToken(context.Background(), stsfake.TokenRequest{Credentials: creds, ClusterID: relClusterID, SignedAt: s.nextSignedAt()})
 	if err != nil {
@@ -408,10 +377,6 @@ func (s *relStack) doAt(t testing.TB, listener, method, path, tok string, h http
 	s.canary.Record("response headers", fmt.Sprint(h2))
 	return r
 }
-
-// whoamiPath is what `kubectl auth whoami` posts to; GET on it is a cheap request that
-// still runs authentication, impersonation and authorization on the API server.
-const whoamiPath = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 
 // get is a GET of /version (any authenticated user may read it) with a token.
 func (s *relStack) get(t testing.TB, tok string) relResponse {
@@ -487,9 +452,61 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 	}
 }
 
-// recorded returns the requests apiserver-fake served since seq.
-func (s *relStack) recorded(t testing.TB, since int64) []harness.RecordedRequest {
-	return s.api.Requests(t, since)
+// recorded returns the requests apiserver-fake received after sequence number since.
+func (s *relStack) recorded(t testing.TB, since int64) []harness.Received {
+	t.Helper()
+	var out []harness.Received
+	for _, r := range s.api.Recorded(t) {
+		if r.Seq > since {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// lastSeq is the highest sequence number apiserver-fake has recorded.
+func (s *relStack) lastSeq(t testing.TB) int64 {
+	t.Helper()
+	var last int64
+	for _, r := range s.api.Recorded(t) {
+		last = max(last, r.Seq)
+	}
+	return last
+}
+
+// serveGet fetches a path of serve's HTTP endpoint.
+func serveGet(srv *harness.Serve, path string) (int, string, error) {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + srv.HTTPAddr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return resp.StatusCode, string(b), err
+}
+
+// serveMetrics returns serve's /metrics text.
+func serveMetrics(t testing.TB, srv *harness.Serve) string {
+	t.Helper()
+	code, body, err := serveGet(srv, "/metrics")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	return body
+}
+
+// metricValue returns the value of the sample whose name and labels (exposition
+// text, labels in the order Prometheus prints them) match exactly, and whether it
+// was found.
+func metricValue(metrics, sample string) (float64, bool) {
+	for _, line := range strings.Split(metrics, "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			if v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
+				return v, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // envoyCertPool reads the Envoy listener's CA (for clients other than s.client).

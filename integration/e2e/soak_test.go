@@ -26,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
 )
 
@@ -172,9 +171,9 @@ func TestSoak(t *testing.T) {
 	var res []soakResources
 	sample := func() {
 		r := soakResources{at: time.Since(start), serveRSS: rssKiB(s.currentServe().Pid()), envoyRSS: rssKiB(s.envoy.Pid())}
-		if code, body, err := s.currentServe().Get("/metrics"); err == nil && code == 200 {
-			r.goroutines, _ = harness.MetricValue(body, "go_goroutines")
-			r.cacheLen, _ = harness.MetricValue(body, "kube_iam_authz_cache_entries")
+		if code, body, err := serveGet(s.currentServe(), "/metrics"); err == nil && code == 200 {
+			r.goroutines, _ = metricValue(body, "go_goroutines")
+			r.cacheLen, _ = metricValue(body, "kube_iam_authz_cache_entries")
 		}
 		resMu.Lock()
 		res = append(res, r)
@@ -307,7 +306,7 @@ dispatch:
 // mint signs a token without registering it as a canary unless asked.
 func (s *relStack) mint(t *testing.T, who string, signedAt time.Time, canary bool) string {
 	p := s.principals[who]
-	tok, err := stsfake.SignToken(context.Background(), stsfake.TokenRequest{Credentials: p.entry.Credentials, ClusterID: relClusterID, SignedAt: signedAt})
+	tok, err := stsfake.SignToken(context.Background(), stsfake.TokenRequest{Credentials: p.p.Credentials, ClusterID: relClusterID, SignedAt: signedAt})
 	if err != nil {
 		t.Error(err)
 		return ""

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
@@ -22,8 +23,9 @@ type RenderOptions struct {
 	// ServerCert is served by the listeners (files named *.key get its key, the
 	// listener certificate file tls.crt gets its certificate).
 	ServerCert *Cert
-	// Files, if set, maps config file paths to local files, overriding the defaults
-	// below (e.g. the API server's CA file when the upstream has its own CA).
+	// Files maps file paths the config reads to local files, before the defaults
+	// above apply (e.g. each API server cluster's trusted CA file to the CA of the
+	// stand-in it reaches).
 	Files map[string]string
 	// Edit, if set, changes the loaded config before rendering (e.g. a shorter
 	// max_stream_duration for a test). The reviewed policy still applies unless the
@@ -85,4 +87,39 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 		t.Fatalf("harness: %v", err)
 	}
 	return cfg, p
+}
+
+// UpstreamTLS is how a reviewed config verifies one API server cluster.
+type UpstreamTLS struct {
+	// SNI is the server name Envoy sends; the reviewed configs pin the same name
+	// with a SAN matcher, so a stand-in's certificate must carry it.
+	SNI string
+	// CAFile is the trusted CA file path the config reads.
+	CAFile string
+}
+
+// UpstreamTLSOf returns the upstream TLS settings of every cluster of the config at
+// configPath that has an UpstreamTlsContext, by cluster name.
+func UpstreamTLSOf(t testing.TB, configPath string) map[string]UpstreamTLS {
+	t.Helper()
+	b, err := envoyconfig.Load(configPath)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	out := map[string]UpstreamTLS{}
+	for _, cl := range b.GetStaticResources().GetClusters() {
+		ts := cl.GetTransportSocket().GetTypedConfig()
+		if ts == nil {
+			continue
+		}
+		var up tlsv3.UpstreamTlsContext
+		if err := ts.UnmarshalTo(&up); err != nil {
+			continue
+		}
+		out[cl.GetName()] = UpstreamTLS{
+			SNI:    up.GetSni(),
+			CAFile: up.GetCommonTlsContext().GetValidationContext().GetTrustedCa().GetFilename(),
+		}
+	}
+	return out
 }

@@ -4,6 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +95,95 @@ func TestProcessStopAndEarlyExit(t *testing.T) {
 	err = dead.waitFor(5*time.Second, func() error { return errNotReady })
 	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") || !strings.Contains(err.Error(), "bad config") {
 		t.Fatalf("waitFor on a dying process = %v, want an early-exit error with its stderr", err)
+	}
+}
+
+func TestProjectedDirUpdatesLikeTheKubelet(t *testing.T) {
+	p := NewProjectedDir(t, map[string][]byte{"token": []byte("one")})
+	first, err := os.Readlink(filepath.Join(p.Dir, "..data"))
+	if err != nil {
+		t.Fatalf("..data is not a symlink: %v", err)
+	}
+	if target, err := os.Readlink(p.Path("token")); err != nil || target != filepath.Join("..data", "token") {
+		t.Fatalf("token links to %q (%v), want ..data/token", target, err)
+	}
+
+	p.Update(t, map[string][]byte{"token": []byte("two")})
+	if b, err := os.ReadFile(p.Path("token")); err != nil || string(b) != "two" {
+		t.Fatalf("after Update, token = %q (%v), want two", b, err)
+	}
+	second, _ := os.Readlink(filepath.Join(p.Dir, "..data"))
+	if second == first {
+		t.Fatalf("..data still points to %s after Update", first)
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir, first)); !os.IsNotExist(err) {
+		t.Errorf("old generation %s still present (%v)", first, err)
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir, "..data_tmp")); !os.IsNotExist(err) {
+		t.Errorf("temporary link left behind (%v)", err)
+	}
+
+	for name, files := range map[string]map[string][]byte{
+		"path":   {"a/b": nil},
+		"hidden": {".x": nil},
+		"empty":  {"": nil},
+	} {
+		if err := p.update(files); err == nil {
+			t.Errorf("update with a %s name: no error", name)
+		}
+	}
+}
+
+func TestUpstreamTLSOfReviewedConfigs(t *testing.T) {
+	tests := map[string]struct {
+		config string
+		want   map[string]UpstreamTLS
+	}{
+		"sidecar": {config: "envoy/sidecar.yaml", want: map[string]UpstreamTLS{
+			"apiserver": {SNI: "kubernetes.default.svc", CAFile: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"},
+		}},
+		"multi-cluster": {config: "envoy/multi-cluster.yaml", want: map[string]UpstreamTLS{
+			"apiserver-a": {SNI: "prod-a.k8s.example.com", CAFile: "/etc/kube-iam-authz/upstream/prod-a-ca.crt"},
+			"apiserver-b": {SNI: "prod-b.k8s.example.com", CAFile: "/etc/kube-iam-authz/upstream/prod-b-ca.crt"},
+		}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := UpstreamTLSOf(t, RepoFile(t, tc.config)); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("UpstreamTLSOf = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestClientEnvIsolatesCredentials(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIADEVELOPERSOWNKEY")
+	t.Setenv("AWS_PROFILE", "prod")
+	t.Setenv("KUBECONFIG", "/home/dev/.kube/config")
+	home := newClientHome(t)
+	env := clientEnv(home)
+	got := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, dup := got[k]; dup {
+			t.Errorf("%s set twice", k)
+		}
+		got[k] = v
+	}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_PROFILE", "KUBECONFIG"} {
+		if v, ok := got[k]; ok {
+			t.Errorf("%s=%q leaked into the client environment", k, v)
+		}
+	}
+	want := map[string]string{
+		"HOME":                        home,
+		"AWS_CONFIG_FILE":             filepath.Join(home, ".aws", "config"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(home, ".aws", "credentials"),
+		"AWS_EC2_METADATA_DISABLED":   "true",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // productDirs are the packages that handle tokens, signatures and the proxy's own
 // credential (relative to this package).
-var productDirs = []string{"../../authz", "../../mapping", "../../server", "../../cmd"}
+var productDirs = []string{"../../authz", "../../mapping", "../../cmd"}
 
 // secretName matches identifiers that hold a credential or a value derived from one:
 // a bearer token, a signature, a session token, a MAC or cache digest.

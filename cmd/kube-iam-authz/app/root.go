@@ -45,6 +45,7 @@ func NewRootCommand(streams Streams) *cobra.Command {
 		newVerifyCommand(streams),
 		newMapCommand(streams),
 		newMappingCommand(streams),
+		newHealthcheckCommand(streams),
 	)
 	return root
 }

@@ -14,12 +14,12 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/server"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/upstream"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
-	"github.com/kube-iam-authz/kube-iam-authz/server"
 )
 
 func newServeCommand(streams Streams) *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -36,6 +37,8 @@ type Options struct {
 	Listen string
 	// CertDir receives ca.crt, apiserver.crt and apiserver.key.
 	CertDir string
+	// TLSSANs are extra DNS names for the serving certificate.
+	TLSSANs []string
 
 	// ProxyUser, ProxyUID and ProxyGroups are the identity the proxy token
 	// authenticates as (system:authenticated is always added).
@@ -91,6 +94,13 @@ func (o *Options) Validate() error {
 	if o.CertDir == "" {
 		errs = append(errs, errors.New("cert dir is required"))
 	}
+	for _, name := range o.TLSSANs {
+		// A DNS SAN is a host name: no IPs (127.0.0.1 and ::1 are always in),
+		// no wildcards, nothing a verifier would never match.
+		if net.ParseIP(name) != nil || !validDNSName(name) {
+			errs = append(errs, fmt.Errorf("tls san %q: want a DNS name", name))
+		}
+	}
 	if o.ProxyUser == "" {
 		errs = append(errs, errors.New("proxy user is required"))
 	}
@@ -129,4 +139,24 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("clock (Now) is required"))
 	}
 	return errors.Join(errs...)
+}
+
+// validDNSName accepts lower-case host names of dot-separated labels of
+// letters, digits and inner hyphens (RFC 1123), at most 253 characters.
+func validDNSName(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

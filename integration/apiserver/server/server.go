@@ -62,7 +62,7 @@ func New(o *Options) (*Server, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	certs, err := GenerateServingCerts(o.Now())
+	certs, err := GenerateServingCerts(o.Now(), o.TLSSANs...)
 	if err != nil {
 		return nil, err
 	}

@@ -37,10 +37,13 @@ type ServingCerts struct {
 }
 
 // GenerateServingCerts makes a throw-away CA and a serving certificate for
-// 127.0.0.1, ::1 and localhost. A separate CA (rather than one self-signed
-// leaf) mirrors a real cluster, where clients pin the cluster CA and the
-// serving certificate can be rotated underneath it.
-func GenerateServingCerts(now time.Time) (*ServingCerts, error) {
+// 127.0.0.1, ::1, localhost and the extra DNS names given. A separate CA
+// (rather than one self-signed leaf) mirrors a real cluster, where clients
+// pin the cluster CA and the serving certificate can be rotated underneath
+// it. Extra names let a proxy that pins the API server's name (Envoy's
+// reviewed config checks sni kubernetes.default.svc against the SAN) verify
+// the stand-in exactly as it would verify a real cluster.
+func GenerateServingCerts(now time.Time, dnsNames ...string) (*ServingCerts, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate CA key: %w", err)
@@ -75,7 +78,7 @@ func GenerateServingCerts(now time.Time) (*ServingCerts, error) {
 		NotAfter:     now.Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     append([]string{"localhost"}, dnsNames...),
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)

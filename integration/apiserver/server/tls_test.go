@@ -11,7 +11,7 @@ import (
 
 func TestGenerateServingCerts(t *testing.T) {
 	now := fixedClock()
-	certs, err := GenerateServingCerts(now)
+	certs, err := GenerateServingCerts(now, "kubernetes.default.svc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,8 @@ func TestGenerateServingCerts(t *testing.T) {
 		"ipv4 loopback":         {host: "127.0.0.1", at: now},
 		"ipv6 loopback":         {host: "::1", at: now},
 		"localhost":             {host: "localhost", at: now},
-		"other name rejected":   {host: "kubernetes.default.svc", at: now, wantErr: true},
+		"extra SAN":             {host: "kubernetes.default.svc", at: now},
+		"other name rejected":   {host: "kubernetes.default", at: now, wantErr: true},
 		"other ip rejected":     {host: "10.0.0.1", at: now, wantErr: true},
 		"expired after a day":   {host: "127.0.0.1", at: now.Add(certValidity + time.Minute), wantErr: true},
 		"not valid before time": {host: "127.0.0.1", at: now.Add(-time.Hour), wantErr: true},

@@ -1,0 +1,119 @@
+package examples
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+)
+
+var update = flag.Bool("update", false, "rewrite the generated ConfigMaps under kubernetes/ from their sources")
+
+// copiedConfigMaps are ConfigMaps whose one key is a repository file
+// verbatim. The deployment mounts them; a test keeps them byte-identical to
+// the source, so the pod runs exactly the reviewed Envoy config and the
+// example mapping.
+var copiedConfigMaps = map[string]struct {
+	file   string // manifest under kubernetes/
+	name   string // ConfigMap name
+	key    string // data key = file name in the mounted directory
+	source string // repository file, relative to examples/
+}{
+	"aws-auth": {file: "configmap-aws-auth.yaml", name: "aws-auth", key: "aws-auth.yaml", source: "aws-auth.yaml"},
+	"envoy":    {file: "configmap-envoy.yaml", name: "envoy-sidecar", key: "sidecar.yaml", source: filepath.Join("..", "envoy", "sidecar.yaml")},
+}
+
+// renderConfigMap writes src as the literal block of one data key.
+func renderConfigMap(name, key, sourceRel string, src []byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("# GENERATED from " + filepath.ToSlash(filepath.Join("examples", sourceRel)) + " by\n")
+	b.WriteString("#   go test ./examples -run TestCopiedConfigMaps -update\n")
+	b.WriteString("# Edit the source, not this file; a test keeps them byte-identical.\n")
+	b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n  namespace: kube-iam-authz\n")
+	b.WriteString("data:\n  " + key + ": |\n")
+	for _, line := range strings.SplitAfter(string(src), "\n") {
+		if line == "" {
+			continue
+		}
+		if line != "\n" {
+			b.WriteString("    ")
+		}
+		b.WriteString(line)
+	}
+	return b.Bytes()
+}
+
+func TestCopiedConfigMaps(t *testing.T) {
+	for name, tc := range copiedConfigMaps {
+		t.Run(name, func(t *testing.T) {
+			src, err := os.ReadFile(tc.source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("kubernetes", tc.file)
+			if *update {
+				if err := os.WriteFile(path, renderConfigMap(tc.name, tc.key, tc.source, src), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			docs, err := splitYAML(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(docs) != 1 {
+				t.Fatalf("%s: %d documents, want 1", path, len(docs))
+			}
+			obj, _, err := decodeStrict(docs[0])
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			cm, ok := obj.(*corev1.ConfigMap)
+			if !ok || cm.Name != tc.name {
+				t.Fatalf("%s: want ConfigMap %q, got %T", path, tc.name, obj)
+			}
+			if len(cm.Data) != 1 || len(cm.BinaryData) != 0 {
+				t.Errorf("%s: want exactly the key %q, have %d data keys", path, tc.key, len(cm.Data))
+			}
+			if got := cm.Data[tc.key]; got != string(src) {
+				t.Errorf("%s data[%q] differs from %s (%d vs %d bytes); regenerate with -update", path, tc.key, tc.source, len(got), len(src))
+			}
+		})
+	}
+}
+
+// TestAWSAuthConfigMapParses: the mounted file is what serve loads.
+func TestAWSAuthConfigMapParses(t *testing.T) {
+	m := loadManifests(t)
+	cm := m.get(t, "ConfigMap", "aws-auth").(*corev1.ConfigMap)
+	snap, err := mapping.Parse([]byte(cm.Data["aws-auth.yaml"]))
+	if err != nil {
+		t.Fatalf("mapping.Parse: %v", err)
+	}
+	if c := snap.Counts(); c.Roles == 0 || c.Users == 0 {
+		t.Errorf("counts = %+v, want roles and users (the demo maps one of each)", c)
+	}
+	if w := snap.Warnings(); len(w) > 0 {
+		t.Errorf("the example mapping has warnings: %v", w)
+	}
+}
+
+// TestEnvoyConfigMapPassesPolicy: the mounted Envoy config loads and passes
+// the config-lint the reviewed file is held to.
+func TestEnvoyConfigMapPassesPolicy(t *testing.T) {
+	m := loadManifests(t)
+	cm := m.get(t, "ConfigMap", "envoy-sidecar").(*corev1.ConfigMap)
+	b, err := envoyconfig.Parse([]byte(cm.Data["sidecar.yaml"]))
+	if err != nil {
+		t.Fatalf("envoyconfig.Parse: %v", err)
+	}
+	if err := envoyconfig.CheckPolicy(b); err != nil {
+		t.Errorf("CheckPolicy: %v", err)
+	}
+}

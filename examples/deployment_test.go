@@ -1,0 +1,414 @@
+package examples
+
+import (
+	"io"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app"
+	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+)
+
+// subcommand returns a fresh `kube-iam-authz <name>` command whose flags
+// parse exactly what the real binary parses.
+func subcommand(t *testing.T, name string) *cobra.Command {
+	t.Helper()
+	root := app.NewRootCommand(app.Streams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
+	cmd, _, err := root.Find([]string{name})
+	if err != nil || cmd.Name() != name {
+		t.Fatalf("kube-iam-authz has no %q command: %v", name, err)
+	}
+	return cmd
+}
+
+func container(t *testing.T, pod *corev1.PodSpec, name string) *corev1.Container {
+	t.Helper()
+	for i := range pod.Containers {
+		if pod.Containers[i].Name == name {
+			return &pod.Containers[i]
+		}
+	}
+	t.Fatalf("no container %q", name)
+	return nil
+}
+
+func volume(t *testing.T, pod *corev1.PodSpec, name string) *corev1.Volume {
+	t.Helper()
+	for i := range pod.Volumes {
+		if pod.Volumes[i].Name == name {
+			return &pod.Volumes[i]
+		}
+	}
+	t.Fatalf("no volume %q", name)
+	return nil
+}
+
+// mountFor returns the mount whose directory is exactly dir(file), and the
+// volume behind it.
+func mountFor(t *testing.T, pod *corev1.PodSpec, c *corev1.Container, file string) (*corev1.VolumeMount, *corev1.Volume) {
+	t.Helper()
+	for i := range c.VolumeMounts {
+		if c.VolumeMounts[i].MountPath == path.Dir(file) {
+			return &c.VolumeMounts[i], volume(t, pod, c.VolumeMounts[i].Name)
+		}
+	}
+	t.Fatalf("container %s: no volume mounted at %s (for %s)", c.Name, path.Dir(file), file)
+	return nil, nil
+}
+
+// filesOf lists the file names a volume puts in its directory.
+func filesOf(t *testing.T, m *manifests, v *corev1.Volume) []string {
+	t.Helper()
+	var out []string
+	items := func(its []corev1.KeyToPath) {
+		for _, it := range its {
+			out = append(out, it.Path)
+		}
+	}
+	switch {
+	case v.ConfigMap != nil:
+		if len(v.ConfigMap.Items) > 0 {
+			items(v.ConfigMap.Items)
+			break
+		}
+		for k := range m.get(t, "ConfigMap", v.ConfigMap.Name).(*corev1.ConfigMap).Data {
+			out = append(out, k)
+		}
+	case v.Secret != nil:
+		items(v.Secret.Items)
+	case v.Projected != nil:
+		for _, s := range v.Projected.Sources {
+			switch {
+			case s.ConfigMap != nil:
+				items(s.ConfigMap.Items)
+			case s.Secret != nil:
+				items(s.Secret.Items)
+			case s.ServiceAccountToken != nil:
+				out = append(out, s.ServiceAccountToken.Path)
+			}
+		}
+	}
+	return out
+}
+
+func portOf(t *testing.T, addr string) int32 {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("%q: %v", addr, err)
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		t.Fatalf("%q: %v", addr, err)
+	}
+	return int32(n)
+}
+
+// namedPort resolves a probe or Service port (number or name) against a
+// container's ports.
+func namedPort(t *testing.T, c *corev1.Container, p intstr.IntOrString) int32 {
+	t.Helper()
+	if p.Type == intstr.Int {
+		return p.IntVal
+	}
+	for _, cp := range c.Ports {
+		if cp.Name == p.StrVal {
+			return cp.ContainerPort
+		}
+	}
+	t.Fatalf("container %s has no port named %q", c.Name, p.StrVal)
+	return 0
+}
+
+func TestDeployment(t *testing.T) {
+	m := loadManifests(t)
+	d := m.get(t, "Deployment", "kube-iam-authz").(*appsv1.Deployment)
+	pod := &d.Spec.Template.Spec
+	podLabels := labels.Set(d.Spec.Template.Labels)
+
+	sel, err := metav1LabelSelector(d.Spec.Selector)
+	if err != nil || !sel.Matches(podLabels) {
+		t.Errorf("deployment selector %v does not match its pod labels %v (%v)", d.Spec.Selector, podLabels, err)
+	}
+	if len(pod.Containers) != 2 {
+		t.Errorf("want 2 containers (envoy, kube-iam-authz), have %d", len(pod.Containers))
+	}
+
+	sidecar, err := envoyconfig.Load(filepath.Join("..", "envoy", "sidecar.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := envoyconfig.Inventorize(sidecar)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("envoy", func(t *testing.T) {
+		c := container(t, pod, "envoy")
+		makefile, err := os.ReadFile(filepath.Join("..", "Makefile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := regexp.MustCompile(`(?m)^ENVOY_VERSION\s*:=\s*(\S+)`).FindSubmatch(makefile)
+		if v == nil || c.Image != "envoyproxy/envoy:v"+string(v[1]) {
+			t.Errorf("envoy image %q, want the version the tests run (Makefile ENVOY_VERSION %s)", c.Image, v)
+		}
+		// --config-path must name sidecar.yaml in the envoy-sidecar ConfigMap mount.
+		i := slices.Index(c.Args, "--config-path")
+		if i < 0 || i+1 >= len(c.Args) {
+			t.Fatalf("envoy args %v: no --config-path", c.Args)
+		}
+		cfg := c.Args[i+1]
+		_, vol := mountFor(t, pod, c, cfg)
+		if vol.ConfigMap == nil || vol.ConfigMap.Name != "envoy-sidecar" || !slices.Contains(filesOf(t, m, vol), path.Base(cfg)) {
+			t.Errorf("--config-path %s is not the envoy-sidecar ConfigMap's %s", cfg, path.Base(cfg))
+		}
+		// Every file the reviewed config reads is provided by a mount.
+		for _, f := range inv.Files {
+			_, vol := mountFor(t, pod, c, f)
+			if !slices.Contains(filesOf(t, m, vol), path.Base(f)) {
+				t.Errorf("envoy/sidecar.yaml reads %s; volume %s provides only %v", f, vol.Name, filesOf(t, m, vol))
+			}
+		}
+		// The listener port and the probes.
+		listener := sidecar.GetStaticResources().GetListeners()[0].GetAddress().GetSocketAddress().GetPortValue()
+		https := namedPort(t, c, intstr.FromString("https"))
+		if uint32(https) != listener {
+			t.Errorf("container port https = %d, envoy/sidecar.yaml listens on %d", https, listener)
+		}
+		for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
+			if p == nil || p.TCPSocket == nil || namedPort(t, c, p.TCPSocket.Port) != https {
+				t.Errorf("%s probe: want tcpSocket on the listener (admin is loopback-only), got %+v", name, p)
+			}
+		}
+	})
+
+	t.Run("kube-iam-authz", func(t *testing.T) {
+		c := container(t, pod, "kube-iam-authz")
+		if len(c.Args) == 0 || c.Args[0] != "serve" {
+			t.Fatalf("args %v: want serve first", c.Args)
+		}
+		serve := subcommand(t, "serve")
+		if err := serve.ParseFlags(c.Args[1:]); err != nil {
+			t.Fatalf("kube-iam-authz serve does not accept %v: %v", c.Args[1:], err)
+		}
+		flag := func(name string) string {
+			v, err := serve.Flags().GetString(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+
+		// Envoy's ext_authz cluster calls the gRPC port.
+		var authzPort uint32
+		for _, cl := range sidecar.GetStaticResources().GetClusters() {
+			if slices.Contains(inv.AuthzClusters, cl.GetName()) {
+				authzPort = cl.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetPortValue()
+			}
+		}
+		if got := portOf(t, flag("grpc-listen")); uint32(got) != authzPort {
+			t.Errorf("--grpc-listen port %d, envoy/sidecar.yaml calls ext_authz on %d", got, authzPort)
+		}
+
+		// Probes: /readyz on the HTTP port, gRPC health on the gRPC port.
+		rp := c.ReadinessProbe
+		if rp == nil || rp.HTTPGet == nil || rp.HTTPGet.Path != "/readyz" || namedPort(t, c, rp.HTTPGet.Port) != portOf(t, flag("http-listen")) {
+			t.Errorf("readiness probe %+v: want GET /readyz on --http-listen's port", rp)
+		}
+		lp := c.LivenessProbe
+		if lp == nil || lp.GRPC == nil || lp.GRPC.Port != portOf(t, flag("grpc-listen")) {
+			t.Errorf("liveness probe %+v: want gRPC health on --grpc-listen's port", lp)
+		}
+
+		// The mapping is a whole-directory ConfigMap mount: the kubelet
+		// updates it by swapping ..data, which is what serve watches. A
+		// subPath mount would never change.
+		mf := flag("mapping-file")
+		mount, vol := mountFor(t, pod, c, mf)
+		if mount.SubPath != "" || mount.SubPathExpr != "" {
+			t.Errorf("mapping mount uses subPath: updates would never arrive")
+		}
+		if vol.ConfigMap == nil || vol.ConfigMap.Name != "aws-auth" || !slices.Contains(filesOf(t, m, vol), path.Base(mf)) {
+			t.Errorf("--mapping-file %s is not the aws-auth ConfigMap's %s", mf, path.Base(mf))
+		}
+
+		// The upstream credential is a projected, expiring service-account token.
+		tf := flag("upstream-token-file")
+		_, vol = mountFor(t, pod, c, tf)
+		var sat *corev1.ServiceAccountTokenProjection
+		if vol.Projected != nil {
+			for _, s := range vol.Projected.Sources {
+				if s.ServiceAccountToken != nil && s.ServiceAccountToken.Path == path.Base(tf) {
+					sat = s.ServiceAccountToken
+				}
+			}
+		}
+		if sat == nil || sat.ExpirationSeconds == nil || *sat.ExpirationSeconds != 3600 {
+			t.Errorf("--upstream-token-file %s: want a projected serviceAccountToken with expirationSeconds 3600, got %+v", tf, sat)
+		}
+		if flag("cluster-id") == "" {
+			t.Errorf("--cluster-id is empty")
+		}
+	})
+
+	t.Run("security", func(t *testing.T) {
+		if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+			t.Errorf("automountServiceAccountToken must be false (the projected token is the credential)")
+		}
+		psc := pod.SecurityContext
+		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("pod securityContext %+v: want runAsNonRoot and seccomp RuntimeDefault", psc)
+		}
+		for _, c := range pod.Containers {
+			sc := c.SecurityContext
+			switch {
+			case sc == nil:
+				t.Errorf("%s: no securityContext", c.Name)
+			case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+				t.Errorf("%s: readOnlyRootFilesystem must be true", c.Name)
+			case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+				t.Errorf("%s: allowPrivilegeEscalation must be false", c.Name)
+			case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
+				t.Errorf("%s: runAsNonRoot must be true", c.Name)
+			case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0:
+				t.Errorf("%s: capabilities must drop ALL and add none", c.Name)
+			}
+			for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				req, lim := c.Resources.Requests[r], c.Resources.Limits[r]
+				if req.IsZero() || lim.IsZero() || req.Cmp(lim) > 0 {
+					t.Errorf("%s: %s request %s / limit %s: want both, request <= limit", c.Name, r, req.String(), lim.String())
+				}
+			}
+		}
+	})
+
+	t.Run("service account and RBAC subject", func(t *testing.T) {
+		sa := m.get(t, "ServiceAccount", pod.ServiceAccountName).(*corev1.ServiceAccount)
+		if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+			t.Errorf("ServiceAccount %s should not automount its token", sa.Name)
+		}
+		crb := m.get(t, "ClusterRoleBinding", "kube-iam-authz-impersonator").(*rbacv1.ClusterRoleBinding)
+		want := rbacv1.Subject{Kind: "ServiceAccount", Name: pod.ServiceAccountName, Namespace: d.Namespace}
+		if len(crb.Subjects) != 1 || crb.Subjects[0] != want {
+			t.Errorf("ClusterRoleBinding subjects %+v, want only %+v", crb.Subjects, want)
+		}
+	})
+
+	t.Run("service, PDB, HPA, network policy", func(t *testing.T) {
+		envoy := container(t, pod, "envoy")
+		svc := m.get(t, "Service", "kube-iam-authz").(*corev1.Service)
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) || len(svc.Spec.Selector) == 0 {
+			t.Errorf("Service selector %v does not select the pods %v", svc.Spec.Selector, podLabels)
+		}
+		for _, p := range svc.Spec.Ports {
+			namedPort(t, envoy, p.TargetPort)
+		}
+		pdb := m.get(t, "PodDisruptionBudget", "kube-iam-authz").(*policyv1.PodDisruptionBudget)
+		if s, err := metav1LabelSelector(pdb.Spec.Selector); err != nil || !s.Matches(podLabels) {
+			t.Errorf("PDB selector does not select the pods")
+		}
+		hpa := m.get(t, "HorizontalPodAutoscaler", "kube-iam-authz").(*autoscalingv2.HorizontalPodAutoscaler)
+		if ref := hpa.Spec.ScaleTargetRef; ref.Kind != "Deployment" || ref.Name != d.Name || ref.APIVersion != "apps/v1" {
+			t.Errorf("HPA targets %+v, want the Deployment %s", ref, d.Name)
+		}
+		if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas < 2 {
+			t.Errorf("HPA minReplicas should be at least 2 (the PDB keeps one during disruptions)")
+		}
+		np := m.get(t, "NetworkPolicy", "kube-iam-authz").(*networkingv1.NetworkPolicy)
+		if s, err := metav1LabelSelector(&np.Spec.PodSelector); err != nil || !s.Matches(podLabels) {
+			t.Errorf("NetworkPolicy does not select the pods")
+		}
+		authz := container(t, pod, "kube-iam-authz")
+		grpcPort := namedPort(t, authz, intstr.FromString("grpc"))
+		for _, rule := range np.Spec.Ingress {
+			if len(rule.Ports) == 0 {
+				t.Errorf("an ingress rule without ports admits the ext_authz gRPC port")
+			}
+			for _, p := range rule.Ports {
+				if p.Port == nil {
+					t.Errorf("an ingress port without a number admits every port")
+					continue
+				}
+				n := p.Port.IntVal
+				if p.Port.Type == intstr.String {
+					n = 0
+					for _, c := range pod.Containers {
+						for _, cp := range c.Ports {
+							if cp.Name == p.Port.StrVal {
+								n = cp.ContainerPort
+							}
+						}
+					}
+					if n == 0 {
+						t.Errorf("NetworkPolicy names port %q, which no container has", p.Port.StrVal)
+					}
+				}
+				if n == grpcPort {
+					t.Errorf("NetworkPolicy admits the ext_authz gRPC port %d", n)
+				}
+			}
+		}
+	})
+}
+
+// TestRBACImpersonatesExactlyWhatServeSends: the proxy's ClusterRole grants
+// the impersonate verb on users, groups, uids and userextras/<key> for each
+// extra key the server emits (impersonate.ExtraKeys, the list the Check
+// server's headers are built from), and on nothing else: no
+// serviceaccounts, no wildcard, no other verb.
+func TestRBACImpersonatesExactlyWhatServeSends(t *testing.T) {
+	m := loadManifests(t)
+	role := m.get(t, "ClusterRole", "kube-iam-authz-impersonator").(*rbacv1.ClusterRole)
+
+	type grant struct{ group, resource, verb string }
+	want := map[grant]bool{
+		{"", "users", "impersonate"}:                     true,
+		{"", "groups", "impersonate"}:                    true,
+		{"authentication.k8s.io", "uids", "impersonate"}: true,
+	}
+	for _, k := range impersonate.ExtraKeys() {
+		want[grant{"authentication.k8s.io", "userextras/" + k, "impersonate"}] = true
+	}
+	got := map[grant]bool{}
+	for _, r := range role.Rules {
+		if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {
+			t.Errorf("rule %+v: resourceNames/nonResourceURLs are not expected here", r)
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, v := range r.Verbs {
+					got[grant{g, res, v}] = true
+				}
+			}
+		}
+	}
+	for g := range want {
+		if !got[g] {
+			t.Errorf("missing grant: %s on %q in group %q", g.verb, g.resource, g.group)
+		}
+	}
+	for g := range got {
+		if !want[g] {
+			t.Errorf("grant the server never needs: %s on %q in group %q", g.verb, g.resource, g.group)
+		}
+	}
+}

@@ -1,0 +1,370 @@
+//go:build integration
+
+// Package demo runs `make demo`'s driver (examples/demo) for real: Envoy,
+// kube-iam-authz, both stand-ins and kubectl, so the demo can never rot.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
+)
+
+const (
+	repoRoot    = "../.."
+	runBudget   = 4 * time.Minute
+	readyBudget = 3 * time.Minute
+)
+
+// state mirrors the driver's state.json.
+type state struct {
+	Addrs      map[string]string `json:"addrs"`
+	Pids       map[string]int    `json:"pids"`
+	Kubeconfig string            `json:"kubeconfig"`
+	Metrics    string            `json:"metrics"`
+	Mapping    string            `json:"mapping"`
+}
+
+// binDir returns KIA_BIN, failing with instructions when a binary is
+// missing: an integration test must never pass by not running.
+func binDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("KIA_BIN")
+	if dir == "" {
+		t.Fatalf("KIA_BIN is not set; run `make integration` (or make build apiserver and set KIA_BIN=$PWD/bin)")
+	}
+	for _, name := range []string{"kube-iam-authz", "sts-fake", "apiserver-fake"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Fatalf("%s: %v; run `make build apiserver`", name, err)
+		}
+	}
+	return dir
+}
+
+// buildDriver compiles examples/demo, as `make demo` does.
+func buildDriver(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "demo")
+	cmd := exec.Command("go", "build", "-o", out, "./examples/demo")
+	cmd.Dir = repoRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./examples/demo: %v\n%s", err, b)
+	}
+	return out
+}
+
+// syncBuffer is a bytes.Buffer safe for the child's writes and our reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type run struct {
+	cmd      *exec.Cmd
+	out      *syncBuffer
+	stateDir string
+	done     chan struct{}
+	err      error
+}
+
+// startDriver runs the driver on free ports with its state in a temp dir.
+func startDriver(t *testing.T, oneshot bool, extra ...string) *run {
+	t.Helper()
+	envoy := harness.EnvoyPath(t)
+	bins := binDir(t)
+	driver := buildDriver(t)
+	r := &run{out: &syncBuffer{}, stateDir: filepath.Join(t.TempDir(), "state"), done: make(chan struct{})}
+	args := append([]string{"--free-ports", "--state-dir", r.stateDir, "--bin-dir", bins, "--envoy", envoy, "--repo", repoRoot}, extra...)
+	r.cmd = exec.Command(driver, args...)
+	r.cmd.Env = append(os.Environ(), fmt.Sprintf("DEMO_ONESHOT=%t", oneshot))
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		r.err = r.cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			_ = r.cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-r.done:
+			case <-time.After(30 * time.Second):
+				_ = r.cmd.Process.Kill()
+				<-r.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("demo output:\n%s", r.out.String())
+			for _, name := range []string{"sts-fake", "apiserver-fake", "kube-iam-authz", "envoy"} {
+				b, _ := os.ReadFile(filepath.Join(r.stateDir, "logs", name+".log"))
+				if len(b) > 4000 {
+					b = b[len(b)-4000:]
+				}
+				t.Logf("%s.log (tail):\n%s", name, b)
+			}
+		}
+	})
+	return r
+}
+
+func (r *run) wait(t *testing.T, budget time.Duration) int {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(budget):
+		t.Fatalf("demo still running after %s", budget)
+	}
+	var exit *exec.ExitError
+	switch {
+	case r.err == nil:
+		return 0
+	case errors.As(r.err, &exit):
+		return exit.ExitCode()
+	}
+	t.Fatalf("demo: %v", r.err)
+	return -1
+}
+
+func (r *run) state(t *testing.T) state {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(r.stateDir, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s state
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// assertStopped checks that every process the demo started is gone and
+// every port it used is free again.
+func assertStopped(t *testing.T, s state) {
+	t.Helper()
+	if len(s.Pids) != 4 {
+		t.Errorf("state.json lists %d processes, want 4: %v", len(s.Pids), s.Pids)
+	}
+	for name, pid := range s.Pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("%s (pid %d) still exists after the demo exited (kill 0: %v)", name, pid, err)
+		}
+	}
+	for name, addr := range s.Addrs {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s address %s still in use after the demo exited: %v", name, addr, err)
+			continue
+		}
+		_ = l.Close()
+	}
+}
+
+// wantScripted is what the scripted part must print: kubectl's own words.
+var wantScripted = []*regexp.Regexp{
+	// Progress, as plain lines (no terminal).
+	regexp.MustCompile(`(?m)^starting envoy…$`),
+	regexp.MustCompile(`(?m)^Envoy ready: kubectl talks to https://127\.0\.0\.1:\d+ \(`),
+	regexp.MustCompile(`(?m)^ready$`),
+	// admin: mapUsers.
+	regexp.MustCompile(`(?m)^\$ kubectl --context admin auth whoami\n.*arn:aws:iam::111122223333:user/admin\n\s+ATTRIBUTE\s+VALUE\n\s+Username\s+admin\n`),
+	regexp.MustCompile(`(?m)^\s+Groups\s+\[system:masters system:authenticated\]$`),
+	// developer: mapRoles with several groups, from an assumed-role session.
+	regexp.MustCompile(`(?m)^\s+Username\s+developer:alice$`),
+	regexp.MustCompile(`(?m)^\s+Groups\s+\[developers viewers team-111122223333 system:authenticated\]$`),
+	regexp.MustCompile(`(?m)^\s+Extra: sessionname\s+\[alice\]$`),
+	regexp.MustCompile(`(?m)^\s+Extra: canonicalarn\s+\[arn:aws:iam::111122223333:role/developer\]$`),
+	// unmapped: a clear 403 with kube-iam-authz's Status message.
+	regexp.MustCompile(`(?m)^\s+Error from server \(Forbidden\): Forbidden: the AWS identity is not mapped to a Kubernetes user on this cluster$`),
+	regexp.MustCompile(`(?m)^\s+→ unmapped is refused with 403`),
+	// STS really was asked.
+	regexp.MustCompile(`The STS stand-in verified [1-9]\d* presigned GetCallerIdentity URLs \(ok [1-9]`),
+}
+
+func TestDemoOneShot(t *testing.T) {
+	r := startDriver(t, true)
+	code := r.wait(t, runBudget)
+	out := r.out.String()
+	if code != 0 {
+		t.Fatalf("DEMO_ONESHOT=1 exited %d, want 0", code)
+	}
+	for _, re := range wantScripted {
+		if !re.MatchString(out) {
+			t.Errorf("output lacks %s", re)
+		}
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("output has terminal escapes although stdout is not a terminal")
+	}
+	if !strings.Contains(out, "DEMO_ONESHOT: the scripted part passed; stopping.") ||
+		!strings.Contains(out, "stopped envoy, kube-iam-authz, apiserver-fake, sts-fake") {
+		t.Errorf("output does not report a clean stop of the four processes")
+	}
+	assertStopped(t, r.state(t))
+}
+
+// TestDemoInteractive runs the demo as a person would: it stays up, the
+// printed kubeconfig works, the metrics it points to are the documented
+// ones, a live mapping edit takes effect, and Ctrl-C stops everything.
+func TestDemoInteractive(t *testing.T) {
+	r := startDriver(t, false)
+	deadline := time.Now().Add(readyBudget)
+	for !strings.Contains(r.out.String(), "Press Ctrl-C to stop everything.") {
+		select {
+		case <-r.done:
+			t.Fatalf("demo exited before it was up: %v", r.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo not up after %s", readyBudget)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s := r.state(t)
+	if !strings.Contains(r.out.String(), "export KUBECONFIG="+s.Kubeconfig) {
+		t.Errorf("the instructions do not name the kubeconfig %s", s.Kubeconfig)
+	}
+
+	t.Run("every exposed metric is documented in the README", func(t *testing.T) {
+		resp, err := http.Get(s.Metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		resp.Body.Close()
+		readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		families := map[string]bool{}
+		for _, m := range regexp.MustCompile(`(?m)^# TYPE (kube_iam_authz_\S+) `).FindAllSubmatch(body, -1) {
+			families[string(m[1])] = true
+		}
+		if len(families) < 5 {
+			t.Fatalf("only %d kube_iam_authz_ metric families exposed: %v", len(families), families)
+		}
+		var missing []string
+		for f := range families {
+			if !bytes.Contains(readme, []byte("`"+f+"`")) {
+				missing = append(missing, f)
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 0 {
+			t.Errorf("README's metrics catalogue lacks %v", missing)
+		}
+	})
+
+	t.Run("a live mapping edit takes effect", func(t *testing.T) {
+		kubectl := func() (string, error) {
+			cmd := exec.Command("/usr/bin/kubectl", "--context", "unmapped", "auth", "whoami")
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Join(r.stateDir, "home"), "KUBECONFIG=" + s.Kubeconfig}
+			b, err := cmd.CombinedOutput()
+			return string(b), err
+		}
+		if out, err := kubectl(); err == nil {
+			t.Fatalf("unmapped identity allowed before the edit:\n%s", out)
+		}
+		mapping, err := os.ReadFile(s.Mapping)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited := strings.Replace(string(mapping), "  mapUsers: |\n",
+			"  mapUsers: |\n    - userarn: arn:aws:iam::777788889999:user/intern\n      username: intern\n      groups: [interns]\n", 1)
+		if edited == string(mapping) {
+			t.Fatal("the copied mapping has no mapUsers block to edit")
+		}
+		if err := os.WriteFile(s.Mapping, []byte(edited), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out string
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+			if out, err = kubectl(); err == nil {
+				break
+			}
+		}
+		if !regexp.MustCompile(`(?m)^Username\s+intern$`).MatchString(out) || !regexp.MustCompile(`(?m)^Groups\s+\[interns system:authenticated\]$`).MatchString(out) {
+			t.Errorf("after the edit, whoami as unmapped printed:\n%s", out)
+		}
+	})
+
+	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("Ctrl-C: exit %d, want 0", code)
+	}
+	if !strings.Contains(r.out.String(), "stopped envoy, kube-iam-authz, apiserver-fake, sts-fake") {
+		t.Errorf("Ctrl-C did not report stopping the four processes")
+	}
+	assertStopped(t, s)
+}
+
+// TestDemoBusyPort: a fixed port already in use fails the demo at once,
+// naming the port and the flag, before anything starts.
+func TestDemoBusyPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	envoy := harness.EnvoyPath(t)
+	driver := buildDriver(t)
+	cmd := exec.CommandContext(context.Background(), driver,
+		"--state-dir", filepath.Join(t.TempDir(), "state"), "--bin-dir", binDir(t), "--envoy", envoy, "--repo", repoRoot,
+		"--envoy-listen", busy.Addr().String(), "--envoy-admin", free(), "--authz-grpc", free(),
+		"--authz-http", free(), "--sts-listen", free(), "--apiserver-listen", free())
+	cmd.Env = append(os.Environ(), "DEMO_ONESHOT=1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit %v, want 2\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "ports in use") || !strings.Contains(string(out), busy.Addr().String()+" (Envoy listener, --envoy-listen)") {
+		t.Errorf("output does not name the busy port and its flag:\n%s", out)
+	}
+	if strings.Contains(string(out), "starting") {
+		t.Errorf("the demo started something although a port was busy:\n%s", out)
+	}
+}

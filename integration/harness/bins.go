@@ -1,0 +1,45 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// EnvVarBin names the environment variable holding the directory of the built
+// binaries (kube-iam-authz, sts-fake, apiserver-fake); `make integration` sets it to
+// bin/ after building them.
+const EnvVarBin = "KIA_BIN"
+
+// Binary names under KIA_BIN and the make target that builds each.
+const (
+	BinAuthz     = "kube-iam-authz"
+	BinSTSFake   = "sts-fake"
+	BinAPIServer = "apiserver-fake"
+)
+
+var binTargets = map[string]string{
+	BinAuthz:     "make build",
+	BinSTSFake:   "make build",
+	BinAPIServer: "make apiserver",
+}
+
+// BinPath returns $KIA_BIN/name, failing the test with the make target to run when
+// KIA_BIN is unset or the binary is missing: an end-to-end test never passes by not
+// running.
+func BinPath(t testing.TB, name string) string {
+	t.Helper()
+	dir := os.Getenv(EnvVarBin)
+	target := binTargets[name]
+	if target == "" {
+		target = "make build"
+	}
+	if dir == "" {
+		t.Fatalf("harness: %s is not set; run `%s` and set %s=$(pwd)/bin (or use `make integration`)", EnvVarBin, target, EnvVarBin)
+	}
+	path := filepath.Join(dir, name)
+	if fi, err := os.Stat(path); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		t.Fatalf("harness: %s is not an executable file (%v); run `%s`", path, err, target)
+	}
+	return path
+}

@@ -1,0 +1,52 @@
+package harness
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// modulePath is the repository's root module.
+const modulePath = "github.com/kube-iam-authz/kube-iam-authz"
+
+// RepoFile returns the absolute path of rel (slash-separated, relative to the
+// repository root), found by walking up from the test's working directory to the
+// root module's go.mod. It fails the test when the file does not exist.
+func RepoFile(t testing.TB, rel string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	for {
+		if isRootModule(filepath.Join(dir, "go.mod")) {
+			path := filepath.Join(dir, filepath.FromSlash(rel))
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("harness: %v", err)
+			}
+			return path
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("harness: no go.mod of %s above the working directory", modulePath)
+		}
+		dir = parent
+	}
+}
+
+func isRootModule(gomod string) bool {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "module ") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "module ")) == modulePath
+		}
+	}
+	return false
+}
