@@ -24,8 +24,6 @@ type relReq struct {
 type loadTally struct {
 	mu     sync.Mutex
 	counts map[string]map[string]int
-	// timeline keeps (time, class, outcome) for the first failures, to explain them.
-	firstErrors []string
 }
 
 func (l *loadTally) add(class, outcome string) {
