@@ -110,6 +110,13 @@ type Chain struct {
 	// Identities the STS stand-in knows.
 	Identities []Identity
 
+	// Canary holds every secret of the chain (the identities' secret keys and
+	// session tokens, every token an exec plugin issued, every token a test passed
+	// to KubectlWithToken). When the test ends, every process log, serve's /metrics
+	// and every kubectl output are scanned for them; a test can Record more text
+	// (response bodies) or Add more secrets.
+	Canary *Canary
+
 	kubectl string
 	home    string
 	env     []string
@@ -205,7 +212,54 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 		t.Fatalf("harness: %v", err)
 	}
 	c.writeKubeconfig(t)
+	c.Canary = NewCanary()
+	// Registered last, so it runs first on cleanup, while every process still runs.
+	t.Cleanup(func() { c.checkCanaries(t) })
 	return c
+}
+
+// checkCanaries scans everything the chain wrote or answered for its secrets (see
+// Chain.Canary). A token, presigned URL, signature or session token in a log, a
+// metric or an error message fails the test.
+func (c *Chain) checkCanaries(t testing.TB) {
+	t.Helper()
+	for _, id := range c.Identities {
+		for _, secret := range []string{id.SecretAccessKey, id.SessionToken} {
+			if len(secret) >= canaryMinLen {
+				_ = c.Canary.Add("credential of "+id.Name, secret)
+			}
+		}
+	}
+	if entries, err := os.ReadDir(c.credLog); err == nil {
+		for _, e := range entries {
+			for _, tok := range c.IssuedTokens(t, e.Name()) {
+				_ = c.Canary.AddToken(tok)
+			}
+		}
+	}
+	watch := func(name string, p *Process) {
+		c.Canary.Watch(name+" stdout", p.Stdout)
+		c.Canary.Watch(name+" stderr", p.Stderr)
+	}
+	watch("sts-fake", c.STS.Process)
+	watch("kube-iam-authz", c.Serve.Process)
+	watch("envoy", c.Envoy.Process)
+	for _, rc := range c.Clusters {
+		watch(rc.APIServer.Name, rc.APIServer.Process)
+	}
+	if resp, err := c.Serve.client.Get("http://" + c.Serve.HTTPAddr + "/metrics"); err == nil {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		resp.Body.Close()
+		c.Canary.Record("kube-iam-authz /metrics", string(b))
+	}
+	c.Canary.Check(t)
+}
+
+// recordKubectl keeps kubectl's output for the canary scan.
+func (c *Chain) recordKubectl(res KubectlResult) KubectlResult {
+	c.Canary.Record("kubectl stdout", res.Stdout)
+	c.Canary.Record("kubectl stderr", res.Stderr)
+	return res
 }
 
 // NewProxyToken returns a random bearer token for the proxy identity.
@@ -258,15 +312,18 @@ func (c *Chain) Kubectl(t testing.TB, user string, args ...string) KubectlResult
 func (c *Chain) KubectlOn(t testing.TB, cluster, user string, args ...string) KubectlResult {
 	t.Helper()
 	full := append([]string{"--cluster", cluster, "--user", user}, args...)
-	return runKubectl(t, c.kubectl, c.Kubeconfig, c.env, full...)
+	return c.recordKubectl(runKubectl(t, c.kubectl, c.Kubeconfig, c.env, full...))
 }
 
 // KubectlWithToken runs kubectl against cluster with a fixed bearer token (an
 // invalid or expired one) instead of an exec plugin.
 func (c *Chain) KubectlWithToken(t testing.TB, cluster, tok string, args ...string) KubectlResult {
 	t.Helper()
+	if len(tok) >= canaryMinLen {
+		_ = c.Canary.AddToken(tok)
+	}
 	full := append([]string{"--cluster", cluster, "--user", anonymousUser, "--token", tok}, args...)
-	return runKubectl(t, c.kubectl, c.Kubeconfig, c.env, full...)
+	return c.recordKubectl(runKubectl(t, c.kubectl, c.Kubeconfig, c.env, full...))
 }
 
 // Producers of a kubeconfig user's token.
