@@ -111,7 +111,13 @@ func TestSoak(t *testing.T) {
 		unmapped = append(unmapped, s.mint(t, fmt.Sprintf("nobody-%03d", i), signedAt, i == 0))
 	}
 	for i := 0; i < 20; i++ {
-		forged = append(forged, s.forgedToken(t, "alice"))
+		creds := s.principals["alice"].p.Credentials
+		creds.SecretAccessKey = "not-the-secret"
+		tok, err := stsfake.SignToken(context.Background(), stsfake.TokenRequest{Credentials: creds, ClusterID: relClusterID, SignedAt: signedAt.Add(-time.Duration(i) * time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged = append(forged, tok)
 	}
 	for _, tok := range cached {
 		wantOK(t, "warm-up", s.get(t, tok))
