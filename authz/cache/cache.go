@@ -13,7 +13,8 @@
 //     the credential. Past MaxTTL it is verified again; if that fails
 //     transiently (ServeStaleOnError: STS down, slow, throttling), the
 //     earlier verification is served until the token expires, so an STS
-//     outage does not lock out users whose tokens were already verified.
+//     outage does not lock out users whose tokens were already verified;
+//     STS is asked again for that token only every StaleRetry.
 //   - Concurrent misses for one token share one upstream call
 //     (singleflight), detached from the first caller's cancellation.
 //   - Definitive rejections are cached briefly; throttling and outages never
@@ -183,6 +184,12 @@ func (c *Cache) load(parent context.Context, k digest, tok, clusterID string) (_
 		// rejection (revoked or expired credentials) never takes this path.
 		if e, ok := c.store.getStale(k, now); ok && e.err == nil {
 			c.metrics.stale.Inc()
+			// Serve it without asking the failing upstream again for a
+			// while: otherwise every request for a busy token is one more
+			// call to STS (and one more token of the STS rate limit).
+			if retry := min(c.opts.StaleRetry, e.stale-now.mono); retry > 0 {
+				c.store.put(k, entry{res: e.res, deadline: now.mono + retry, stale: e.stale}, now)
+			}
 			return e.res, nil
 		}
 	}

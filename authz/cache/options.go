@@ -16,6 +16,9 @@ const (
 	DefaultMaxTTL        = 2 * time.Minute
 	DefaultNegativeTTL   = 10 * time.Second
 	DefaultFlightTimeout = 10 * time.Second
+	// DefaultStaleRetry is how long an identity served stale (upstream failing
+	// transiently) is served before the upstream is asked again.
+	DefaultStaleRetry = 5 * time.Second
 
 	// tokenLifetime is how long STS honours a presigned GetCallerIdentity
 	// URL (X-Amz-Date + 15 min). A MaxTTL above it could never take effect,
@@ -87,6 +90,13 @@ type Options struct {
 	// verified earlier for the same token is served instead, until the
 	// token's expiry. Default: never (the error is returned).
 	ServeStaleOnError func(error) bool
+	// StaleRetry is how long, after a re-verification failed transiently,
+	// the earlier identity is served before the upstream is asked again for
+	// that token. Without it every request for a popular token would send
+	// one more call to an STS that is already failing (and use up the STS
+	// rate limit that new tokens need). Default DefaultStaleRetry; at most
+	// MaxTTL.
+	StaleRetry time.Duration
 }
 
 // withDefaults returns o with every zero field replaced by its default.
@@ -102,6 +112,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FlightTimeout == 0 {
 		o.FlightTimeout = DefaultFlightTimeout
+	}
+	if o.StaleRetry == 0 {
+		o.StaleRetry = min(DefaultStaleRetry, o.MaxTTL)
 	}
 	if o.Shards == 0 {
 		o.Shards = 1
@@ -133,6 +146,9 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("NegativeTTL %s: must be positive", o.NegativeTTL))
 	} else if d.MaxTTL > 0 && d.NegativeTTL > d.MaxTTL {
 		errs = append(errs, fmt.Errorf("NegativeTTL %s: must not exceed MaxTTL %s", d.NegativeTTL, d.MaxTTL))
+	}
+	if d.StaleRetry < 0 || (d.MaxTTL > 0 && d.StaleRetry > d.MaxTTL) {
+		errs = append(errs, fmt.Errorf("StaleRetry %s: must be in (0, MaxTTL %s]", o.StaleRetry, d.MaxTTL))
 	}
 	if d.FlightTimeout < 0 || d.FlightTimeout > maxFlightTimeout {
 		errs = append(errs, fmt.Errorf("FlightTimeout %s: must be in (0, %s]", o.FlightTimeout, maxFlightTimeout))

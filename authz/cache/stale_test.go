@@ -122,13 +122,52 @@ func TestStaleEntryRecovers(t *testing.T) {
 	}{
 		{nil, 0, 1},
 		{&sts.Error{Class: sts.ErrUnavailable, Reason: "timeout"}, 2 * time.Minute, 2}, // stale
-		{nil, 0, 3},                // upstream back: verified again
+		{nil, time.Second, 2},      // upstream back, but within StaleRetry: not asked yet
+		{nil, 5 * time.Second, 3},  // asked again, verified
 		{nil, 30 * time.Second, 3}, // fresh hit
 	} {
 		sw.set(step.fail)
 		c.clock.Advance(step.advance)
 		if _, err := c.Verify(ctx, tokenN(1), clusterA); err != nil {
 			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := c.fake.Calls(); got != step.wantCalls {
+			t.Fatalf("step %d: upstream calls = %d, want %d", i, got, step.wantCalls)
+		}
+	}
+}
+
+// TestStaleRetryBacksOff: while STS keeps failing, a stale identity is not
+// re-verified on every request (which would hammer a failing STS and use up
+// the rate limit new tokens need) but once per StaleRetry.
+func TestStaleRetryBacksOff(t *testing.T) {
+	var sw *switchable
+	c := newTestCache(t, Options{MaxTTL: time.Minute, StaleRetry: 5 * time.Second, ServeStaleOnError: serverIsTransient},
+		func(clock *fakeClock) func(string, string) (verify.Result, error) {
+			sw = &switchable{clock: clock, life: 15 * time.Minute}
+			return sw.answer
+		})
+	ctx := context.Background()
+	if _, err := c.Verify(ctx, tokenN(1), clusterA); err != nil {
+		t.Fatal(err)
+	}
+	sw.set(&sts.Error{Class: sts.ErrUnavailable, Reason: "network"})
+	c.clock.Advance(2 * time.Minute)
+	for i, step := range []struct {
+		advance   time.Duration
+		wantCalls int
+	}{
+		{0, 2},                       // past MaxTTL: asked, failed, served stale
+		{time.Second, 2},             // within StaleRetry: not asked again
+		{3 * time.Second, 2},         // still within
+		{1500 * time.Millisecond, 3}, // 5.5s later: asked again
+		{0, 3},
+	} {
+		c.clock.Advance(step.advance)
+		for j := 0; j < 10; j++ {
+			if _, err := c.Verify(ctx, tokenN(1), clusterA); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
 		}
 		if got := c.fake.Calls(); got != step.wantCalls {
 			t.Fatalf("step %d: upstream calls = %d, want %d", i, got, step.wantCalls)
