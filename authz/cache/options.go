@@ -114,7 +114,10 @@ func (o Options) withDefaults() Options {
 		o.FlightTimeout = DefaultFlightTimeout
 	}
 	if o.StaleRetry == 0 {
-		o.StaleRetry = min(DefaultStaleRetry, o.MaxTTL)
+		o.StaleRetry = DefaultStaleRetry
+		if o.MaxTTL > 0 {
+			o.StaleRetry = min(DefaultStaleRetry, o.MaxTTL)
+		}
 	}
 	if o.Shards == 0 {
 		o.Shards = 1
@@ -148,7 +151,7 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("NegativeTTL %s: must not exceed MaxTTL %s", d.NegativeTTL, d.MaxTTL))
 	}
 	if d.StaleRetry < 0 || (d.MaxTTL > 0 && d.StaleRetry > d.MaxTTL) {
-		errs = append(errs, fmt.Errorf("StaleRetry %s: must be in (0, MaxTTL %s]", o.StaleRetry, d.MaxTTL))
+		errs = append(errs, fmt.Errorf("StaleRetry %s: must be in (0, MaxTTL %s]", d.StaleRetry, d.MaxTTL))
 	}
 	if d.FlightTimeout < 0 || d.FlightTimeout > maxFlightTimeout {
 		errs = append(errs, fmt.Errorf("FlightTimeout %s: must be in (0, %s]", o.FlightTimeout, maxFlightTimeout))

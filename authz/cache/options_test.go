@@ -27,6 +27,8 @@ func TestOptionsValidate(t *testing.T) {
 		"NegativeTTL above the default MaxTTL": {
 			opts: Options{NegativeTTL: 3 * time.Minute}, wantProblems: []string{"must not exceed MaxTTL 2m0s"},
 		},
+		"StaleRetry above MaxTTL":   {opts: Options{MaxTTL: 2 * time.Second, NegativeTTL: time.Second, StaleRetry: 3 * time.Second}, wantProblems: []string{"StaleRetry 3s"}},
+		"negative StaleRetry":       {opts: Options{StaleRetry: -time.Second}, wantProblems: []string{"StaleRetry -1s"}},
 		"FlightTimeout too long":    {opts: Options{FlightTimeout: time.Hour}, wantProblems: []string{"FlightTimeout 1h0m0s"}},
 		"Shards not a power of two": {opts: Options{Shards: 3}, wantProblems: []string{"(Shards) 3"}},
 		"Shards too many":           {opts: Options{Shards: 512}, wantProblems: []string{"(Shards) 512"}},
