@@ -1,0 +1,117 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+)
+
+func TestClustersFromContextExtensions(t *testing.T) {
+	prodMapper := &fakeMapper{users: map[string]mapping.User{alice.CanonicalARN: {Username: "prod:alice"}}}
+	stagingMapper := &fakeMapper{users: map[string]mapping.User{alice.CanonicalARN: {Username: "staging:alice", Groups: []string{"staging"}}}}
+	extra := []Cluster{
+		{Name: "prod", ID: "prod-cluster", Mapper: prodMapper},
+		{Name: "staging", ID: "staging-cluster", Mapper: stagingMapper},
+	}
+	aliceAs := func(user string, groups ...string) []hdr {
+		hs := []hdr{{"impersonate-user", user, setH}}
+		for i, g := range groups {
+			action := appendH
+			if i == 0 {
+				action = setH
+			}
+			hs = append(hs, hdr{"impersonate-group", g, action})
+		}
+		return append(hs, withAuth(aliceHeaders[4:], proxyAuth)...)
+	}
+	tests := map[string]struct {
+		ext           map[string]string
+		want          []hdr
+		wantLabel     string
+		wantClusterID string
+	}{
+		"no extensions: default":            {ext: nil, want: withAuth(aliceHeaders, proxyAuth), wantClusterID: "dev-cluster"},
+		"unrelated extension: default":      {ext: map[string]string{"virtual_host": "k8s"}, want: withAuth(aliceHeaders, proxyAuth), wantClusterID: "dev-cluster"},
+		"cluster_id selects id and mapping": {ext: map[string]string{"cluster_id": "prod-cluster"}, want: aliceAs("prod:alice"), wantClusterID: "prod-cluster"},
+		"mapping selects mapping and id":    {ext: map[string]string{"mapping": "staging"}, want: aliceAs("staging:alice", "staging"), wantClusterID: "staging-cluster"},
+		"both: id from one, mapping from other": {
+			ext: map[string]string{"cluster_id": "prod-cluster", "mapping": "staging"}, want: aliceAs("staging:alice", "staging"), wantClusterID: "prod-cluster",
+		},
+		"default selectable by name":    {ext: map[string]string{"mapping": "default"}, want: withAuth(aliceHeaders, proxyAuth), wantClusterID: "dev-cluster"},
+		"unknown cluster_id":            {ext: map[string]string{"cluster_id": "other"}, wantLabel: "unknown_cluster"},
+		"empty cluster_id":              {ext: map[string]string{"cluster_id": ""}, wantLabel: "unknown_cluster"},
+		"unknown mapping":               {ext: map[string]string{"mapping": "nope"}, wantLabel: "unknown_cluster"},
+		"known id, unknown mapping":     {ext: map[string]string{"cluster_id": "prod-cluster", "mapping": "nope"}, wantLabel: "unknown_cluster"},
+		"cluster name is not an id":     {ext: map[string]string{"cluster_id": "prod"}, wantLabel: "unknown_cluster"},
+		"cluster id is not a name":      {ext: map[string]string{"mapping": "prod-cluster"}, wantLabel: "unknown_cluster"},
+		"case matters in cluster names": {ext: map[string]string{"mapping": "Prod"}, wantLabel: "unknown_cluster"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, fixtureOptions{extra: extra})
+			got, err := f.server.Check(context.Background(), request(bearer(tokAlice), tc.ext))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantLabel != "" {
+				assertResponse(t, got, wantDenied(t, tc.wantLabel))
+				if f.verifier.calls != 0 {
+					t.Errorf("verifier called %d times for a misrouted request", f.verifier.calls)
+				}
+				return
+			}
+			assertResponse(t, got, wantOK(tc.want))
+			if len(f.verifier.clusterIDs) != 1 || f.verifier.clusterIDs[0] != tc.wantClusterID {
+				t.Errorf("verified against %v, want %q", f.verifier.clusterIDs, tc.wantClusterID)
+			}
+		})
+	}
+}
+
+func TestNewClustersValidation(t *testing.T) {
+	m := &fakeMapper{}
+	tests := map[string]struct {
+		clusters  []Cluster
+		wantError bool
+	}{
+		"one":            {clusters: []Cluster{{Name: "a", ID: "x", Mapper: m}}},
+		"two":            {clusters: []Cluster{{Name: "a", ID: "x", Mapper: m}, {Name: "b", ID: "y", Mapper: m}}},
+		"none":           {wantError: true},
+		"empty name":     {clusters: []Cluster{{ID: "x", Mapper: m}}, wantError: true},
+		"empty id":       {clusters: []Cluster{{Name: "a", Mapper: m}}, wantError: true},
+		"no mapper":      {clusters: []Cluster{{Name: "a", ID: "x"}}, wantError: true},
+		"duplicate name": {clusters: []Cluster{{Name: "a", ID: "x", Mapper: m}, {Name: "a", ID: "y", Mapper: m}}, wantError: true},
+		"duplicate id":   {clusters: []Cluster{{Name: "a", ID: "x", Mapper: m}, {Name: "b", ID: "x", Mapper: m}}, wantError: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := newClusters(tc.clusters)
+			if (err != nil) != tc.wantError {
+				t.Fatalf("newClusters error = %v, wantError %v", err, tc.wantError)
+			}
+		})
+	}
+}
+
+func TestNewReportsEveryProblem(t *testing.T) {
+	_, err := New(Options{})
+	if err == nil {
+		t.Fatal("New(Options{}) succeeded")
+	}
+	for _, want := range []string{"Verifier", "cluster", "Logger", "Registerer"} {
+		if !containsFold(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != 4 {
+		t.Errorf("want 4 joined errors, got %v", err)
+	}
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}

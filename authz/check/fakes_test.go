@@ -1,0 +1,91 @@
+package check
+
+import (
+	"context"
+	"sync"
+
+	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+)
+
+// fakeVerifier answers from a table keyed by token and records the cluster
+// ids it was asked for.
+type fakeVerifier struct {
+	mu         sync.Mutex
+	results    map[string]verify.Result
+	err        error
+	panicWith  any
+	calls      int
+	clusterIDs []string
+}
+
+func (f *fakeVerifier) Verify(_ context.Context, tok, clusterID string) (verify.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.clusterIDs = append(f.clusterIDs, clusterID)
+	if f.panicWith != nil {
+		panic(f.panicWith)
+	}
+	if f.err != nil {
+		return verify.Result{}, f.err
+	}
+	r, ok := f.results[tok]
+	if !ok {
+		return verify.Result{}, errUnknownTokenInFake
+	}
+	return r, nil
+}
+
+type fakeError string
+
+func (e fakeError) Error() string { return string(e) }
+
+const errUnknownTokenInFake = fakeError("fake verifier: unknown token")
+
+// fakeMapper maps by canonical ARN.
+type fakeMapper struct {
+	mu    sync.Mutex
+	users map[string]mapping.User
+	err   error
+	calls int
+}
+
+func (f *fakeMapper) Map(_ context.Context, id identity.Identity) (mapping.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.err != nil {
+		return mapping.User{}, f.err
+	}
+	u, ok := f.users[id.CanonicalARN]
+	if !ok {
+		return mapping.User{}, mapping.ErrUnmapped
+	}
+	return u, nil
+}
+
+func (f *fakeMapper) set(arn string, u mapping.User) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.users[arn] = u
+}
+
+// fakeBearer is a settable upstream token.
+type fakeBearer struct {
+	mu  sync.Mutex
+	tok string
+}
+
+func (f *fakeBearer) BearerToken() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tok
+}
+
+func (f *fakeBearer) set(tok string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tok = tok
+}

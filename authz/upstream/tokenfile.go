@@ -1,0 +1,224 @@
+// Package upstream holds the proxy's own credential for the upstream
+// Kubernetes API server: a bearer token read from a file, normally a
+// projected service-account token that the kubelet rotates.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Defaults and bounds.
+const (
+	// DefaultInterval is the safety-net re-read period. The kubelet
+	// refreshes a projected token at 80% of its lifetime (at least 10 min
+	// for the minimum lifetime), so a minute is far inside any window.
+	DefaultInterval = time.Minute
+	// maxTokenBytes bounds what is read: service-account JWTs are about a
+	// kilobyte; anything near this bound is a wrong file.
+	maxTokenBytes = 64 << 10
+)
+
+// ErrInvalidToken is wrapped when the file cannot be used as a token.
+var ErrInvalidToken = errors.New("invalid upstream token file")
+
+// Options configure a TokenFile.
+type Options struct {
+	// Path of the token file.
+	Path string
+	// Interval between safety-net re-reads (fsnotify can miss events, e.g.
+	// on some network file systems). Default DefaultInterval.
+	Interval time.Duration
+	// Logger; never sees the token.
+	Logger *zap.Logger
+	// Registerer for the reload metrics.
+	Registerer prometheus.Registerer
+	// Now is the clock for the last-success timestamp; time.Now if nil.
+	Now func() time.Time
+}
+
+// Validate reports every problem at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Path == "" {
+		errs = append(errs, errors.New("upstream token: empty path"))
+	}
+	if o.Interval < 0 {
+		errs = append(errs, fmt.Errorf("upstream token: negative interval %s", o.Interval))
+	}
+	if o.Logger == nil {
+		errs = append(errs, errors.New("upstream token: Logger is required"))
+	}
+	if o.Registerer == nil {
+		errs = append(errs, errors.New("upstream token: Registerer is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// TokenFile serves the current token from a file and follows its changes.
+type TokenFile struct {
+	path     string
+	interval time.Duration
+	log      *zap.Logger
+	now      func() time.Time
+	current  atomic.Pointer[string]
+
+	reloads     *prometheus.CounterVec
+	lastSuccess prometheus.Gauge
+}
+
+// NewTokenFile reads the token once. A missing, unreadable or empty file is
+// an error: starting without a credential would send every request upstream
+// as anonymous (or fail every one of them) with no clear cause.
+func NewTokenFile(o Options) (*TokenFile, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Interval == 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	f := &TokenFile{
+		path:     o.Path,
+		interval: o.Interval,
+		log:      o.Logger,
+		now:      o.Now,
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kube_iam_authz",
+			Name:      "upstream_token_reads_total",
+			Help:      "Reads of the upstream token file by result (success, failure). After a failure the last good token stays in use.",
+		}, []string{"result"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kube_iam_authz",
+			Name:      "upstream_token_last_success_timestamp_seconds",
+			Help:      "Unix time of the last successful read of the upstream token file.",
+		}),
+	}
+	f.reloads.WithLabelValues("success")
+	f.reloads.WithLabelValues("failure")
+	for _, c := range []prometheus.Collector{f.reloads, f.lastSuccess} {
+		if err := o.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("upstream token: metrics: %w", err)
+		}
+	}
+	if err := f.Reload(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// BearerToken returns the last good token.
+func (f *TokenFile) BearerToken() string {
+	if p := f.current.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Reload reads the file now. On failure the previous token stays in use:
+// an API server accepts a projected token until it expires, which is long
+// after the kubelet started writing its successor.
+func (f *TokenFile) Reload() error {
+	tok, err := readToken(f.path)
+	if err != nil {
+		f.reloads.WithLabelValues("failure").Inc()
+		return err
+	}
+	f.reloads.WithLabelValues("success").Inc()
+	f.lastSuccess.Set(float64(f.now().UnixNano()) / 1e9)
+	if old := f.current.Load(); old == nil || *old != tok {
+		f.current.Store(&tok)
+		if old != nil {
+			f.log.Info("upstream token rotated", zap.String("path", f.path))
+		}
+	}
+	return nil
+}
+
+func readToken(path string) (string, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	defer file.Close()
+	b, err := io.ReadAll(io.LimitReader(file, maxTokenBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %v", ErrInvalidToken, path, err)
+	}
+	if len(b) > maxTokenBytes {
+		return "", fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalidToken, path, maxTokenBytes)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%w: %s is empty", ErrInvalidToken, path)
+	}
+	// The token becomes an Authorization header value: control characters
+	// (an embedded newline) would corrupt or split it.
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c < 0x20 || c == 0x7f {
+			return "", fmt.Errorf("%w: %s contains a control character", ErrInvalidToken, path)
+		}
+	}
+	return tok, nil
+}
+
+// Run follows the file until ctx ends. It watches the parent directory,
+// not the file: the kubelet updates projected volumes by writing a new
+// timestamped directory and atomically swapping the ..data symlink, so a
+// watch on the file itself goes stale after the first rotation
+// (kubernetes/kubernetes#112677; fsnotify recommends watching the
+// directory). A periodic re-read covers missed events.
+func (f *TokenFile) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("upstream token: watcher: %w", err)
+	}
+	defer w.Close()
+	if err := w.Add(filepath.Dir(f.path)); err != nil {
+		return fmt.Errorf("upstream token: watch %s: %w", filepath.Dir(f.path), err)
+	}
+	ticker := time.NewTicker(f.interval)
+	defer ticker.Stop()
+	reload := func(why string) {
+		if err := f.Reload(); err != nil {
+			f.log.Warn("upstream token re-read failed; keeping the last good token",
+				zap.String("trigger", why), zap.Error(err))
+		}
+	}
+	// The file may have changed between NewTokenFile and the watch.
+	reload("start")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			reload("timer")
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("upstream token: watcher closed")
+			}
+			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) && !ev.Has(fsnotify.Create) {
+				continue
+			}
+			reload("fsnotify")
+		case err, ok := <-w.Errors:
+			if !ok {
+				return errors.New("upstream token: watcher closed")
+			}
+			f.log.Warn("upstream token watcher error", zap.Error(err))
+		}
+	}
+}

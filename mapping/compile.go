@@ -1,0 +1,343 @@
+package mapping
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+)
+
+var (
+	// accountIDPattern: AWS account IDs are exactly 12 digits.
+	accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
+	// permissionSetPattern is IAM Identity Center's permission-set name
+	// rule, the same check the reference applies.
+	permissionSetPattern = regexp.MustCompile(`^[\w+=,.@-]{1,32}$`)
+	// roleNamePattern is IAM's role-name rule.
+	roleNamePattern = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	// uniqueIDPattern covers IAM unique IDs (AROA..., AIDA...; 21
+	// characters in practice) with room to spare.
+	uniqueIDPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,128}$`)
+)
+
+// compiler holds the indexes built while validating, so that duplicates are
+// reported against the entry they collide with.
+type compiler struct {
+	*decoder
+	snap      *Snapshot
+	userIDs   map[string]string // userid -> "mapRoles[3] (line 12)"
+	templates map[string]bool
+}
+
+func where(source Source, index, line int) string {
+	if line > 0 {
+		return fmt.Sprintf("%s[%d] (line %d)", source, index, line)
+	}
+	return fmt.Sprintf("%s[%d]", source, index)
+}
+
+// compile validates raw entries and builds the snapshot's indexes. It
+// reports every problem; the caller discards the snapshot if there are any.
+func (d *decoder) compile(doc *document) *Snapshot {
+	if d.exhausted {
+		return nil
+	}
+	c := &compiler{
+		decoder: d,
+		snap: &Snapshot{
+			roles:    make(map[string]*entry, len(doc.roles)),
+			users:    make(map[string]*entry, len(doc.users)),
+			sso:      map[string]*entry{},
+			accounts: make(map[string]accountEntry, len(doc.accounts)),
+		},
+		userIDs:   map[string]string{},
+		templates: map[string]bool{},
+	}
+	for i := range doc.roles {
+		c.role(&doc.roles[i])
+	}
+	for i := range doc.users {
+		c.user(&doc.users[i])
+	}
+	for _, a := range doc.accounts {
+		c.account(a)
+	}
+	s := c.snap
+	s.counts = Counts{Roles: len(s.roles), SSO: len(s.sso), Users: len(s.users), Accounts: len(s.accounts)}
+	for name := range c.templates {
+		s.templates = append(s.templates, name)
+	}
+	slices.Sort(s.templates)
+	if len(d.errs) == 0 && s.counts.Total() == 0 {
+		d.warnf(0, "", "the mapping has no entries: every identity is unmapped")
+	}
+	return s
+}
+
+func (c *compiler) role(r *rawEntry) {
+	path := fmt.Sprintf("%s[%d]", SourceRoles, r.index)
+	e := &entry{source: SourceRoles, index: r.index, line: r.line}
+	var key string
+	var index map[string]*entry
+	switch {
+	case r.sso != nil && r.arn.set:
+		c.errorf(r.line, path, "only one of rolearn or sso may be set")
+	case r.sso != nil:
+		key, index = c.ssoKey(r.sso, path+".sso"), c.snap.sso
+		e.sso = true
+		e.arn = key
+		if r.userID.set {
+			c.errorf(r.userID.line, path+".userid", "cannot pin an sso entry to one principal: it matches every role of its permission set")
+		}
+	case r.arn.set:
+		e.arn, key = c.roleARN(r.arn, path+".rolearn")
+		index = c.snap.roles
+	default:
+		if !r.broken {
+			c.errorf(r.line, path, "one of rolearn or sso is required")
+		}
+	}
+	c.names(e, r, path)
+	c.pin(e, r, path)
+	if key == "" {
+		return
+	}
+	if prev, dup := index[key]; dup {
+		switch {
+		case e.sso:
+			c.errorf(r.line, path+".sso", "duplicate of %s: same partition, account and permission set", where(prev.source, prev.index, prev.line))
+		case strings.EqualFold(prev.arn, e.arn):
+			c.errorf(r.arn.line, path+".rolearn", "duplicate of %s", where(prev.source, prev.index, prev.line))
+		default:
+			// Anchors C.13: role/dev/admin and role/prod/admin both arrive
+			// from STS as assumed-role/admin/..., so which mapping applies
+			// would depend on file order.
+			c.errorf(r.arn.line, path+".rolearn", "%s has the same role name as %s (%s) in another path; STS session ARNs carry no path, so the two cannot be told apart", e.arn, where(prev.source, prev.index, prev.line), prev.arn)
+		}
+		return
+	}
+	index[key] = e
+}
+
+// roleARN validates a rolearn and returns it canonicalised plus its index key.
+func (c *compiler) roleARN(f rawField, path string) (canonical, key string) {
+	if strings.TrimSpace(f.value) != f.value {
+		c.errorf(f.line, path, "has leading or trailing whitespace")
+		return "", ""
+	}
+	canonical, kind, err := identity.Canonicalize(f.value)
+	if err != nil {
+		c.errorf(f.line, path, "%v", err)
+		return "", ""
+	}
+	switch kind {
+	case identity.KindRole:
+	case identity.KindAssumedRole:
+		c.warnf(f.line, path, "is an STS session ARN; it is matched as the role %s, for every session", canonical)
+	default:
+		c.errorf(f.line, path, "is an IAM %s ARN, not a role; map it in mapUsers", kind)
+		return "", ""
+	}
+	if !c.accountOf(canonical, f.line, path) {
+		return "", ""
+	}
+	stripped, err := identity.StripPath(canonical)
+	if err != nil {
+		c.errorf(f.line, path, "%v", err)
+		return "", ""
+	}
+	name := stripped[strings.LastIndexByte(stripped, '/')+1:]
+	if !roleNamePattern.MatchString(name) {
+		c.errorf(f.line, path, "role name %q is not a valid IAM role name", name)
+		return "", ""
+	}
+	if stripped != canonical {
+		c.warnf(f.line, path, "the role path is ignored: STS session ARNs carry no path, so this matches the role named %q", name)
+	}
+	return canonical, lowerASCII(stripped)
+}
+
+// accountOf checks the account field of an ARN.
+func (c *compiler) accountOf(arn string, line int, path string) bool {
+	fields := strings.SplitN(arn, ":", 6)
+	if len(fields) < 6 || !accountIDPattern.MatchString(fields[4]) {
+		c.errorf(line, path, "the account ID in %s must be 12 digits", arn)
+		return false
+	}
+	return true
+}
+
+func (c *compiler) ssoKey(s *rawSSO, path string) string {
+	ok := true
+	if !s.permissionSetName.set {
+		c.errorf(s.line, path+".permissionSetName", "is required")
+		ok = false
+	} else if !permissionSetPattern.MatchString(s.permissionSetName.value) {
+		c.errorf(s.permissionSetName.line, path+".permissionSetName", "%q is not a permission-set name (1-32 of letters, digits and +=,.@_-; no wildcards)", s.permissionSetName.value)
+		ok = false
+	}
+	account := s.accountID.value
+	switch {
+	case !s.accountID.set:
+		c.errorf(s.line, path+".accountID", "is required")
+		ok = false
+	case !accountIDPattern.MatchString(account):
+		c.errorf(s.accountID.line, path+".accountID", "%s", accountMessage(s.accountID))
+		ok = false
+	case s.accountID.number:
+		c.warnf(s.accountID.line, path+".accountID", "is an unquoted YAML number; quote it (many YAML readers turn an unquoted 012345678901 into the number 12345678901)")
+	}
+	partition := "aws"
+	if s.partition.set {
+		// The reference builds an empty partition into its pattern whenever
+		// partition is set, so such entries never match (reference §4.7).
+		// Here a set partition is used as written.
+		partition = s.partition.value
+		if !slices.Contains(identity.Partitions, partition) {
+			c.errorf(s.partition.line, path+".partition", "%q is not an AWS partition (known: %s)", partition, strings.Join(identity.Partitions, ", "))
+			ok = false
+		}
+	}
+	if !ok {
+		return ""
+	}
+	return lowerASCII(partition + ":" + account + ":" + s.permissionSetName.value)
+}
+
+func accountMessage(f rawField) string {
+	if f.number && len(f.value) < 12 {
+		return fmt.Sprintf("%s is %d digits, not 12; if the account ID starts with 0, quote it: YAML reads an unquoted 012345678901 as a number", f.value, len(f.value))
+	}
+	return fmt.Sprintf("%q is not a 12-digit account ID", f.value)
+}
+
+func (c *compiler) user(r *rawEntry) {
+	path := fmt.Sprintf("%s[%d]", SourceUsers, r.index)
+	e := &entry{source: SourceUsers, index: r.index, line: r.line}
+	c.names(e, r, path)
+	c.pin(e, r, path)
+	if !r.arn.set {
+		if !r.broken {
+			c.errorf(r.line, path+".userarn", "is required")
+		}
+		return
+	}
+	apath := path + ".userarn"
+	canonical, kind, err := identity.Canonicalize(r.arn.value)
+	if err != nil {
+		c.errorf(r.arn.line, apath, "%v", err)
+		return
+	}
+	switch kind {
+	case identity.KindUser, identity.KindRoot, identity.KindFederatedUser:
+	default:
+		c.errorf(r.arn.line, apath, "is a role ARN, not a user; map it in mapRoles")
+		return
+	}
+	if !c.accountOf(canonical, r.arn.line, apath) {
+		return
+	}
+	e.arn = canonical
+	key := lowerASCII(canonical)
+	if prev, dup := c.snap.users[key]; dup {
+		c.errorf(r.arn.line, apath, "duplicate of %s", where(prev.source, prev.index, prev.line))
+		return
+	}
+	c.snap.users[key] = e
+}
+
+// pin validates the optional userid / roleid.
+func (c *compiler) pin(e *entry, r *rawEntry, path string) {
+	if !r.userID.set {
+		return
+	}
+	id := r.userID.value
+	if !uniqueIDPattern.MatchString(id) {
+		c.errorf(r.userID.line, path+".userid", "%q is not an IAM unique ID (letters and digits, such as AROAEXAMPLE...)", id)
+		return
+	}
+	if prev, dup := c.userIDs[id]; dup {
+		c.errorf(r.userID.line, path+".userid", "duplicate of %s", prev)
+		return
+	}
+	c.userIDs[id] = where(e.source, e.index, e.line)
+	e.userID = id
+}
+
+// names compiles the username and group templates.
+func (c *compiler) names(e *entry, r *rawEntry, path string) {
+	e.literal = true
+	if !r.username.set {
+		if !r.broken {
+			c.errorf(r.line, path+".username", "is required")
+		}
+	} else {
+		e.username = c.template(e, r.username, path+".username")
+	}
+	seen := map[string]int{}
+	for i, g := range r.groups {
+		gpath := fmt.Sprintf("%s.groups[%d]", path, i)
+		if prev, dup := seen[g.value]; dup {
+			c.warnf(g.line, gpath, "duplicate of groups[%d]", prev)
+		}
+		seen[g.value] = i
+		if t := c.template(e, g, gpath); t != nil {
+			e.groups = append(e.groups, t)
+		}
+	}
+	if e.literal {
+		e.literalGroups = make([]string, len(e.groups))
+		for i, g := range e.groups {
+			e.literalGroups[i] = g.raw
+		}
+	}
+}
+
+func (c *compiler) template(e *entry, f rawField, path string) *template {
+	if err := checkName(f.value); err != nil {
+		c.errorf(f.line, path, "%v", err)
+		return nil
+	}
+	t, err := compileTemplate(f.value)
+	if err != nil {
+		c.errorf(f.line, path, "%v", err)
+		return nil
+	}
+	if t.literal() {
+		return t
+	}
+	for name, v := range templateNames {
+		if t.has(v) {
+			c.templates["{{"+name+"}}"] = true
+		}
+	}
+	e.literal = false
+	e.usesDNS = e.usesDNS || t.has(varEC2PrivateDNSName)
+	e.usesSession = e.usesSession || t.usesSession()
+	if e.source == SourceUsers && (t.usesSession() || t.has(varEC2PrivateDNSName)) {
+		c.warnf(f.line, path, "IAM users have no session name, so this template renders empty and every request for this entry is refused")
+	}
+	if p := reservedPrefix(t.prefix); p != "" && t.usesSession() {
+		c.warnf(f.line, path, "whoever can assume this role chooses the rest of this %s name through the role session name", p)
+	}
+	return t
+}
+
+func (c *compiler) account(f rawField) {
+	i := f.index
+	path := fmt.Sprintf("%s[%d]", SourceAccounts, i)
+	if !accountIDPattern.MatchString(f.value) {
+		c.errorf(f.line, path, "%s", accountMessage(f))
+		return
+	}
+	if f.number {
+		c.warnf(f.line, path, "is an unquoted YAML number; quote it (many YAML readers turn an unquoted 012345678901 into the number 12345678901)")
+	}
+	if prev, dup := c.snap.accounts[f.value]; dup {
+		c.warnf(f.line, path, "duplicate of %s", where(SourceAccounts, prev.index, prev.line))
+		return
+	}
+	c.snap.accounts[f.value] = accountEntry{index: i, line: f.line}
+}

@@ -1,0 +1,495 @@
+package mapping
+
+import (
+	"fmt"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Shape is the layout a mapping file was written in. Parse detects it.
+type Shape string
+
+const (
+	// ShapeConfigMap is the manifest `kubectl get cm aws-auth -n kube-system
+	// -o yaml` (or -o json) prints: mapRoles, mapUsers and mapAccounts are
+	// YAML documents held as strings under data.
+	ShapeConfigMap Shape = "configmap"
+	// ShapeData is the bare data map of that ConfigMap.
+	ShapeData Shape = "data"
+	// ShapeStructured has the same three keys with lists as values, in YAML
+	// or JSON (aws-iam-authenticator's DynamicFile layout is one instance).
+	ShapeStructured Shape = "structured"
+)
+
+// Limits that bound the work one file can cause.
+const (
+	// MaxFileBytes is the largest mapping Parse accepts. A ConfigMap is at
+	// most 1 MiB; the structured shape may be larger.
+	MaxFileBytes = 16 << 20
+	// maxNodes bounds the YAML nodes visited, alias expansion included, so
+	// that a file of anchors and aliases cannot make decoding quadratic.
+	maxNodes = 4 << 20
+	// maxGroups bounds the groups of one entry.
+	maxGroups = 1000
+	// maxProblems bounds the problems kept for one file.
+	maxProblems = 200
+)
+
+// The data keys, case-sensitive as in the reference (it ignores "mapusers";
+// we report it).
+const (
+	keyRoles    = "mapRoles"
+	keyUsers    = "mapUsers"
+	keyAccounts = "mapAccounts"
+)
+
+// dynamicFileKeys are top-level keys of aws-iam-authenticator's DynamicFile
+// JSON that carry no mapping; they are accepted and ignored so that such a
+// file can be used unchanged.
+var dynamicFileKeys = map[string]bool{"Version": true, "LastUpdatedDateTime": true, "ClusterId": true}
+
+// configMapKeys are the top-level keys that mark the ConfigMap shape.
+var configMapKeys = map[string]bool{"apiVersion": true, "kind": true, "metadata": true, "data": true, "binaryData": true, "immutable": true}
+
+// rawField is a decoded scalar with its position.
+type rawField struct {
+	value string
+	line  int
+	set   bool
+	// number is true for an unquoted YAML number (accepted for account
+	// IDs, with a warning).
+	number bool
+	// index is the position in its list (mapAccounts items).
+	index int
+}
+
+// rawEntry is one mapRoles or mapUsers item as written.
+type rawEntry struct {
+	index    int
+	line     int
+	arn      rawField // rolearn or userarn
+	username rawField
+	groups   []rawField
+	userID   rawField
+	sso      *rawSSO
+	// broken is set when decoding the entry already reported a problem, so
+	// that validation does not pile "is required" on top of it.
+	broken bool
+}
+
+type rawSSO struct {
+	line              int
+	permissionSetName rawField
+	accountID         rawField
+	partition         rawField
+}
+
+type document struct {
+	shape    Shape
+	roles    []rawEntry
+	users    []rawEntry
+	accounts []rawField
+	// accountsIndex remembers each account's position in mapAccounts.
+}
+
+// decoder accumulates problems; it never stops at the first one.
+type decoder struct {
+	errs      []Problem
+	warns     []Problem
+	budget    int
+	exhausted bool
+}
+
+func (d *decoder) errorf(line int, path, format string, args ...any) {
+	d.errs = addProblem(d.errs, Problem{Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) warnf(line int, path, format string, args ...any) {
+	d.warns = addProblem(d.warns, Problem{Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// addProblem keeps the first maxProblems problems and then one marker.
+func addProblem(ps []Problem, p Problem) []Problem {
+	switch {
+	case len(ps) < maxProblems:
+		return append(ps, p)
+	case len(ps) == maxProblems:
+		return append(ps, Problem{Message: fmt.Sprintf("more than %d problems; the rest are not listed", maxProblems)})
+	}
+	return ps
+}
+
+// resolve follows aliases and charges the node budget.
+func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
+	for hops := 0; n != nil && n.Kind == yaml.AliasNode && hops < 16; hops++ {
+		n = n.Alias
+	}
+	d.budget--
+	if d.budget < 0 && !d.exhausted {
+		d.exhausted = true
+		d.errorf(0, "", "the document expands to more than %d YAML nodes (aliases included); refusing to decode it", maxNodes)
+	}
+	if n != nil && n.Kind == yaml.AliasNode {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
+	}
+	return n
+}
+
+// decode turns file bytes into raw entries, reporting every problem it can.
+func decode(data []byte) (*document, *decoder) {
+	d := &decoder{budget: maxNodes}
+	doc := &document{}
+	if len(data) > MaxFileBytes {
+		d.errorf(0, "", "the file is %d bytes, more than the %d accepted", len(data), MaxFileBytes)
+		return doc, d
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		// An in-place writer truncates before it writes: an empty file is
+		// far more likely a half-written one than an intended empty mapping
+		// (write `data: {}` for that).
+		d.errorf(0, "", "the file is empty")
+		return doc, d
+	}
+	root, err := parseYAML(data)
+	if err != nil {
+		line, msg := splitYAMLError(err)
+		d.errorf(line, "", "%s", msg)
+		return doc, d
+	}
+	if isNull(root) {
+		d.errorf(0, "", "the file holds no YAML document")
+		return doc, d
+	}
+	root = d.resolve(root)
+	if root.Kind != yaml.MappingNode {
+		d.errorf(root.Line, "", "the top level must be a mapping (a ConfigMap, its data map, or mapRoles/mapUsers/mapAccounts lists), found %s", kindName(root))
+		return doc, d
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if configMapKeys[root.Content[i].Value] {
+			doc.shape = ShapeConfigMap
+			d.configMap(root, doc)
+			return doc, d
+		}
+	}
+	d.bare(root, doc)
+	return doc, d
+}
+
+// configMap decodes the ConfigMap shape.
+func (d *decoder) configMap(root *yaml.Node, doc *document) {
+	d.envelope(root)
+	var data *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "data" {
+			data = d.resolve(root.Content[i+1])
+		}
+	}
+	if isNull(data) {
+		return // an aws-auth without data maps nobody; compile warns
+	}
+	if data.Kind != yaml.MappingNode {
+		d.errorf(data.Line, "data", "must be a mapping of mapRoles, mapUsers and mapAccounts, found %s", kindName(data))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(data.Content); i += 2 {
+		k, v := d.resolve(data.Content[i]), data.Content[i+1]
+		path := "data." + k.Value
+		if prev, dup := seen[k.Value]; dup {
+			d.errorf(k.Line, path, "duplicate key (first at line %d)", prev)
+			continue
+		}
+		seen[k.Value] = k.Line
+		if !d.dataKey(k, path) {
+			continue
+		}
+		v = d.resolve(v)
+		if isNull(v) {
+			continue
+		}
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
+			if v.Kind == yaml.SequenceNode {
+				d.errorf(v.Line, path, "must be a string holding a YAML list (write `%s: |` and indent the list under it); ConfigMap data values are strings", k.Value)
+			} else {
+				d.errorf(v.Line, path, "must be a string holding a YAML list, found %s", kindName(v))
+			}
+			continue
+		}
+		d.nested(doc, k.Value, v)
+	}
+}
+
+// dataKey checks a data or top-level key and reports unknown ones.
+func (d *decoder) dataKey(k *yaml.Node, path string) bool {
+	switch k.Value {
+	case keyRoles, keyUsers, keyAccounts:
+		return true
+	}
+	for _, known := range []string{keyRoles, keyUsers, keyAccounts} {
+		if strings.EqualFold(k.Value, known) {
+			d.errorf(k.Line, path, "unknown key; keys are case-sensitive, did you mean %s? (aws-iam-authenticator ignores it silently)", known)
+			return false
+		}
+	}
+	d.errorf(k.Line, path, "unknown key (known: mapRoles, mapUsers, mapAccounts)")
+	return false
+}
+
+// bare decodes the data and structured shapes.
+func (d *decoder) bare(root *yaml.Node, doc *document) {
+	var strs, lists int
+	seen := map[string]int{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := d.resolve(root.Content[i]), root.Content[i+1]
+		if prev, dup := seen[k.Value]; dup {
+			d.errorf(k.Line, k.Value, "duplicate key (first at line %d)", prev)
+			continue
+		}
+		seen[k.Value] = k.Line
+		if dynamicFileKeys[k.Value] {
+			continue
+		}
+		if !d.dataKey(k, k.Value) {
+			continue
+		}
+		v = d.resolve(v)
+		switch {
+		case isNull(v):
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!str":
+			strs++
+			d.nested(doc, k.Value, v)
+		case v.Kind == yaml.SequenceNode:
+			lists++
+			d.list(doc, k.Value, v, locator{exact: true})
+		default:
+			d.errorf(v.Line, k.Value, "must be a list (or a string holding one), found %s", kindName(v))
+		}
+	}
+	switch {
+	case strs > 0 && lists > 0:
+		d.errorf(root.Line, "", "mixes string values (the ConfigMap data shape) with lists (the structured shape); use one shape for the whole file")
+	case lists > 0:
+		doc.shape = ShapeStructured
+	default:
+		doc.shape = ShapeData
+	}
+}
+
+// emptyMarkers are values the reference treats as an absent key.
+func isEmptyMarker(s string) bool {
+	switch strings.TrimSpace(s) {
+	case "", "``", `""`, "''":
+		return true
+	}
+	return false
+}
+
+// nested parses a YAML document held in a string value.
+func (d *decoder) nested(doc *document, key string, v *yaml.Node) {
+	if isEmptyMarker(v.Value) {
+		return
+	}
+	loc := locator{base: v.Line, exact: v.Style&yaml.LiteralStyle != 0}
+	inner, err := parseYAML([]byte(v.Value))
+	if err != nil {
+		line, msg := splitYAMLError(err)
+		if loc.exact && line > 0 {
+			line += loc.base
+		} else {
+			line = loc.base
+		}
+		d.errorf(line, key, "%s", msg)
+		return
+	}
+	if isNull(inner) {
+		return
+	}
+	d.list(doc, key, inner, loc)
+}
+
+// list decodes the items of mapRoles, mapUsers or mapAccounts.
+func (d *decoder) list(doc *document, key string, n *yaml.Node, loc locator) {
+	n = d.resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(loc.at(n), key, "must be a list, found %s", kindName(n))
+		return
+	}
+	for i, item := range n.Content {
+		if d.exhausted {
+			return
+		}
+		path := fmt.Sprintf("%s[%d]", key, i)
+		item = d.resolve(item)
+		switch key {
+		case keyAccounts:
+			f := d.scalar(item, loc, path, true)
+			if !f.set && !isNull(item) {
+				continue
+			}
+			if !f.set {
+				d.errorf(loc.at(item), path, "is empty")
+				continue
+			}
+			f.index = i
+			doc.accounts = append(doc.accounts, f)
+		case keyRoles:
+			doc.roles = append(doc.roles, d.entry(item, loc, path, i, true))
+		case keyUsers:
+			doc.users = append(doc.users, d.entry(item, loc, path, i, false))
+		}
+	}
+}
+
+// entry decodes one mapRoles (role=true) or mapUsers item. Field names are
+// case-insensitive like the reference's encoding/json decoding (rolearn,
+// roleARN and RoLeArN are one field), so a second spelling of the same field
+// is a duplicate, not a silent override.
+func (d *decoder) entry(n *yaml.Node, loc locator, path string, index int, role bool) rawEntry {
+	e := rawEntry{index: index, line: loc.at(n)}
+	if n.Kind != yaml.MappingNode {
+		what := "userarn"
+		if role {
+			what = "rolearn"
+		}
+		d.errorf(e.line, path, "must be a mapping with %s, username and groups, found %s", what, kindName(n))
+		e.broken = true
+		return e
+	}
+	errsBefore := len(d.errs)
+	seen := map[string]int{}
+	var idKey string
+	for i := 0; i+1 < len(n.Content) && !d.exhausted; i += 2 {
+		k, v := d.resolve(n.Content[i]), d.resolve(n.Content[i+1])
+		name := strings.ToLower(k.Value)
+		fpath := path + "." + name
+		if prev, dup := seen[name]; dup {
+			d.errorf(loc.at(k), fpath, "duplicate field (first at line %d; field names are case-insensitive)", prev)
+			continue
+		}
+		seen[name] = loc.at(k)
+		switch {
+		case name == "username":
+			e.username = d.scalar(v, loc, fpath, false)
+		case name == "groups":
+			e.groups = d.stringList(v, loc, fpath)
+		case role && name == "rolearn", !role && name == "userarn":
+			e.arn = d.scalar(v, loc, fpath, false)
+		case name == "userid", role && name == "roleid":
+			if idKey != "" {
+				d.errorf(loc.at(k), fpath, "both %s and %s are set; use one", idKey, name)
+				continue
+			}
+			idKey = name
+			e.userID = d.scalar(v, loc, path+".userid", false)
+		case role && name == "sso":
+			e.sso = d.sso(v, loc, fpath)
+		case role && name == "userarn":
+			d.errorf(loc.at(k), fpath, "userarn belongs in mapUsers; mapRoles entries use rolearn")
+		case !role && name == "rolearn":
+			d.errorf(loc.at(k), fpath, "rolearn belongs in mapRoles; mapUsers entries use userarn")
+		default:
+			known := "userarn, username, groups, userid"
+			if role {
+				known = "rolearn, sso, username, groups, userid (or roleid)"
+			}
+			d.errorf(loc.at(k), fpath, "unknown field (known: %s)", known)
+		}
+	}
+	e.broken = len(d.errs) > errsBefore
+	return e
+}
+
+func (d *decoder) sso(n *yaml.Node, loc locator, path string) *rawSSO {
+	s := &rawSSO{line: loc.at(n)}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(s.line, path, "must be a mapping with permissionSetName, accountID and optional partition, found %s", kindName(n))
+		return s
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := d.resolve(n.Content[i]), d.resolve(n.Content[i+1])
+		name := strings.ToLower(k.Value)
+		if prev, dup := seen[name]; dup {
+			d.errorf(loc.at(k), path+"."+k.Value, "duplicate field (first at line %d; field names are case-insensitive)", prev)
+			continue
+		}
+		seen[name] = loc.at(k)
+		switch name {
+		case "permissionsetname":
+			s.permissionSetName = d.scalar(v, loc, path+".permissionSetName", false)
+		case "accountid":
+			s.accountID = d.scalar(v, loc, path+".accountID", true)
+		case "partition":
+			s.partition = d.scalar(v, loc, path+".partition", false)
+		default:
+			d.errorf(loc.at(k), path+"."+k.Value, "unknown field (known: permissionSetName, accountID, partition)")
+		}
+	}
+	return s
+}
+
+// scalar decodes a string. Numbers are accepted only where numberOK (account
+// IDs), keeping their literal text; anything else must be a YAML string so
+// that `username: yes` or `groups: [0755]` is not silently re-typed.
+func (d *decoder) scalar(n *yaml.Node, loc locator, path string, numberOK bool) rawField {
+	f := rawField{line: loc.at(n)}
+	switch {
+	case isNull(n):
+		return f
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!str":
+		f.value, f.set = n.Value, true
+	case n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") && numberOK && allDigits(n.Value):
+		// yaml.v3 tags 012345678901 !!float (not valid octal); either way
+		// the literal text keeps the leading zero.
+		f.value, f.set, f.number = n.Value, true, true
+	case n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool"):
+		d.errorf(f.line, path, "must be a string, found %s %s; quote it", kindName(n), n.Value)
+	default:
+		d.errorf(f.line, path, "must be a string, found %s", kindName(n))
+	}
+	return f
+}
+
+func (d *decoder) stringList(n *yaml.Node, loc locator, path string) []rawField {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(loc.at(n), path, "must be a list of strings (`groups: [a, b]` or one `- name` per line), found %s", kindName(n))
+		return nil
+	}
+	if len(n.Content) > maxGroups {
+		d.errorf(loc.at(n), path, "has %d groups, more than %d", len(n.Content), maxGroups)
+		return nil
+	}
+	out := make([]rawField, 0, len(n.Content))
+	for i, item := range n.Content {
+		if d.exhausted {
+			return nil
+		}
+		item = d.resolve(item)
+		if item.Kind == yaml.ScalarNode && item.Tag == "!!str" {
+			// The common case, without building a path nobody reads.
+			out = append(out, rawField{value: item.Value, line: loc.at(item), set: true})
+			continue
+		}
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		if isNull(item) {
+			d.errorf(loc.at(item), ipath, "is empty")
+			continue
+		}
+		d.scalar(item, loc, ipath, false) // reports the type problem
+	}
+	return out
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

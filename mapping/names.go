@@ -1,0 +1,65 @@
+package mapping
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxNameLen bounds a username or group, literal or rendered. Kubernetes has
+// no limit of its own, but every name becomes an HTTP header value that
+// Envoy and the API server must accept.
+const maxNameLen = 1024
+
+// ReservedPrefixes are the prefixes EKS access entries refuse in custom
+// usernames (anchors A.2) and that aws-iam-authenticator's dynamic-file dev
+// config reserves. A name that only got one of them through a template
+// substitution is refused at request time (see checkRendered).
+var ReservedPrefixes = []string{"system:", "eks:", "aws:", "amazon:", "iam:"}
+
+// checkName is the load-time and request-time shape check of a username or
+// group. A comma matters because header lists are comma-joined: Envoy or a
+// client library folding several Impersonate-Group values into one line would
+// turn "a,system:masters" into two groups. Whitespace is refused because the
+// classic aws-auth mis-indentation (an extra space before "- system:nodes")
+// yields one group "system:bootstrappers - system:nodes" that the reference
+// accepts silently. Control characters (CR, LF, NUL...) could split or
+// truncate headers.
+func checkName(s string) error {
+	if s == "" {
+		return fmt.Errorf("is empty")
+	}
+	if len(s) > maxNameLen {
+		return fmt.Errorf("is %d bytes long, more than %d", len(s), maxNameLen)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("is not valid UTF-8")
+	}
+	for _, r := range s {
+		switch {
+		case r == ',':
+			return fmt.Errorf("%q contains a comma, which would split it into two names when header values are joined", s)
+		case unicode.IsControl(r):
+			return fmt.Errorf("%q contains a control character %U", s, r)
+		case unicode.IsSpace(r):
+			if strings.Contains(s, " - ") {
+				return fmt.Errorf("%q contains whitespace; is a YAML list item mis-indented so that two groups became one?", s)
+			}
+			return fmt.Errorf("%q contains whitespace", s)
+		}
+	}
+	return nil
+}
+
+// reservedPrefix returns the reserved prefix s starts with, compared
+// case-insensitively: refusing "System:masters" costs nothing and does not
+// depend on how every consumer compares names.
+func reservedPrefix(s string) string {
+	for _, p := range ReservedPrefixes {
+		if len(s) >= len(p) && strings.EqualFold(s[:len(p)], p) {
+			return p
+		}
+	}
+	return ""
+}
