@@ -1,0 +1,763 @@
+//go:build bench
+
+package bench
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+)
+
+var (
+	flagMode = flag.String("bench.mode", "smoke", "smoke (tiny counts, seconds) or full (the numbers in docs/benchmarks.md)")
+	flagOut  = flag.String("bench.out", "", "write the report (Markdown) to this file")
+	flagOnly = flag.String("bench.only", "", "comma-separated case numbers to run (default: all)")
+)
+
+// profile holds every size and duration of a mode.
+type profile struct {
+	reps            int           // interleaved pairs per comparison
+	ghzDuration     time.Duration // case 1 and 6 per run
+	ghzWarmup       int
+	ghzConcurrency  int
+	e2eRate         int
+	e2eDuration     time.Duration
+	e2eReps         int
+	maxRates        []int
+	maxRateDuration time.Duration
+	missConc        []int
+	missPerConc     func(conc int) int
+	shieldTokens    int
+	stormRequests   int
+	stormTokens     int
+	memSizes        []int
+	swaps           int
+	swapEntries     int
+	swapDuration    time.Duration
+	goBenchCount    int
+	goBenchTime     string
+	stsLatency      time.Duration
+}
+
+func profileFor(mode string) profile {
+	if mode == "full" {
+		return profile{
+			reps: 5, ghzDuration: 10 * time.Second, ghzWarmup: 5000, ghzConcurrency: 32,
+			e2eRate: 1000, e2eDuration: 30 * time.Second, e2eReps: 3,
+			maxRates: []int{1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000}, maxRateDuration: 10 * time.Second,
+			missConc:     []int{1, 8, 32, 128},
+			missPerConc:  func(c int) int { return min(max(200, 30*c), 3000) },
+			shieldTokens: 1000, stormRequests: 10_000, stormTokens: 100,
+			memSizes: []int{0, 10_000, 100_000},
+			swaps:    100, swapEntries: 10_000, swapDuration: 20 * time.Second,
+			goBenchCount: 5, goBenchTime: "1s", stsLatency: 30 * time.Millisecond,
+		}
+	}
+	return profile{
+		reps: 1, ghzDuration: time.Second, ghzWarmup: 50, ghzConcurrency: 4,
+		e2eRate: 50, e2eDuration: time.Second, e2eReps: 1,
+		maxRates: []int{50}, maxRateDuration: time.Second,
+		missConc:     []int{1, 4},
+		missPerConc:  func(c int) int { return 10 * c },
+		shieldTokens: 20, stormRequests: 200, stormTokens: 10,
+		memSizes: []int{0, 100},
+		swaps:    3, swapEntries: 100, swapDuration: 2 * time.Second,
+		goBenchCount: 1, goBenchTime: "100x", stsLatency: 30 * time.Millisecond,
+	}
+}
+
+// bencher carries the run: tools, temp dir, the report being built.
+type bencher struct {
+	p                 profile
+	tmp               string
+	ghzBin, vegetaBin string
+	cmds              commandLog
+	rep               *report
+	load              *loadSampler
+}
+
+func (b *bencher) want(n int) bool {
+	if *flagOnly == "" {
+		return true
+	}
+	for _, s := range strings.Split(*flagOnly, ",") {
+		if strings.TrimSpace(s) == strconv.Itoa(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBench runs every benchmark case against real processes and writes
+// docs/benchmarks.md (make bench). In smoke mode (make bench-smoke, part
+// of make test) it runs each case with tiny counts so the harness cannot
+// rot; nothing it measures is a pass/fail criterion.
+func TestBench(t *testing.T) {
+	p := profileFor(*flagMode)
+	b := &bencher{p: p, tmp: t.TempDir(), rep: &report{mode: *flagMode, started: time.Now()}}
+	b.cmds.tmp = []string{b.tmp, os.TempDir()}
+	b.ghzBin = toolPath(t, "KIA_GHZ", "ghz")
+	b.vegetaBin = toolPath(t, "KIA_VEGETA", "vegeta")
+	b.load = startLoadSampler()
+	defer b.load.stop()
+	b.rep.machine = machineFacts(t, b)
+
+	// One world for everything: principal 0 is the cache-hit user; the
+	// others supply distinct fresh tokens (600 per principal).
+	principals := 2 + (p.stormTokens+p.shieldTokens+sumMiss(p)+p.memSizes[len(p.memSizes)-1]+100)/secondsPerPrincipal
+	w := newWorld(t, principals)
+	nextToken := 0
+	s := startSTS(t, w, 0)
+
+	if b.want(1) || b.want(6) || b.want(2) {
+		srv := startServe(t, w, s, serveOptions{})
+		noop := startNoop(t)
+		tok := w.token(t, 0, 0, time.Now())
+		if err := dialCheck(t, srv.grpcAddr).check(context.Background(), tok); err != nil {
+			t.Fatalf("bench: warm-up Check: %v", err)
+		}
+		if b.want(1) {
+			b.caseGRPCHit(t, srv, noop, tok)
+		}
+		if b.want(6) {
+			b.caseReload(t, w, srv, tok)
+		}
+		if b.want(2) {
+			b.caseEnvoy(t, srv, tok)
+		}
+		srv.stop()
+		noop.stop()
+	}
+	if b.want(3) {
+		b.caseMiss(t, w, s, &nextToken)
+	}
+	if b.want(4) {
+		b.caseStorm(t, w, s, &nextToken)
+	}
+	if b.want(5) {
+		b.caseMemory(t, w, s, &nextToken)
+	}
+	if b.want(7) {
+		b.caseGoBench(t)
+	}
+
+	b.rep.finished = time.Now()
+	b.rep.loadSamples = b.load.stop()
+	b.rep.commands = b.cmds.lines
+	md := b.rep.markdown()
+	t.Log("\n" + md)
+	if *flagOut != "" {
+		must(t, os.WriteFile(*flagOut, []byte(md), 0o644))
+	}
+}
+
+func sumMiss(p profile) int {
+	n := 0
+	for _, c := range p.missConc {
+		n += p.missPerConc(c)
+	}
+	return n
+}
+
+// loadSampler records /proc/loadavg every few seconds during the run.
+type loadSampler struct {
+	mu      sync.Mutex
+	samples []float64
+	done    chan struct{}
+	once    sync.Once
+}
+
+func startLoadSampler() *loadSampler {
+	l := &loadSampler{done: make(chan struct{})}
+	go func() {
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			l.sample()
+			select {
+			case <-l.done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return l
+}
+
+func (l *loadSampler) sample() {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return
+	}
+	f := strings.Fields(string(b))
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	l.samples = append(l.samples, v)
+	l.mu.Unlock()
+}
+
+func (l *loadSampler) stop() []float64 {
+	l.once.Do(func() { close(l.done) })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]float64(nil), l.samples...)
+}
+
+// loadNow is the 1-minute load average now.
+func loadNow() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+func machineFacts(t testing.TB, b *bencher) [][2]string {
+	t.Helper()
+	var facts [][2]string
+	add := func(k, v string) { facts = append(facts, [2]string{k, strings.TrimSpace(v)}) }
+	cpu := "unknown"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "model name"); ok {
+				cpu = strings.TrimLeft(v, "\t :")
+				break
+			}
+		}
+		f.Close()
+	}
+	add("CPU", fmt.Sprintf("%s, %d logical CPUs (GOMAXPROCS %d)", cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0)))
+	if m, err := os.ReadFile("/proc/meminfo"); err == nil {
+		add("Memory", strings.Fields(strings.SplitN(string(m), "\n", 2)[0])[1]+" kB")
+	}
+	if u, err := exec.Command("uname", "-sr").Output(); err == nil {
+		add("Kernel", string(u))
+	}
+	add("Go", runtime.Version())
+	if v, err := exec.Command(os.Getenv("KIA_ENVOY"), "--version").Output(); err == nil {
+		add("Envoy", strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(v)), "\n")))
+	}
+	if v, err := exec.Command(b.ghzBin, "--version").CombinedOutput(); err == nil {
+		add("ghz", string(v))
+	}
+	if v, err := exec.Command(b.vegetaBin, "-version").CombinedOutput(); err == nil {
+		add("vegeta", strings.ReplaceAll(string(v), "\n", " "))
+	}
+	if v, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		add("kube-iam-authz commit", string(v))
+	}
+	return facts
+}
+
+// ---- case 1: gRPC Check, cache hit -----------------------------------
+
+func (b *bencher) caseGRPCHit(t *testing.T, srv, noop *authz, tok string) {
+	data := ghzData(t, b.tmp, "hit.json", checkRequest(tok))
+	type arm struct {
+		name string
+		a    *authz
+		rps  []float64
+		p50  []float64
+		p99  []float64
+		cpu  []float64
+		errs int
+	}
+	arms := []*arm{{name: "kube-iam-authz serve", a: srv}, {name: "no-op ext_authz", a: noop}}
+	for _, a := range arms { // warm-up: connections, JIT-free but caches and GC pacing settle
+		b.ghz(t, ghzRun{addr: a.a.grpcAddr, data: data, concurrency: b.p.ghzConcurrency, total: b.p.ghzWarmup})
+	}
+	for i := range b.p.reps {
+		order := arms
+		if i%2 == 1 {
+			order = []*arm{arms[1], arms[0]}
+		}
+		for _, a := range order {
+			cpu0 := a.a.cpu()
+			r := b.ghz(t, ghzRun{addr: a.a.grpcAddr, data: data, concurrency: b.p.ghzConcurrency, duration: b.p.ghzDuration})
+			cpu := a.a.cpu() - cpu0
+			a.rps = append(a.rps, r.Rps)
+			a.p50 = append(a.p50, ms(r.pct(50)))
+			a.p99 = append(a.p99, ms(r.pct(99)))
+			if r.Count > 0 {
+				a.cpu = append(a.cpu, float64(cpu.Microseconds())/float64(r.Count))
+			}
+			a.errs += r.errors()
+		}
+	}
+	ours, base := arms[0], arms[1]
+	thr := median(ours.rps) / median(base.rps)
+	p99 := median(ours.p99) / median(base.p99)
+	sec := section{title: "1. gRPC Check, cache hit (ghz)", header: []string{"server", "throughput (median rps)", "p50", "p99", "server CPU per Check", "errors"}}
+	for _, a := range arms {
+		sec.rows = append(sec.rows, []string{a.name, fmt.Sprintf("%.0f", median(a.rps)), ms64(median(a.p50)), ms64(median(a.p99)), fmt.Sprintf("%.1f µs", median(a.cpu)), strconv.Itoa(a.errs)})
+	}
+	sec.notes = append(sec.notes,
+		fmt.Sprintf("%d interleaved pairs of %s runs, concurrency %d over 1 connection (Envoy multiplexes one connection per worker); the request is a 12-header CheckRequest with a 1.5 KB token (header_map, raw values).", b.p.reps, b.p.ghzDuration, b.p.ghzConcurrency),
+		fmt.Sprintf("Per-run values: ours rps %s, p99 %s; no-op rps %s, p99 %s.", fmtList(ours.rps, "%.0f"), fmtList(ours.p99, "%.2f"), fmtList(base.rps, "%.0f"), fmtList(base.p99, "%.2f")),
+		"Server CPU per Check is the process's utime+stime (/proc/PID/stat) over the run divided by the Checks answered: it does not depend on how busy the load generator keeps the server.")
+	b.rep.sections = append(b.rep.sections, sec)
+	b.rep.verdict("1", "Check cache hit: throughput vs no-op", fmt.Sprintf("%.0f vs %.0f rps", median(ours.rps), median(base.rps)), fmt.Sprintf("%.2f×", thr), "≥ 0.8×", thr >= 0.8)
+	b.rep.verdict("1", "Check cache hit: p99 vs no-op", fmt.Sprintf("%s vs %s", ms64(median(ours.p99)), ms64(median(base.p99))), fmt.Sprintf("%.2f×", p99), "≤ 1.5×", p99 <= 1.5)
+}
+
+func fmtList(xs []float64, f string) string {
+	var s []string
+	for _, x := range xs {
+		s = append(s, fmt.Sprintf(f, x))
+	}
+	return strings.Join(s, ", ")
+}
+
+// ---- case 6: mapping reload under load -------------------------------
+
+func (b *bencher) caseReload(t *testing.T, w *world, srv *authz, tok string) {
+	data := ghzData(t, b.tmp, "hit.json", checkRequest(tok))
+	gen := 0
+	swap := func() {
+		gen++
+		tmp := w.mappingFile + ".tmp"
+		must(t, os.WriteFile(tmp, mappingYAML(b.p.swapEntries, gen), 0o600))
+		must(t, os.Rename(tmp, w.mappingFile))
+	}
+	swap() // the large mapping is in place for both arms
+	time.Sleep(time.Second)
+	var quietP99, swapP99, quietRPS, swapRPS []float64
+	failed := 0
+	reloads0 := mappingReloads(srv.metrics(t))
+	for i := range b.p.reps {
+		for j := range 2 {
+			swapping := (i+j)%2 == 0
+			m0 := srv.metrics(t)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			if swapping {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					every := b.p.swapDuration / time.Duration(b.p.swaps+1)
+					for range b.p.swaps {
+						select {
+						case <-stop:
+							return
+						case <-time.After(every):
+						}
+						swap()
+					}
+				}()
+			}
+			r := b.ghz(t, ghzRun{addr: srv.grpcAddr, data: data, concurrency: b.p.ghzConcurrency, duration: b.p.swapDuration})
+			close(stop)
+			wg.Wait()
+			m1 := srv.metrics(t)
+			denied := metricSum(m1, "kube_iam_authz_checks_total", `result="denied"`) - metricSum(m0, "kube_iam_authz_checks_total", `result="denied"`)
+			failed += r.errors() + int(denied)
+			if swapping {
+				swapP99 = append(swapP99, ms(r.pct(99)))
+				swapRPS = append(swapRPS, r.Rps)
+			} else {
+				quietP99 = append(quietP99, ms(r.pct(99)))
+				quietRPS = append(quietRPS, r.Rps)
+			}
+		}
+	}
+	reloads := mappingReloads(srv.metrics(t)) - reloads0
+	ratio := median(swapP99) / median(quietP99)
+	sec := section{title: "6. Mapping reload under load (ghz, as case 1, against kube-iam-authz)", header: []string{"run", "throughput (median rps)", "p99"}}
+	sec.rows = append(sec.rows,
+		[]string{"no swaps", fmt.Sprintf("%.0f", median(quietRPS)), ms64(median(quietP99))},
+		[]string{fmt.Sprintf("%d swaps of a %d-entry mapping", b.p.swaps, b.p.swapEntries), fmt.Sprintf("%.0f", median(swapRPS)), ms64(median(swapP99))})
+	reloadText := "not exported"
+	if reloads >= 0 {
+		reloadText = fmt.Sprintf("%.0f", reloads)
+	}
+	sec.notes = append(sec.notes,
+		fmt.Sprintf("%d interleaved pairs of %s runs. Each swap writes a new file and renames it over the watched one (a distinct generation every time, so every swap is a real reload). Reloads the server counted during the swap runs: %s (of %d swaps written; the watcher may coalesce swaps that land within its debounce).", b.p.reps, b.p.swapDuration, reloadText, b.p.swaps*b.p.reps),
+		fmt.Sprintf("Failed Checks = ghz errors + Denied answers (kube_iam_authz_checks_total{result=\"denied\"} delta): %d.", failed),
+		fmt.Sprintf("Per-run p99: quiet %s; swapping %s.", fmtList(quietP99, "%.2f"), fmtList(swapP99, "%.2f")))
+	b.rep.sections = append(b.rep.sections, sec)
+	b.rep.verdict("6", "Mapping swaps: failed Checks", strconv.Itoa(failed), "", "0", failed == 0)
+	b.rep.verdict("6", "Mapping swaps: p99 vs no swaps", fmt.Sprintf("%s vs %s", ms64(median(swapP99)), ms64(median(quietP99))), fmt.Sprintf("%.2f×", ratio), "≤ 2×", ratio <= 2)
+	// Back to the small mapping for the next cases.
+	must(t, os.WriteFile(w.mappingFile+".tmp", mappingYAML(0, 0), 0o600))
+	must(t, os.Rename(w.mappingFile+".tmp", w.mappingFile))
+	time.Sleep(time.Second)
+}
+
+// mappingReloads sums every counter that looks like a mapping reload
+// count; -1 when the server exports none.
+func mappingReloads(text string) float64 {
+	found := false
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "#") || !strings.Contains(line, "mapping") || !strings.Contains(line, "reload") || !strings.Contains(line, "_total") {
+			continue
+		}
+		if strings.Contains(line, "fail") || strings.Contains(line, "error") || strings.Contains(line, `result="rejected"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
+// ---- case 2: end to end through Envoy --------------------------------
+
+func (b *bencher) caseEnvoy(t *testing.T, srv *authz, tok string) {
+	api := startAPIServer(t)
+	withAuthz := startEnvoyStack(t, srv.grpcAddr, api, true)
+	bare := startEnvoyStack(t, srv.grpcAddr, api, false)
+
+	ourHeaders := [][2]string{{"Authorization", "Bearer " + tok}}
+	if code := withAuthz.get(t, "/version", ourHeaders); code != http.StatusOK {
+		t.Fatalf("bench: GET /version through Envoy with ext_authz: %d", code)
+	}
+	// The baseline client sends what our server makes Envoy send: the
+	// proxy token and the same Impersonate-* lines, so the API server does
+	// the same work (authentication, impersonation checks) in both arms.
+	baseHeaders := append([][2]string{{"Authorization", "Bearer " + proxyToken}}, api.impersonationHeaders(t, "/version")...)
+	if code := bare.get(t, "/version", baseHeaders); code != http.StatusOK {
+		t.Fatalf("bench: GET /version through Envoy without ext_authz: %d", code)
+	}
+	ourTargets := vegetaTargets(t, b.tmp, "targets-authz.txt", withAuthz.url+"/version", ourHeaders)
+	baseTargets := vegetaTargets(t, b.tmp, "targets-bare.txt", bare.url+"/version", baseHeaders)
+	type arm struct {
+		name      string
+		targets   string
+		ca        string
+		p50, p99  []float64
+		success   []float64
+		maxRate   int
+		maxRateOK bool
+	}
+	arms := []*arm{{name: "Envoy + kube-iam-authz ext_authz", targets: ourTargets, ca: withAuthz.caFile}, {name: "Envoy, ext_authz filter removed", targets: baseTargets, ca: bare.caFile}}
+	for _, a := range arms {
+		b.vegeta(t, a.targets, a.ca, b.p.e2eRate, min(b.p.e2eDuration, 3*time.Second)) // warm-up
+	}
+	var addedP50, addedP99 []float64
+	for i := range b.p.e2eReps {
+		order := arms
+		if i%2 == 1 {
+			order = []*arm{arms[1], arms[0]}
+		}
+		for _, a := range order {
+			r := b.vegeta(t, a.targets, a.ca, b.p.e2eRate, b.p.e2eDuration)
+			a.p50 = append(a.p50, ms(r.Latencies.P50))
+			a.p99 = append(a.p99, ms(r.Latencies.P99))
+			a.success = append(a.success, r.Success)
+		}
+		addedP50 = append(addedP50, arms[0].p50[i]-arms[1].p50[i])
+		addedP99 = append(addedP99, arms[0].p99[i]-arms[1].p99[i])
+	}
+	// Highest fixed rate with p99 < 10 ms and every request 200, per arm,
+	// stepping up the rates in turn.
+	for _, rate := range b.p.maxRates {
+		anyPassed := false
+		for _, a := range arms {
+			if a.maxRate != 0 && !a.maxRateOK {
+				continue
+			}
+			r := b.vegeta(t, a.targets, a.ca, rate, b.p.maxRateDuration)
+			ok := r.Latencies.P99 < 10*time.Millisecond && r.Success == 1
+			if ok {
+				a.maxRate = rate
+				a.maxRateOK = true
+				anyPassed = true
+			} else {
+				if a.maxRate == 0 {
+					a.maxRate = -1
+				}
+				a.maxRateOK = false
+			}
+		}
+		if !anyPassed {
+			break
+		}
+	}
+	sec := section{title: fmt.Sprintf("2. End to end through Envoy %s (vegeta, %d rps × %s, GET /version to the API-server stand-in)", "1.40.0", b.p.e2eRate, b.p.e2eDuration),
+		header: []string{"setup", "p50", "p99", "success", fmt.Sprintf("highest rate with p99 < 10 ms (steps %v)", b.p.maxRates)}}
+	for _, a := range arms {
+		mr := "below the lowest step"
+		if a.maxRate > 0 {
+			mr = fmt.Sprintf("%d rps", a.maxRate)
+			if a.maxRateOK && a.maxRate == b.p.maxRates[len(b.p.maxRates)-1] {
+				mr = fmt.Sprintf("≥ %d rps", a.maxRate)
+			}
+		}
+		sec.rows = append(sec.rows, []string{a.name, ms64(median(a.p50)), ms64(median(a.p99)), fmt.Sprintf("%.2f%%", 100*median(a.success)), mr})
+	}
+	sec.notes = append(sec.notes,
+		fmt.Sprintf("%d interleaved pairs; added latency is computed per pair (ours − baseline) and the median of the pairs is reported. Per-pair added p50: %s ms; added p99: %s ms.", b.p.e2eReps, fmtList(addedP50, "%.3f"), fmtList(addedP99, "%.3f")),
+		"Both Envoys run the reviewed envoy/sidecar.yaml (one worker, --concurrency 1) rendered for loopback; the only edits are the upstream SNI/SAN (the stand-in's certificate names localhost) and, for the baseline, the ext_authz filter removed. The baseline client sends the proxy token and the same Impersonate-* lines the API server receives from our arm, so the API server does identical work.",
+		fmt.Sprintf("The highest-rate search runs %s per step; a step passes when p99 < 10 ms and every request answers 200.", b.p.maxRateDuration))
+	b.rep.sections = append(b.rep.sections, sec)
+	b.rep.verdict("2", "Envoy e2e @1000 rps: added p50", fmt.Sprintf("%s vs %s", ms64(median(arms[0].p50)), ms64(median(arms[1].p50))), fmt.Sprintf("+%.3f ms", median(addedP50)), "≤ +0.3 ms", median(addedP50) <= 0.3)
+	b.rep.verdict("2", "Envoy e2e @1000 rps: added p99", fmt.Sprintf("%s vs %s", ms64(median(arms[0].p99)), ms64(median(arms[1].p99))), fmt.Sprintf("+%.3f ms", median(addedP99)), "≤ +1 ms", median(addedP99) <= 1)
+	api.stop()
+}
+
+// ---- case 3: cache miss ---------------------------------------------------
+
+func (b *bencher) caseMiss(t *testing.T, w *world, s *sts, next *int) {
+	s.setLatency(t, b.p.stsLatency)
+	defer s.setLatency(t, 0)
+	srv := startServe(t, w, s, serveOptions{})
+	defer srv.stop()
+	sec := section{title: fmt.Sprintf("3. Cache miss: every request a new token, STS stand-in at %s (ghz, token array round robin)", b.p.stsLatency),
+		header: []string{"concurrency", "requests", "STS calls", "throughput (rps)", "p50", "p99", "direct STS GET p50 / p99 (baseline)"}}
+	var targetP99 float64
+	targetConc := b.p.missConc[min(1, len(b.p.missConc)-1)]
+	for _, c := range b.p.missConc {
+		n := b.p.missPerConc(c)
+		toks := w.freshTokens(t, next, n)
+		reqs := make([]protoMessage, 0, n)
+		for _, tok := range toks {
+			reqs = append(reqs, checkRequest(tok))
+		}
+		data := ghzData(t, b.tmp, "miss.json", reqs...)
+		calls0 := s.total(t)
+		m0 := srv.metrics(t)
+		r := b.ghz(t, ghzRun{addr: srv.grpcAddr, data: data, concurrency: c, total: n})
+		calls := s.total(t) - calls0
+		denied := metricSum(srv.metrics(t), "kube_iam_authz_checks_total", `result="denied"`) - metricSum(m0, "kube_iam_authz_checks_total", `result="denied"`)
+		// Baseline: what aws-iam-authenticator pays per request, one GET of
+		// the presigned URL to the same stand-in at the same concurrency.
+		direct := directSTS(t, s, w.freshTokens(t, next, n), c)
+		sec.rows = append(sec.rows, []string{strconv.Itoa(c), strconv.Itoa(n), strconv.FormatInt(calls, 10), fmt.Sprintf("%.0f", r.Rps), ms64(ms(r.pct(50))), ms64(ms(r.pct(99))), fmt.Sprintf("%s / %s", ms64(ms(direct.p50)), ms64(ms(direct.p99)))})
+		if denied > 0 || r.errors() > 0 {
+			sec.notes = append(sec.notes, fmt.Sprintf("concurrency %d: %d Denied, %d errors", c, int(denied), r.errors()))
+		}
+		if c == targetConc {
+			targetP99 = ms(r.pct(99))
+		}
+	}
+	sec.notes = append(sec.notes,
+		"STS rate limit off (--sts-rate-limit 0) to show raw scaling; each row uses tokens never seen before (distinct principal and X-Amz-Date), and the STS-calls column proves each request was a miss.",
+		"Throughput ≈ concurrency / (STS latency + overhead) until the 2 cores saturate: the STS stand-in verifies a SigV4 signature per call and runs on the same cores as the server and ghz.")
+
+	// The STS rate limit shields STS: defaults (50/s, burst 100).
+	lim := startServe(t, w, s, serveOptions{rateLimit: 50, rateBurst: 100})
+	defer lim.stop()
+	ck := dialCheck(t, lim.grpcAddr)
+	toks := w.freshTokens(t, next, b.p.shieldTokens)
+	m0 := lim.metrics(t)
+	res := tokenStorm(t, ck, s, toks, len(toks), 64)
+	m1 := lim.metrics(t)
+	throttled := metricSum(m1, "kube_iam_authz_checks_total", `result="denied"`) - metricSum(m0, "kube_iam_authz_checks_total", `result="denied"`)
+	bound := 100 + 50*res.elapsed.Seconds()
+	sec.notes = append(sec.notes, fmt.Sprintf("**STS rate limit shields STS** (--sts-rate-limit 50 --sts-rate-burst 100, the defaults): %d distinct new tokens from 64 concurrent clients in %s → %d STS calls (bound: burst + rate × elapsed = %.0f), %d Checks answered Denied (429, clients retry).",
+		len(toks), res.elapsed.Round(time.Millisecond), res.stsCalls, bound, int(throttled)))
+	b.rep.sections = append(b.rep.sections, sec)
+	target := ms(b.p.stsLatency) + 2
+	b.rep.verdict("3", fmt.Sprintf("Cache miss p99 (concurrency %d)", targetConc), ms64(targetP99), fmt.Sprintf("STS %s + %.2f ms", b.p.stsLatency, targetP99-ms(b.p.stsLatency)), fmt.Sprintf("≤ STS + 2 ms (%.0f ms)", target), targetP99 <= target)
+	b.rep.verdict("3", "STS rate limit bounds STS calls", fmt.Sprintf("%d calls", res.stsCalls), "", fmt.Sprintf("≤ %.0f", bound), float64(res.stsCalls) <= bound)
+}
+
+type directResult struct{ p50, p99 time.Duration }
+
+// directSTS GETs each token's presigned URL from the stand-in, with the
+// cluster id header, at concurrency c: the per-request cost of a verifier
+// without a cache.
+func directSTS(t testing.TB, s *sts, toks []string, c int) directResult {
+	t.Helper()
+	client := s.client(t)
+	defer client.CloseIdleConnections()
+	lat := make([]float64, len(toks))
+	var wg sync.WaitGroup
+	idx := make(chan int, len(toks))
+	for i := range toks {
+		idx <- i
+	}
+	close(idx)
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				u, err := stsfake.DecodeToken(toks[i])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				req, _ := http.NewRequest(http.MethodGet, s.url+u[strings.Index(u, "/?"):], nil)
+				req.Host = signedHost
+				req.Header.Set("x-k8s-aws-id", benchClusterID)
+				start := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				lat[i] = ms(time.Since(start))
+			}
+		}()
+	}
+	wg.Wait()
+	return directResult{p50: pctDur(lat, 50), p99: pctDur(lat, 99)}
+}
+
+func pctDur(xs []float64, p int) time.Duration {
+	s := append([]float64(nil), xs...)
+	sortFloats(s)
+	if len(s) == 0 {
+		return 0
+	}
+	i := (len(s)*p + 99) / 100
+	i = min(max(i-1, 0), len(s)-1)
+	return time.Duration(s[i] * float64(time.Millisecond))
+}
+
+// ---- case 4: token storm --------------------------------------------------
+
+func (b *bencher) caseStorm(t *testing.T, w *world, s *sts, next *int) {
+	s.setLatency(t, b.p.stsLatency)
+	defer s.setLatency(t, 0)
+	srv := startServe(t, w, s, serveOptions{})
+	defer srv.stop()
+	ck := dialCheck(t, srv.grpcAddr)
+	sec := section{title: fmt.Sprintf("4. Token storm (Go gRPC client, STS stand-in at %s)", b.p.stsLatency),
+		header: []string{"storm", "requests", "distinct new tokens", "STS calls", "failed", "elapsed"}}
+	one := tokenStorm(t, ck, s, w.freshTokens(t, next, 1), 100, 100)
+	many := tokenStorm(t, ck, s, w.freshTokens(t, next, b.p.stormTokens), b.p.stormRequests, 100)
+	sec.rows = append(sec.rows,
+		[]string{"100 concurrent, one new token", "100", "1", strconv.FormatInt(one.stsCalls, 10), strconv.Itoa(one.failed), one.elapsed.Round(time.Millisecond).String()},
+		[]string{fmt.Sprintf("%d over %d tokens, 100 concurrent", b.p.stormRequests, b.p.stormTokens), strconv.Itoa(b.p.stormRequests), strconv.Itoa(b.p.stormTokens), strconv.FormatInt(many.stsCalls, 10), strconv.Itoa(many.failed), many.elapsed.Round(time.Millisecond).String()})
+	sec.notes = append(sec.notes, "The same counts are asserted by TestTokenStormCallsSTSOncePerToken (integration/bench, `make integration`): they are functional facts, not timings. Baseline: aws-iam-authenticator has no cache and would make one STS call per request (100 and 10,000).")
+	b.rep.sections = append(b.rep.sections, sec)
+	b.rep.verdict("4", "100 concurrent requests, one new token", fmt.Sprintf("%d STS calls", one.stsCalls), "", "exactly 1", one.stsCalls == 1 && one.failed == 0)
+	b.rep.verdict("4", fmt.Sprintf("%d requests over %d tokens", b.p.stormRequests, b.p.stormTokens), fmt.Sprintf("%d STS calls", many.stsCalls), "", fmt.Sprintf("exactly %d", b.p.stormTokens), many.stsCalls == int64(b.p.stormTokens) && many.failed == 0)
+}
+
+// ---- case 5: memory -----------------------------------------------------------
+
+func (b *bencher) caseMemory(t *testing.T, w *world, s *sts, next *int) {
+	srv := startServe(t, w, s, serveOptions{maxEntries: 200_000})
+	defer srv.stop()
+	ck := dialCheck(t, srv.grpcAddr)
+	sec := section{title: "5. Memory with N cached identities (kube-iam-authz serve process)",
+		header: []string{"cached identities", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "RSS (/proc VmRSS)", "fill rate (misses/s, STS latency 0)"}}
+	filled := 0
+	var heapAt100k float64
+	for _, n := range b.p.memSizes {
+		rate := "—"
+		if add := n - filled; add > 0 {
+			toks := w.freshTokens(t, next, add)
+			res := tokenStorm(t, ck, s, toks, len(toks), 64)
+			if res.failed > 0 {
+				t.Fatalf("bench: memory fill: %d failed, first %v", res.failed, res.firstErr)
+			}
+			filled = n
+			rate = fmt.Sprintf("%.0f", float64(add)/res.elapsed.Seconds())
+		}
+		m := srv.metrics(t)
+		heap := metricSum(m, "go_memstats_heap_alloc_bytes")
+		inuse := metricSum(m, "go_memstats_heap_inuse_bytes")
+		if n == b.p.memSizes[len(b.p.memSizes)-1] {
+			heapAt100k = heap
+		}
+		sec.rows = append(sec.rows, []string{strconv.Itoa(n), mib(heap), mib(inuse), mib(float64(srv.rss())), rate})
+	}
+	sec.notes = append(sec.notes,
+		"heap_alloc is read right after the fill, so it includes garbage not yet collected: it is an upper bound of the live heap. The exact live heap per entry (after runtime.GC) is BenchmarkCacheHeap in case 7.",
+		"How the cache bounds itself: --cache-max-entries (default 100,000) caps entries, positive and negative together; eviction is LRU per shard (16 shards of an HMAC-keyed map above 4096 entries); each entry lives at most --cache-ttl (default 2 m, never past the token's own 15-minute expiry); negative entries 10 s. The fill here uses --cache-max-entries 200000 --cache-ttl 15m so nothing is evicted during the measurement.")
+	b.rep.sections = append(b.rep.sections, sec)
+	last := b.p.memSizes[len(b.p.memSizes)-1]
+	b.rep.verdict("5", fmt.Sprintf("Heap with %d cached identities", last), mib(heapAt100k), "", "≤ 64 MiB", heapAt100k <= 64<<20)
+}
+
+func mib(x float64) string { return fmt.Sprintf("%.1f MiB", x/(1<<20)) }
+
+// ---- case 7: in-process go test -bench ------------------------------------
+
+func (b *bencher) caseGoBench(t *testing.T) {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	specs := []struct{ pkg, re string }{
+		{"./authz/check", "^BenchmarkCheckCacheHit(Parallel)?$"},
+		{"./authz/token", "^BenchmarkVerifyParse$"},
+		{"./mapping", "^BenchmarkMapperMap"},
+		{"./authz/cache", "^BenchmarkCacheHeap$"},
+	}
+	sec := section{title: "7. In-process benchmarks (go test -bench -benchmem, median of runs)", header: []string{"benchmark", "ns/op", "cpu-ns/op", "B/op", "allocs/op", "other"}}
+	results := map[string]map[string][]float64{}
+	var order []string
+	for _, s := range specs {
+		args := []string{"test", "-run", "^$", "-bench", s.re, "-benchmem", "-count", strconv.Itoa(b.p.goBenchCount), "-benchtime", b.p.goBenchTime, s.pkg}
+		cmd := exec.Command(goBin, args...)
+		cmd.Dir = filepath.Join("..", "..")
+		b.cmds.add("go", args)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bench: go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+				continue
+			}
+			name := strings.TrimSuffix(f[0], "-"+strconv.Itoa(runtime.GOMAXPROCS(0)))
+			name = s.pkg[2:] + "." + name
+			if results[name] == nil {
+				results[name] = map[string][]float64{}
+				order = append(order, name)
+			}
+			for i := 2; i+1 < len(f); i += 2 {
+				if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+					results[name][f[i+1]] = append(results[name][f[i+1]], v)
+				}
+			}
+		}
+	}
+	get := func(name, unit string) string {
+		xs := results[name][unit]
+		if len(xs) == 0 {
+			return "—"
+		}
+		return strconv.FormatFloat(median(xs), 'f', -1, 64)
+	}
+	for _, name := range order {
+		var other []string
+		for unit := range results[name] {
+			switch unit {
+			case "ns/op", "cpu-ns/op", "B/op", "allocs/op":
+			default:
+				other = append(other, fmt.Sprintf("%s %s", get(name, unit), unit))
+			}
+		}
+		sortStrings(other)
+		sec.rows = append(sec.rows, []string{name, get(name, "ns/op"), get(name, "cpu-ns/op"), get(name, "B/op"), get(name, "allocs/op"), strings.Join(other, ", ")})
+	}
+	b.rep.sections = append(b.rep.sections, sec)
+	hit := "authz/check.BenchmarkCheckCacheHit"
+	ns, allocs := median(results[hit]["ns/op"]), median(results[hit]["allocs/op"])
+	b.rep.verdict("7", "Check cache hit, in process: time", fmt.Sprintf("%.0f ns/op", ns), "", "< 5 µs/op", ns > 0 && ns < 5000)
+	b.rep.verdict("7", "Check cache hit, in process: allocations", fmt.Sprintf("%.0f allocs/op", allocs), "", "< 40 allocs/op", len(results[hit]["allocs/op"]) > 0 && allocs < 40)
+	if heap := results["authz/cache.BenchmarkCacheHeap/entries=100000"]["heap-MiB"]; len(heap) > 0 {
+		b.rep.verdict("5", "Cache live heap, 100k entries (in process, after GC)", fmt.Sprintf("%.1f MiB", median(heap)), "", "≤ 64 MiB", median(heap) <= 64)
+	}
+}
