@@ -9,18 +9,44 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 )
 
-var (
-	// accountIDPattern: AWS account IDs are exactly 12 digits.
-	accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
-	// permissionSetPattern is IAM Identity Center's permission-set name
-	// rule, the same check the reference applies.
-	permissionSetPattern = regexp.MustCompile(`^[\w+=,.@-]{1,32}$`)
-	// roleNamePattern is IAM's role-name rule.
-	roleNamePattern = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
-	// uniqueIDPattern covers IAM unique IDs (AROA..., AIDA...; 21
-	// characters in practice) with room to spare.
-	uniqueIDPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,128}$`)
-)
+// permissionSetPattern is IAM Identity Center's permission-set name rule,
+// the same check the reference applies.
+var permissionSetPattern = regexp.MustCompile(`^[\w+=,.@-]{1,32}$`)
+
+// isAccountID: AWS account IDs are exactly 12 digits.
+func isAccountID(s string) bool { return len(s) == 12 && allDigits(s) }
+
+// isRoleName is IAM's role-name rule, [\w+=,.@-]{1,64}. (Loops rather than
+// regexps here: they run once per entry of files with thousands.)
+func isRoleName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) && !strings.ContainsRune("_+=,.@-", rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// isUniqueID covers IAM unique IDs (AROA..., AIDA...; 21 characters in
+// practice) with room to spare.
+func isUniqueID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
 
 // compiler holds the indexes built while validating, so that duplicates are
 // reported against the entry they collide with.
@@ -35,7 +61,7 @@ func where(source Source, index, line int) string {
 	if line > 0 {
 		return fmt.Sprintf("%s[%d] (line %d)", source, index, line)
 	}
-	return fmt.Sprintf("%s[%d]", source, index)
+	return indexPath(string(source), index)
 }
 
 // compile validates raw entries and builds the snapshot's indexes. It
@@ -77,7 +103,7 @@ func (d *decoder) compile(doc *document) *Snapshot {
 }
 
 func (c *compiler) role(r *rawEntry) {
-	path := fmt.Sprintf("%s[%d]", SourceRoles, r.index)
+	path := indexPath(string(SourceRoles), r.index)
 	e := &entry{source: SourceRoles, index: r.index, line: r.line}
 	var key string
 	var index map[string]*entry
@@ -143,13 +169,11 @@ func (c *compiler) roleARN(f rawField, path string) (canonical, key string) {
 	if !c.accountOf(canonical, f.line, path) {
 		return "", ""
 	}
-	stripped, err := identity.StripPath(canonical)
-	if err != nil {
-		c.errorf(f.line, path, "%v", err)
-		return "", ""
-	}
-	name := stripped[strings.LastIndexByte(stripped, '/')+1:]
-	if !roleNamePattern.MatchString(name) {
+	// identity.StripPath semantics, without parsing the ARN a third time.
+	_, _, resource, _ := splitARN(canonical)
+	name := resource[strings.LastIndexByte(resource, '/')+1:]
+	stripped := canonical[:len(canonical)-len(resource)] + "role/" + name
+	if !isRoleName(name) {
 		c.errorf(f.line, path, "role name %q is not a valid IAM role name", name)
 		return "", ""
 	}
@@ -161,8 +185,7 @@ func (c *compiler) roleARN(f rawField, path string) (canonical, key string) {
 
 // accountOf checks the account field of an ARN.
 func (c *compiler) accountOf(arn string, line int, path string) bool {
-	fields := strings.SplitN(arn, ":", 6)
-	if len(fields) < 6 || !accountIDPattern.MatchString(fields[4]) {
+	if _, account, _, ok := splitARN(arn); !ok || !isAccountID(account) {
 		c.errorf(line, path, "the account ID in %s must be 12 digits", arn)
 		return false
 	}
@@ -183,7 +206,7 @@ func (c *compiler) ssoKey(s *rawSSO, path string) string {
 	case !s.accountID.set:
 		c.errorf(s.line, path+".accountID", "is required")
 		ok = false
-	case !accountIDPattern.MatchString(account):
+	case !isAccountID(account):
 		c.errorf(s.accountID.line, path+".accountID", "%s", accountMessage(s.accountID))
 		ok = false
 	case s.accountID.number:
@@ -214,7 +237,7 @@ func accountMessage(f rawField) string {
 }
 
 func (c *compiler) user(r *rawEntry) {
-	path := fmt.Sprintf("%s[%d]", SourceUsers, r.index)
+	path := indexPath(string(SourceUsers), r.index)
 	e := &entry{source: SourceUsers, index: r.index, line: r.line}
 	c.names(e, r, path)
 	c.pin(e, r, path)
@@ -254,7 +277,7 @@ func (c *compiler) pin(e *entry, r *rawEntry, path string) {
 		return
 	}
 	id := r.userID.value
-	if !uniqueIDPattern.MatchString(id) {
+	if !isUniqueID(id) {
 		c.errorf(r.userID.line, path+".userid", "%q is not an IAM unique ID (letters and digits, such as AROAEXAMPLE...)", id)
 		return
 	}
@@ -276,13 +299,17 @@ func (c *compiler) names(e *entry, r *rawEntry, path string) {
 	} else {
 		e.username = c.template(e, r.username, path+".username")
 	}
-	seen := map[string]int{}
+	var seen map[string]int
+	if len(r.groups) > 1 {
+		seen = make(map[string]int, len(r.groups))
+	}
 	for i, g := range r.groups {
-		gpath := fmt.Sprintf("%s.groups[%d]", path, i)
+		gpath := indexPath(path+".groups", i)
 		if prev, dup := seen[g.value]; dup {
 			c.warnf(g.line, gpath, "duplicate of groups[%d]", prev)
+		} else if seen != nil {
+			seen[g.value] = i
 		}
-		seen[g.value] = i
 		if t := c.template(e, g, gpath); t != nil {
 			e.groups = append(e.groups, t)
 		}
@@ -327,8 +354,8 @@ func (c *compiler) template(e *entry, f rawField, path string) *template {
 
 func (c *compiler) account(f rawField) {
 	i := f.index
-	path := fmt.Sprintf("%s[%d]", SourceAccounts, i)
-	if !accountIDPattern.MatchString(f.value) {
+	path := indexPath(string(SourceAccounts), i)
+	if !isAccountID(f.value) {
 		c.errorf(f.line, path, "%s", accountMessage(f))
 		return
 	}

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -320,11 +321,11 @@ func (d *decoder) list(doc *document, key string, n *yaml.Node, loc locator) {
 		if d.exhausted {
 			return
 		}
-		path := fmt.Sprintf("%s[%d]", key, i)
+		path := indexPath(key, i)
 		item = d.resolve(item)
 		switch key {
 		case keyAccounts:
-			f := d.scalar(item, loc, path, true)
+			f := d.scalar(item, loc, path, "", true)
 			if !f.set && !isNull(item) {
 				continue
 			}
@@ -363,38 +364,37 @@ func (d *decoder) entry(n *yaml.Node, loc locator, path string, index int, role 
 	for i := 0; i+1 < len(n.Content) && !d.exhausted; i += 2 {
 		k, v := d.resolve(n.Content[i]), d.resolve(n.Content[i+1])
 		name := strings.ToLower(k.Value)
-		fpath := path + "." + name
 		if prev, dup := seen[name]; dup {
-			d.errorf(loc.at(k), fpath, "duplicate field (first at line %d; field names are case-insensitive)", prev)
+			d.errorf(loc.at(k), path+"."+name, "duplicate field (first at line %d; field names are case-insensitive)", prev)
 			continue
 		}
 		seen[name] = loc.at(k)
 		switch {
 		case name == "username":
-			e.username = d.scalar(v, loc, fpath, false)
+			e.username = d.scalar(v, loc, path, "username", false)
 		case name == "groups":
-			e.groups = d.stringList(v, loc, fpath)
+			e.groups = d.stringList(v, loc, path+".groups")
 		case role && name == "rolearn", !role && name == "userarn":
-			e.arn = d.scalar(v, loc, fpath, false)
+			e.arn = d.scalar(v, loc, path, name, false)
 		case name == "userid", role && name == "roleid":
 			if idKey != "" {
-				d.errorf(loc.at(k), fpath, "both %s and %s are set; use one", idKey, name)
+				d.errorf(loc.at(k), path+"."+name, "both %s and %s are set; use one", idKey, name)
 				continue
 			}
 			idKey = name
-			e.userID = d.scalar(v, loc, path+".userid", false)
+			e.userID = d.scalar(v, loc, path, "userid", false)
 		case role && name == "sso":
-			e.sso = d.sso(v, loc, fpath)
+			e.sso = d.sso(v, loc, path+".sso")
 		case role && name == "userarn":
-			d.errorf(loc.at(k), fpath, "userarn belongs in mapUsers; mapRoles entries use rolearn")
+			d.errorf(loc.at(k), path+"."+name, "userarn belongs in mapUsers; mapRoles entries use rolearn")
 		case !role && name == "rolearn":
-			d.errorf(loc.at(k), fpath, "rolearn belongs in mapRoles; mapUsers entries use userarn")
+			d.errorf(loc.at(k), path+"."+name, "rolearn belongs in mapRoles; mapUsers entries use userarn")
 		default:
 			known := "userarn, username, groups, userid"
 			if role {
 				known = "rolearn, sso, username, groups, userid (or roleid)"
 			}
-			d.errorf(loc.at(k), fpath, "unknown field (known: %s)", known)
+			d.errorf(loc.at(k), path+"."+name, "unknown field (known: %s)", known)
 		}
 	}
 	e.broken = len(d.errs) > errsBefore
@@ -418,11 +418,11 @@ func (d *decoder) sso(n *yaml.Node, loc locator, path string) *rawSSO {
 		seen[name] = loc.at(k)
 		switch name {
 		case "permissionsetname":
-			s.permissionSetName = d.scalar(v, loc, path+".permissionSetName", false)
+			s.permissionSetName = d.scalar(v, loc, path, "permissionSetName", false)
 		case "accountid":
-			s.accountID = d.scalar(v, loc, path+".accountID", true)
+			s.accountID = d.scalar(v, loc, path, "accountID", true)
 		case "partition":
-			s.partition = d.scalar(v, loc, path+".partition", false)
+			s.partition = d.scalar(v, loc, path, "partition", false)
 		default:
 			d.errorf(loc.at(k), path+"."+k.Value, "unknown field (known: permissionSetName, accountID, partition)")
 		}
@@ -433,7 +433,10 @@ func (d *decoder) sso(n *yaml.Node, loc locator, path string) *rawSSO {
 // scalar decodes a string. Numbers are accepted only where numberOK (account
 // IDs), keeping their literal text; anything else must be a YAML string so
 // that `username: yes` or `groups: [0755]` is not silently re-typed.
-func (d *decoder) scalar(n *yaml.Node, loc locator, path string, numberOK bool) rawField {
+//
+// The element's path is path.field (or path when field is empty), built only
+// when there is a problem to report.
+func (d *decoder) scalar(n *yaml.Node, loc locator, path, field string, numberOK bool) rawField {
 	f := rawField{line: loc.at(n)}
 	switch {
 	case isNull(n):
@@ -445,12 +448,22 @@ func (d *decoder) scalar(n *yaml.Node, loc locator, path string, numberOK bool) 
 		// the literal text keeps the leading zero.
 		f.value, f.set, f.number = n.Value, true, true
 	case n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool"):
-		d.errorf(f.line, path, "must be a string, found %s %s; quote it", kindName(n), n.Value)
+		d.errorf(f.line, joinPath(path, field), "must be a string, found %s %s; quote it", kindName(n), n.Value)
 	default:
-		d.errorf(f.line, path, "must be a string, found %s", kindName(n))
+		d.errorf(f.line, joinPath(path, field), "must be a string, found %s", kindName(n))
 	}
 	return f
 }
+
+func joinPath(path, field string) string {
+	if field == "" {
+		return path
+	}
+	return path + "." + field
+}
+
+// indexPath is path[i].
+func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
 func (d *decoder) stringList(n *yaml.Node, loc locator, path string) []rawField {
 	if isNull(n) {
@@ -475,12 +488,12 @@ func (d *decoder) stringList(n *yaml.Node, loc locator, path string) []rawField 
 			out = append(out, rawField{value: item.Value, line: loc.at(item), set: true})
 			continue
 		}
-		ipath := fmt.Sprintf("%s[%d]", path, i)
+		ipath := indexPath(path, i)
 		if isNull(item) {
 			d.errorf(loc.at(item), ipath, "is empty")
 			continue
 		}
-		d.scalar(item, loc, ipath, false) // reports the type problem
+		d.scalar(item, loc, ipath, "", false) // reports the type problem
 	}
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -16,31 +18,24 @@ func TestClustersFromContextExtensions(t *testing.T) {
 		{Name: "prod", ID: "prod-cluster", Mapper: prodMapper},
 		{Name: "staging", ID: "staging-cluster", Mapper: stagingMapper},
 	}
-	aliceAs := func(user string, groups ...string) []hdr {
+	aliceAs := func(user string, groups ...string) *authv3.CheckResponse {
 		hs := []hdr{{"impersonate-user", user, setH}}
-		for i, g := range groups {
-			action := appendH
-			if i == 0 {
-				action = setH
-			}
-			hs = append(hs, hdr{"impersonate-group", g, action})
-		}
-		return append(hs, withAuth(aliceHeaders[4:], proxyAuth)...)
+		return wantOK(append(hs, withAuth(aliceHeaders[1:], proxyAuth)...), groups)
 	}
 	tests := map[string]struct {
 		ext           map[string]string
-		want          []hdr
+		want          *authv3.CheckResponse
 		wantLabel     string
 		wantClusterID string
 	}{
-		"no extensions: default":            {ext: nil, want: withAuth(aliceHeaders, proxyAuth), wantClusterID: "dev-cluster"},
-		"unrelated extension: default":      {ext: map[string]string{"virtual_host": "k8s"}, want: withAuth(aliceHeaders, proxyAuth), wantClusterID: "dev-cluster"},
+		"no extensions: default":            {ext: nil, want: wantOK(withAuth(aliceHeaders, proxyAuth), aliceGroups), wantClusterID: "dev-cluster"},
+		"unrelated extension: default":      {ext: map[string]string{"virtual_host": "k8s"}, want: wantOK(withAuth(aliceHeaders, proxyAuth), aliceGroups), wantClusterID: "dev-cluster"},
 		"cluster_id selects id and mapping": {ext: map[string]string{"cluster_id": "prod-cluster"}, want: aliceAs("prod:alice"), wantClusterID: "prod-cluster"},
 		"mapping selects mapping and id":    {ext: map[string]string{"mapping": "staging"}, want: aliceAs("staging:alice", "staging"), wantClusterID: "staging-cluster"},
 		"both: id from one, mapping from other": {
 			ext: map[string]string{"cluster_id": "prod-cluster", "mapping": "staging"}, want: aliceAs("staging:alice", "staging"), wantClusterID: "prod-cluster",
 		},
-		"default selectable by name":    {ext: map[string]string{"mapping": "default"}, want: withAuth(aliceHeaders, proxyAuth), wantClusterID: "dev-cluster"},
+		"default selectable by name":    {ext: map[string]string{"mapping": "default"}, want: wantOK(withAuth(aliceHeaders, proxyAuth), aliceGroups), wantClusterID: "dev-cluster"},
 		"unknown cluster_id":            {ext: map[string]string{"cluster_id": "other"}, wantLabel: "unknown_cluster"},
 		"empty cluster_id":              {ext: map[string]string{"cluster_id": ""}, wantLabel: "unknown_cluster"},
 		"unknown mapping":               {ext: map[string]string{"mapping": "nope"}, wantLabel: "unknown_cluster"},
@@ -63,7 +58,7 @@ func TestClustersFromContextExtensions(t *testing.T) {
 				}
 				return
 			}
-			assertResponse(t, got, wantOK(tc.want))
+			assertResponse(t, got, tc.want)
 			if len(f.verifier.clusterIDs) != 1 || f.verifier.clusterIDs[0] != tc.wantClusterID {
 				t.Errorf("verified against %v, want %q", f.verifier.clusterIDs, tc.wantClusterID)
 			}

@@ -38,6 +38,9 @@ var (
 	ErrUnknownCluster = errors.New("unknown cluster or mapping in context_extensions")
 	// ErrNotReady: the selected mapping has not been loaded yet.
 	ErrNotReady = errors.New("mapping not loaded yet")
+	// ErrTooManyGroups: the user has more groups than the Envoy route has
+	// Impersonate-Group slots (MaxGroups).
+	ErrTooManyGroups = errors.New("more groups than the proxy can pass on")
 	// ErrInternal: a panic or a bug; never an OK.
 	ErrInternal = errors.New("internal error")
 )

@@ -7,6 +7,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -22,30 +23,23 @@ func TestAnswersFollowMappingAndUpstreamToken(t *testing.T) {
 		}
 		return got
 	}
-	bobAs := func(user string, groups []string, auth string) []hdr {
+	bobAs := func(user string, groups []string, auth string) *authv3.CheckResponse {
 		hs := []hdr{{"impersonate-user", user, setH}}
-		for i, g := range groups {
-			a := appendH
-			if i == 0 {
-				a = setH
-			}
-			hs = append(hs, hdr{"impersonate-group", g, a})
-		}
 		hs = append(hs, bobHeaders[1:]...)
-		return append(hs, hdr{"authorization", "Bearer " + auth, setH})
+		return wantOK(append(hs, hdr{"authorization", "Bearer " + auth, setH}), groups)
 	}
 
-	assertResponse(t, check(), wantOK(bobAs("bob", nil, proxySA)))
-	assertResponse(t, check(), wantOK(bobAs("bob", nil, proxySA)))
+	assertResponse(t, check(), bobAs("bob", nil, proxySA))
+	assertResponse(t, check(), bobAs("bob", nil, proxySA))
 
 	f.mapper.set(bob.CanonicalARN, mapping.User{Username: "bob", Groups: []string{"admins"}})
-	assertResponse(t, check(), wantOK(bobAs("bob", []string{"admins"}, proxySA)))
+	assertResponse(t, check(), bobAs("bob", []string{"admins"}, proxySA))
 
 	f.mapper.set(bob.CanonicalARN, mapping.User{Username: "robert", Groups: []string{"admins"}})
-	assertResponse(t, check(), wantOK(bobAs("robert", []string{"admins"}, proxySA)))
+	assertResponse(t, check(), bobAs("robert", []string{"admins"}, proxySA))
 
 	f.bearer.set("rotated-token")
-	assertResponse(t, check(), wantOK(bobAs("robert", []string{"admins"}, "rotated-token")))
+	assertResponse(t, check(), bobAs("robert", []string{"admins"}, "rotated-token"))
 
 	f.mapper.mu.Lock()
 	delete(f.mapper.users, bob.CanonicalARN)
@@ -59,13 +53,18 @@ func TestResponseCacheIsBounded(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		id := bob
 		id.AccessKeyID = string(rune('a' + i))
-		c.put(responseKey{id: id}, u, "", okResponse(nil, ""))
+		resp, err := okResponse([]impersonate.Header{{Name: "impersonate-user", Value: "u"}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.put(responseKey{id: id}, u, "", resp)
 		if n := c.size.Load(); n > 2 {
 			t.Fatalf("size %d after %d puts, bound 2", n, i+1)
 		}
 	}
 	disabled := newResponseCache(-1)
-	disabled.put(responseKey{id: bob}, u, "", okResponse(nil, ""))
+	resp, _ := okResponse(nil, "")
+	disabled.put(responseKey{id: bob}, u, "", resp)
 	if disabled.get(responseKey{id: bob}, u, "") != nil {
 		t.Error("a disabled cache returned an entry")
 	}

@@ -30,16 +30,23 @@ type hdr struct {
 	action      corev3.HeaderValueOption_HeaderAppendAction
 }
 
-func wantOK(headers []hdr, remove ...string) *authv3.CheckResponse {
+// wantOK is an OK answer: header sets, group slots in dynamic metadata
+// (impersonate_group_<i>, see envoy/contract.go), removals.
+func wantOK(headers []hdr, groups []string, remove ...string) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{HeadersToRemove: remove}
+	slots := map[string]*structpb.Value{}
+	for i, g := range groups {
+		slots[fmt.Sprintf("impersonate_group_%d", i)] = structpb.NewStringValue(g)
+	}
 	for _, h := range headers {
 		ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
 			Header: &corev3.HeaderValue{Key: h.name, Value: h.value}, AppendAction: h.action,
 		})
 	}
 	return &authv3.CheckResponse{
-		Status:       &status.Status{Code: 0},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		Status:          &status.Status{Code: 0},
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		DynamicMetadata: &structpb.Struct{Fields: slots},
 	}
 }
 
@@ -79,6 +86,8 @@ var denials = map[string]denial{
 		"Forbidden: the mapping for this AWS identity was refused", ""},
 	"invalid_mapping": {403, codes.PermissionDenied, "invalid_mapping", "Forbidden",
 		"Forbidden: the mapping for this AWS identity produced a user that cannot be sent to the API server", ""},
+	"too_many_groups": {403, codes.PermissionDenied, "too_many_groups", "Forbidden",
+		"Forbidden: the AWS identity maps to more groups than this proxy can pass on", ""},
 	"unsupported_identity": {403, codes.PermissionDenied, "unsupported_identity", "Forbidden",
 		"Forbidden: this kind of AWS identity is not supported", ""},
 	"throttled": {429, codes.ResourceExhausted, "throttled", "TooManyRequests",
@@ -136,9 +145,13 @@ func assertResponse(t *testing.T, got, want *authv3.CheckResponse) {
 	t.Helper()
 	checkInvariants(t, got)
 	want = proto.Clone(want).(*authv3.CheckResponse)
-	want.DynamicMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{
-		"decision_id": structpb.NewStringValue(decisionID(t, got)),
-	}}
+	if want.DynamicMetadata == nil {
+		want.DynamicMetadata = &structpb.Struct{}
+	}
+	if want.DynamicMetadata.Fields == nil {
+		want.DynamicMetadata.Fields = map[string]*structpb.Value{}
+	}
+	want.DynamicMetadata.Fields["decision_id"] = structpb.NewStringValue(decisionID(t, got))
 	if !proto.Equal(got, want) {
 		t.Errorf("CheckResponse mismatch\n got: %s\nwant: %s", prototext.Format(got), prototext.Format(want))
 	}
@@ -174,6 +187,14 @@ func checkInvariants(t *testing.T, resp *authv3.CheckResponse) {
 			t.Errorf("header %q is both set and removed", r)
 		}
 	}
+	for name, n := range set {
+		if !allowedMutation.MatchString(name) {
+			t.Errorf("OK sets %q, which Envoy's decoder_header_mutation_rules refuse (500)", name)
+		}
+		if n != 1 {
+			t.Errorf("OK sets %q %d times; Envoy keeps only the last (envoy-facts F1)", name, n)
+		}
+	}
 	if set["impersonate-user"] != 1 {
 		t.Errorf("OK sets impersonate-user %d times, want 1", set["impersonate-user"])
 	}
@@ -191,6 +212,10 @@ func decisionID(t *testing.T, resp *authv3.CheckResponse) string {
 	}
 	return id
 }
+
+// allowedMutation is the reviewed Envoy allow-list (envoy/sidecar.yaml
+// decoder_header_mutation_rules).
+var allowedMutation = regexp.MustCompile(`^(authorization|impersonate-user|impersonate-uid|impersonate-extra-.+)$`)
 
 var decisionIDPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
 

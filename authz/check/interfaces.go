@@ -2,8 +2,11 @@ package check
 
 import (
 	"context"
+	"errors"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
@@ -28,4 +31,12 @@ type BearerSource interface {
 	// BearerToken returns the current token. It is called on every allowed
 	// request, so it must be cheap (an atomic load).
 	BearerToken() string
+}
+
+// IsDefinitiveRejection reports whether a verification error is a verdict
+// on the token itself (malformed, or refused by STS) rather than trouble on
+// the way (throttling, outage, timeout). Only verdicts may be cached
+// negatively: caching trouble would turn a blip at STS into denials.
+func IsDefinitiveRejection(err error) bool {
+	return errors.Is(err, token.ErrMalformed) || errors.Is(err, sts.ErrUnauthenticated)
 }

@@ -20,10 +20,10 @@ import (
 
 const headerAuthorization = "authorization"
 
-var (
-	appendOrAdd    = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
-	overwriteOrAdd = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-)
+// overwriteOrAdd is the action of every header we send. Envoy 1.40's gRPC
+// ext_authz treats every action as a set anyway (envoy-facts F1); spelling
+// it out keeps the response honest about what happens.
+const overwriteOrAdd = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 
 func headerOption(name, value string, action corev3.HeaderValueOption_HeaderAppendAction) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
@@ -32,33 +32,53 @@ func headerOption(name, value string, action corev3.HeaderValueOption_HeaderAppe
 	}
 }
 
-// okResponse builds the OK answer: the impersonation headers and the
-// upstream credential.
-//
-// Single-valued headers use OVERWRITE_IF_EXISTS_OR_ADD. Groups must reach
-// the API server as one line each: the first group overwrites, the others
-// use APPEND_IF_EXISTS_OR_ADD, which Envoy applies to a header that is not
-// one of its predefined inline headers by adding a separate entry (only
-// inline headers are comma-concatenated). The request cannot already carry
-// an impersonate-group line (Check refuses those), so the overwrite is
-// defence in depth.
+// Group slots. Envoy 1.40's gRPC ext_authz applies every
+// OkHttpResponse.headers entry as a set (it ignores append_action; the
+// deprecated append=true comma-joins onto an existing line and adds nothing
+// otherwise: docs/envoy-facts.md F1), so N groups can never arrive as N
+// Impersonate-Group lines that way. Instead the reviewed route config adds
+// one impersonate-group line per non-empty dynamic metadata key
+// impersonate_group_0 .. impersonate_group_15 (F5), and the server fills
+// those keys. The contract lives in envoy/contract.go (envoyconfig); a test
+// pins these copies to it.
+const (
+	// MaxGroups is the number of group slots the Envoy route reads. A user
+	// with more groups is denied, never truncated: a dropped group could
+	// be one RBAC relies on, and truncation would hide a mapping error.
+	MaxGroups = 16
+	// groupSlotPrefix + index is a slot's dynamic metadata key.
+	groupSlotPrefix = "impersonate_group_"
+)
+
+// groupSlotKeys are the slot keys, built once.
+var groupSlotKeys = func() (keys [MaxGroups]string) {
+	for i := range keys {
+		keys[i] = groupSlotPrefix + strconv.Itoa(i)
+	}
+	return keys
+}()
+
+// okResponse builds the OK answer for the impersonation header lines of
+// package impersonate: the single-valued ones as header sets (all
+// OVERWRITE_IF_EXISTS_OR_ADD, which is what Envoy does with any action),
+// the groups as dynamic metadata slots, and the upstream credential.
 //
 // Nothing we set is also listed in headers_to_remove: Envoy applies removals
-// after mutations, so a header in both would be dropped. With a bearer
-// source, the client's Authorization is overwritten; without one (mTLS to
+// after the sets, so a header in both would be dropped (F3). With a bearer
+// source the client's Authorization is overwritten; without one (mTLS to
 // the upstream) it is removed.
-func okResponse(hs []impersonate.Header, bearer string) *authv3.CheckResponse {
+func okResponse(hs []impersonate.Header, bearer string) (*authv3.CheckResponse, error) {
 	opts := make([]*corev3.HeaderValueOption, 0, len(hs)+1)
-	seenGroup := false
+	slots := map[string]*structpb.Value{}
 	for _, h := range hs {
-		action := overwriteOrAdd
-		if h.Name == impersonate.HeaderGroup {
-			if seenGroup {
-				action = appendOrAdd
-			}
-			seenGroup = true
+		if h.Name != impersonate.HeaderGroup {
+			opts = append(opts, headerOption(h.Name, h.Value, overwriteOrAdd))
+			continue
 		}
-		opts = append(opts, headerOption(h.Name, h.Value, action))
+		if len(slots) == MaxGroups {
+			return nil, ErrTooManyGroups
+		}
+		slots[groupSlotKeys[len(slots)]] = structpb.NewStringValue(h.Value)
 	}
 	ok := &authv3.OkHttpResponse{Headers: opts}
 	if bearer != "" {
@@ -67,9 +87,10 @@ func okResponse(hs []impersonate.Header, bearer string) *authv3.CheckResponse {
 		ok.HeadersToRemove = []string{headerAuthorization}
 	}
 	return &authv3.CheckResponse{
-		Status:       &status.Status{Code: int32(codes.OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-	}
+		Status:          &status.Status{Code: int32(codes.OK)},
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		DynamicMetadata: &structpb.Struct{Fields: slots},
+	}, nil
 }
 
 // deniedResponse builds the answer for a refused request: the HTTP status,
@@ -100,15 +121,20 @@ func deniedResponse(o *outcome, body string, retryAfterSeconds int) *authv3.Chec
 // server's decision line without either carrying the token.
 const MetadataDecisionID = "decision_id"
 
-// withDecision wraps a shared (immutable) response in a per-request one
-// carrying the decision id. The inner messages are shared, not copied.
+// withDecision wraps a shared (immutable) response in a per-request one:
+// the inner messages and metadata values are shared, and the metadata map
+// is copied with the decision id added.
 func withDecision(shared *authv3.CheckResponse, id string) *authv3.CheckResponse {
+	base := shared.GetDynamicMetadata().GetFields()
+	fields := make(map[string]*structpb.Value, len(base)+1)
+	for k, v := range base {
+		fields[k] = v
+	}
+	fields[MetadataDecisionID] = structpb.NewStringValue(id)
 	return &authv3.CheckResponse{
-		Status:       shared.Status,
-		HttpResponse: shared.HttpResponse,
-		DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-			MetadataDecisionID: structpb.NewStringValue(id),
-		}},
+		Status:          shared.Status,
+		HttpResponse:    shared.HttpResponse,
+		DynamicMetadata: &structpb.Struct{Fields: fields},
 	}
 }
 

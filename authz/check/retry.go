@@ -1,7 +1,18 @@
 package check
 
-import "time"
+import (
+	"errors"
+	"time"
 
-// retryAfter extracts the wait an STS throttling error asks for.
-// Placeholder until authz/sts's ThrottledError is merged.
-func retryAfter(err error) time.Duration { return 0 }
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
+)
+
+// retryAfter is the wait a throttling error asks for: STS's Retry-After,
+// or the time until our own STS rate limiter has a token again.
+func retryAfter(err error) time.Duration {
+	var te *sts.ThrottledError
+	if errors.As(err, &te) {
+		return te.RetryAfter
+	}
+	return 0
+}

@@ -236,7 +236,10 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 	if err != nil {
 		return s.deny(d, err)
 	}
-	resp := okResponse(hs, bearer)
+	resp, err := okResponse(hs, bearer)
+	if err != nil {
+		return s.deny(d, err)
+	}
 	s.responses.put(key, user, bearer, resp)
 	d.outcome = outcomeOK
 	return resp

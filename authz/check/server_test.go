@@ -61,9 +61,6 @@ var (
 	}
 	aliceHeaders = []hdr{
 		{"impersonate-user", "dev:alice", setH},
-		{"impersonate-group", "devs", setH},
-		{"impersonate-group", "viewers", appendH},
-		{"impersonate-group", "a,b", appendH},
 		{"impersonate-uid", "aws-iam-authenticator:111122223333:AROAEXAMPLE", setH},
 		{"impersonate-extra-arn", "arn:aws:sts::111122223333:assumed-role/Dev/alice", setH},
 		{"impersonate-extra-canonicalarn", "arn:aws:iam::111122223333:role/Dev", setH},
@@ -79,7 +76,8 @@ var (
 		{"impersonate-extra-accesskeyid", "AKIAEXAMPLE", setH},
 		{"impersonate-extra-principalid", "AIDAEXAMPLE", setH},
 	}
-	proxyAuth = hdr{"authorization", "Bearer " + proxySA, setH}
+	aliceGroups = []string{"devs", "viewers", "team:platform"}
+	proxyAuth   = hdr{"authorization", "Bearer " + proxySA, setH}
 )
 
 func withAuth(hs []hdr, extra ...hdr) []hdr {
@@ -119,7 +117,7 @@ func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 		},
 		mapper: &fakeMapper{
 			users: map[string]mapping.User{
-				alice.CanonicalARN: {Username: "dev:alice", Groups: []string{"devs", "viewers", "a,b"}},
+				alice.CanonicalARN: {Username: "dev:alice", Groups: aliceGroups},
 				bob.CanonicalARN:   {Username: "bob"},
 			},
 			err: fo.mapperErr,
@@ -162,28 +160,28 @@ func TestCheck(t *testing.T) {
 		// Allowed.
 		"assumed role with several groups": {
 			req:  request(bearer(tokAlice), nil),
-			want: wantOK(withAuth(aliceHeaders, proxyAuth)), wantLabel: "ok", wantVerify: 1, wantClusterIDs: []string{"dev-cluster"},
+			want: wantOK(withAuth(aliceHeaders, proxyAuth), aliceGroups), wantLabel: "ok", wantVerify: 1, wantClusterIDs: []string{"dev-cluster"},
 		},
 		"iam user without groups": {
 			req:  request(bearer(tokBob), nil),
-			want: wantOK(withAuth(bobHeaders, proxyAuth)), wantLabel: "ok", wantVerify: 1,
+			want: wantOK(withAuth(bobHeaders, proxyAuth), nil), wantLabel: "ok", wantVerify: 1,
 		},
 		"lower-case bearer scheme": {
 			req:  request(map[string]string{"authorization": "bearer " + tokBob}, nil),
-			want: wantOK(withAuth(bobHeaders, proxyAuth)), wantLabel: "ok", wantVerify: 1,
+			want: wantOK(withAuth(bobHeaders, proxyAuth), nil), wantLabel: "ok", wantVerify: 1,
 		},
 		"no upstream token removes authorization": {
 			fixture: fixtureOptions{noUpstream: true},
 			req:     request(bearer(tokBob), nil),
-			want:    wantOK(bobHeaders, "authorization"), wantLabel: "ok", wantVerify: 1,
+			want:    wantOK(bobHeaders, nil, "authorization"), wantLabel: "ok", wantVerify: 1,
 		},
 		"raw header map": {
 			req:  rawRequest("authorization", "Bearer "+tokBob, ":path", "/api"),
-			want: wantOK(withAuth(bobHeaders, proxyAuth)), wantLabel: "ok", wantVerify: 1,
+			want: wantOK(withAuth(bobHeaders, proxyAuth), nil), wantLabel: "ok", wantVerify: 1,
 		},
 		"other headers are ignored": {
 			req:  request(map[string]string{"authorization": "Bearer " + tokBob, "x-impersonate-user": "x", "user-agent": "kubectl"}, nil),
-			want: wantOK(withAuth(bobHeaders, proxyAuth)), wantLabel: "ok", wantVerify: 1,
+			want: wantOK(withAuth(bobHeaders, proxyAuth), nil), wantLabel: "ok", wantVerify: 1,
 		},
 
 		// 401: the Authorization header.
@@ -229,6 +227,14 @@ func TestCheck(t *testing.T) {
 		"sts throttled": {
 			fixture: fixtureOptions{verifierErr: fmt.Errorf("verify: %w", sts.ErrThrottled)},
 			req:     request(bearer(tokAlice), nil), want: throttled.response(), wantLabel: "throttled", wantVerify: 1,
+		},
+		"sts throttled with a hint": {
+			fixture: fixtureOptions{verifierErr: &sts.ThrottledError{RetryAfter: 2500 * time.Millisecond, Status: 400, Code: "Throttling"}},
+			req:     request(bearer(tokAlice), nil), want: throttled.withRetryAfter("3").response(), wantLabel: "throttled", wantVerify: 1,
+		},
+		"own STS rate limit": {
+			fixture: fixtureOptions{verifierErr: fmt.Errorf("verify: %w", &sts.ThrottledError{RetryAfter: 40 * time.Millisecond, Local: true})},
+			req:     request(bearer(tokAlice), nil), want: throttled.withRetryAfter("1").response(), wantLabel: "throttled", wantVerify: 1,
 		},
 		"sts unavailable": {
 			fixture: fixtureOptions{verifierErr: fmt.Errorf("verify: %w: connection refused", sts.ErrUnavailable)},

@@ -79,6 +79,8 @@ var outcomes = []*outcome{
 		message: "Forbidden: the mapping for this AWS identity was refused", grpcCode: codes.PermissionDenied},
 	{err: impersonate.ErrInvalidValue, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "invalid_mapping",
 		message: "Forbidden: the mapping for this AWS identity produced a user that cannot be sent to the API server", grpcCode: codes.PermissionDenied},
+	{err: ErrTooManyGroups, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "too_many_groups",
+		message: "Forbidden: the AWS identity maps to more groups than this proxy can pass on", grpcCode: codes.PermissionDenied},
 	{err: identity.ErrInvalidARN, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "unsupported_identity",
 		message: "Forbidden: this kind of AWS identity is not supported", grpcCode: codes.PermissionDenied},
 

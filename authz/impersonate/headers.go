@@ -17,6 +17,7 @@ package impersonate
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
@@ -58,7 +59,7 @@ func Headers(id identity.Identity, user mapping.User) ([]Header, error) {
 	if user.Username == "" {
 		return nil, fmt.Errorf("%w: empty username", ErrInvalidValue)
 	}
-	if err := checkValue("username", user.Username); err != nil {
+	if err := checkName("username", user.Username); err != nil {
 		return nil, err
 	}
 	out := make([]Header, 0, 2+len(user.Groups)+len(extraKeys))
@@ -67,7 +68,7 @@ func Headers(id identity.Identity, user mapping.User) ([]Header, error) {
 		if g == "" {
 			return nil, fmt.Errorf("%w: empty group name", ErrInvalidValue)
 		}
-		if err := checkValue("group", g); err != nil {
+		if err := checkName("group", g); err != nil {
 			return nil, err
 		}
 		out = append(out, Header{Name: HeaderGroup, Value: g})
@@ -87,6 +88,19 @@ func Headers(id identity.Identity, user mapping.User) ([]Header, error) {
 		out = append(out, Header{Name: HeaderExtraPrefix + EscapeExtraKey(e.Key), Value: e.Value})
 	}
 	return out, nil
+}
+
+// checkName is checkValue plus no comma, for the username and group names.
+// The API server reads each Impersonate-Group line as one group and never
+// splits on commas, but any hop that merges repeated lines (Envoy's
+// deprecated append, an HTTP/1 proxy folding headers) would turn "a,b"
+// into two groups or one mangled one; a comma in a Kubernetes user or group
+// name is almost certainly a mapping mistake, so it is refused.
+func checkName(what, v string) error {
+	if strings.IndexByte(v, ',') >= 0 {
+		return fmt.Errorf("%w: %s contains a comma", ErrInvalidValue, what)
+	}
+	return checkValue(what, v)
 }
 
 // checkValue refuses values that are not valid header field values: control

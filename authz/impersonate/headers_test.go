@@ -68,17 +68,19 @@ func TestHeaders(t *testing.T) {
 				{"impersonate-extra-principalid", "AIDAEXAMPLE"},
 			},
 		},
-		"group with a comma stays one line": {
-			id:   iamUser,
-			user: mapping.User{Username: "bob", Groups: []string{"a,b"}},
+		"group with a comma":    {id: iamUser, user: mapping.User{Username: "bob", Groups: []string{"a,b"}}, wantError: ErrInvalidValue},
+		"username with a comma": {id: iamUser, user: mapping.User{Username: "bob,system:masters"}, wantError: ErrInvalidValue},
+		"session name with a comma is a fine extra": {
+			id:   withSession(assumedRole, "a,b"),
+			user: mapping.User{Username: "x"},
 			want: []Header{
-				{"impersonate-user", "bob"},
-				{"impersonate-group", "a,b"},
-				{"impersonate-uid", "aws-iam-authenticator:111122223333:AIDAEXAMPLE"},
-				{"impersonate-extra-arn", "arn:aws:iam::111122223333:user/bob"},
-				{"impersonate-extra-canonicalarn", "arn:aws:iam::111122223333:user/bob"},
-				{"impersonate-extra-accesskeyid", "AKIAEXAMPLE"},
-				{"impersonate-extra-principalid", "AIDAEXAMPLE"},
+				{"impersonate-user", "x"},
+				{"impersonate-uid", "aws-iam-authenticator:111122223333:AROAEXAMPLE"},
+				{"impersonate-extra-arn", "arn:aws:sts::111122223333:assumed-role/Dev/alice"},
+				{"impersonate-extra-canonicalarn", "arn:aws:iam::111122223333:role/Dev"},
+				{"impersonate-extra-sessionname", "a,b"},
+				{"impersonate-extra-accesskeyid", "ASIAEXAMPLE"},
+				{"impersonate-extra-principalid", "AROAEXAMPLE"},
 			},
 		},
 		"empty username":           {id: iamUser, user: mapping.User{}, wantError: ErrInvalidValue},
@@ -117,7 +119,7 @@ func TestHeaders(t *testing.T) {
 // TestHeadersAsAPIServerSeesThem decodes the headers the way the API
 // server's impersonation filter does and checks it gets back the identity.
 func TestHeadersAsAPIServerSeesThem(t *testing.T) {
-	user := mapping.User{Username: "dev:alice", Groups: []string{"a,b", "c"}}
+	user := mapping.User{Username: "dev:alice", Groups: []string{"b", "c"}}
 	hs, err := Headers(assumedRole, user)
 	if err != nil {
 		t.Fatal(err)

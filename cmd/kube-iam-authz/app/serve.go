@@ -1,16 +1,184 @@
 package app
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"io"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/upstream"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/server"
 )
 
-// PLACEHOLDER: replaced by the issue that builds this command.
-func newServeCommand(_ Streams) *cobra.Command {
-	return &cobra.Command{
-		Use:    "serve",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("serve: not built yet") },
+func newServeCommand(streams Streams) *cobra.Command {
+	o := defaultServeOptions()
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Envoy ext_authz server",
+		Long: "serve answers Envoy's ext_authz Check calls: it verifies k8s-aws-v1 bearer tokens with STS, maps the " +
+			"identity through the aws-auth mapping and tells Envoy to forward the request with Impersonate-* headers " +
+			"and the proxy's own credential. It stops gracefully on SIGTERM.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile != "" {
+				if err := o.applyConfigFile(configFile, cmd.Flags()); err != nil {
+					return err
+				}
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), &o, streams.Err)
+		},
 	}
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML file with the flags' names as keys, plus `clusters: [{name, clusterID, mappingFile}]` for more clusters; a flag given on the command line wins.")
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// newLogger writes JSON lines to w. No sampling: the decision lines are an
+// audit trail and must not be thinned.
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
+	return zap.New(core), nil
+}
+
+// runServe assembles the components and serves until ctx ends.
+func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
+	log, err := newLogger(o.LogLevel, logOut)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return err
+	}
+
+	verifier, err := buildVerifier(o, reg, log)
+	if err != nil {
+		return err
+	}
+
+	mappingMetrics, err := mapping.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	var clusters []check.Cluster
+	var background []func(context.Context) error
+	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile}}, o.Clusters...)
+	for _, c := range all {
+		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics})
+		if err != nil {
+			return fmt.Errorf("cluster %q: %w", c.Name, err)
+		}
+		// {{EC2PrivateDNSName}} entries answer 503 until an EC2 resolver
+		// (mapping/ec2dns) is wired here.
+		mapper, err := mapping.NewMapper(mapping.MapperOptions{Snapshots: store})
+		if err != nil {
+			return fmt.Errorf("cluster %q: %w", c.Name, err)
+		}
+		// A mapping that cannot be loaded at start is fatal, with the
+		// file's own problems in the error: there is no last good mapping
+		// to keep. Health reports NOT_SERVING until every store is ready.
+		if err := store.Load(); err != nil {
+			return fmt.Errorf("cluster %q: mapping file %s: %w", c.Name, c.MappingFile, err)
+		}
+		clusters = append(clusters, check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready})
+		background = append(background, store.Run)
+	}
+
+	var bearer check.BearerSource
+	if o.UpstreamTokenFile != "" {
+		tf, err := upstream.NewTokenFile(upstream.Options{Path: o.UpstreamTokenFile, Logger: log, Registerer: reg})
+		if err != nil {
+			return err
+		}
+		bearer = tf
+		background = append(background, tf.Run)
+	}
+
+	authz, err := check.New(check.Options{
+		Verifier:   verifier,
+		Clusters:   clusters,
+		Upstream:   bearer,
+		Logger:     log,
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	log.Info("starting",
+		zap.String("grpc_listen", o.GRPCListen), zap.String("http_listen", o.HTTPListen),
+		zap.String("cluster_id", o.ClusterID), zap.Int("extra_clusters", len(o.Clusters)),
+		zap.String("partition", o.Partition), zap.Strings("sts_regions", o.STSRegions),
+		zap.String("sts_endpoint", o.STSEndpoint), zap.Duration("sts_timeout", o.STSTimeout.Duration),
+		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil))
+	return server.Run(ctx, server.Options{
+		GRPCAddr:      o.GRPCListen,
+		HTTPAddr:      o.HTTPListen,
+		TLSCertFile:   o.GRPCTLSCert,
+		TLSKeyFile:    o.GRPCTLSKey,
+		Authorizer:    authz,
+		Gatherer:      reg,
+		Logger:        log,
+		ShutdownGrace: o.ShutdownGrace.Duration,
+		Background:    background,
+	})
+}
+
+// buildVerifier is parser + STS client, behind the verification cache.
+func buildVerifier(o *ServeOptions, reg prometheus.Registerer, log *zap.Logger) (check.Verifier, error) {
+	parser, err := token.NewParser(o.tokenOptions())
+	if err != nil {
+		return nil, err
+	}
+	stsMetrics, err := sts.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	so := o.stsOptions()
+	so.Metrics = stsMetrics
+	client, err := sts.New(so)
+	if err != nil {
+		return nil, err
+	}
+	cacheMetrics, err := cache.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	co := o.cacheOptions()
+	co.Metrics = cacheMetrics
+	co.Logger = log
+	return cache.New(check.ObserveUpstream(verify.New(parser, client)), co)
+}
+
+// flightTimeout bounds the verification shared by concurrent cache misses:
+// one STS call plus a margin, within the cache's limit.
+func flightTimeout(stsTimeout time.Duration) time.Duration {
+	return min(stsTimeout+time.Second, time.Minute)
 }

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 )
 
@@ -178,7 +180,7 @@ func (o *ServeOptions) Validate() error {
 			add("--%s %q: %v", l.flag, l.addr, err)
 		}
 	}
-	if o.GRPCListen != "" && o.GRPCListen == o.HTTPListen {
+	if o.GRPCListen != "" && o.GRPCListen == o.HTTPListen && !strings.HasSuffix(o.GRPCListen, ":0") {
 		add("--grpc-listen and --http-listen are the same address %q", o.GRPCListen)
 	}
 	if (o.GRPCTLSCert == "") != (o.GRPCTLSKey == "") {
@@ -217,19 +219,14 @@ func (o *ServeOptions) Validate() error {
 	if err := o.tokenOptions().Validate(); err != nil {
 		add("--partition/--sts-regions: %w", err)
 	}
-	if o.STSEndpoint != "" {
-		if u, err := url.Parse(o.STSEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			add("--sts-endpoint %q: want an http(s) URL with a host", o.STSEndpoint)
-		}
-	}
 	if d := o.STSTimeout.Duration; d <= 0 || d > maxSTSTimeout {
 		add("--sts-timeout %s: must be in (0, %s]", d, maxSTSTimeout)
 	}
-	if o.STSRateLimit < 0 {
-		add("--sts-rate-limit %v: must not be negative", o.STSRateLimit)
-	}
 	if o.STSRateLimit > 0 && o.STSRateBurst < 1 {
 		add("--sts-rate-burst %d: must be at least 1 with a rate limit", o.STSRateBurst)
+	}
+	if err := o.stsOptions().Validate(); err != nil {
+		add("--sts-endpoint/--sts-rate-limit/--sts-rate-burst: %w", err)
 	}
 	// The cache treats zero as "default"; on the command line a zero is
 	// more likely a mistake than a wish for the default.
@@ -258,10 +255,28 @@ func (o *ServeOptions) tokenOptions() token.Options {
 	return token.Options{Partition: o.Partition, Regions: o.STSRegions}
 }
 
+// cacheOptions: only definitive rejections are cached negatively.
 func (o *ServeOptions) cacheOptions() cache.Options {
 	return cache.Options{
-		MaxEntries:  o.CacheMaxEntries,
-		MaxTTL:      o.CacheTTL.Duration,
-		NegativeTTL: o.CacheNegativeTTL.Duration,
+		MaxEntries:       o.CacheMaxEntries,
+		MaxTTL:           o.CacheTTL.Duration,
+		NegativeTTL:      o.CacheNegativeTTL.Duration,
+		FlightTimeout:    flightTimeout(o.STSTimeout.Duration),
+		IsCacheableError: check.IsDefinitiveRejection,
+	}
+}
+
+func (o *ServeOptions) stsOptions() sts.Options {
+	burst := o.STSRateBurst
+	if o.STSRateLimit == 0 {
+		// No limit: the burst has nothing to size.
+		burst = 0
+	}
+	return sts.Options{
+		Endpoint:  o.STSEndpoint,
+		CAFile:    o.STSCAFile,
+		Timeout:   o.STSTimeout.Duration,
+		RateLimit: o.STSRateLimit,
+		RateBurst: burst,
 	}
 }

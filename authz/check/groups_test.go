@@ -1,0 +1,62 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+)
+
+// TestEnvoyContract pins the server's copies of the Envoy contract to the
+// reviewed configs' constants (envoy/contract.go).
+func TestEnvoyContract(t *testing.T) {
+	if MaxGroups != envoyconfig.GroupSlots {
+		t.Errorf("MaxGroups = %d, Envoy routes read %d group slots", MaxGroups, envoyconfig.GroupSlots)
+	}
+	for i := 0; i < MaxGroups; i++ {
+		if groupSlotKeys[i] != envoyconfig.GroupSlotKey(i) {
+			t.Errorf("slot %d key %q, Envoy reads %q", i, groupSlotKeys[i], envoyconfig.GroupSlotKey(i))
+		}
+	}
+	if MetadataDecisionID != envoyconfig.MetadataDecisionID {
+		t.Errorf("decision id key %q, Envoy logs %q", MetadataDecisionID, envoyconfig.MetadataDecisionID)
+	}
+}
+
+func TestGroupSlots(t *testing.T) {
+	groups := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("g%02d", i)
+		}
+		return out
+	}
+	tests := map[string]struct {
+		groups    []string
+		wantLabel string
+	}{
+		"no groups":        {groups: nil},
+		"one group":        {groups: groups(1)},
+		"exactly 16":       {groups: groups(16)},
+		"17 are refused":   {groups: groups(17), wantLabel: "too_many_groups"},
+		"100 are refused":  {groups: groups(100), wantLabel: "too_many_groups"},
+		"comma is refused": {groups: []string{"ok", "a,b"}, wantLabel: "invalid_mapping"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, fixtureOptions{})
+			f.mapper.set(bob.CanonicalARN, mapping.User{Username: "bob", Groups: tc.groups})
+			got, err := f.server.Check(context.Background(), request(bearer(tokBob), nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantLabel != "" {
+				assertResponse(t, got, wantDenied(t, tc.wantLabel))
+				return
+			}
+			assertResponse(t, got, wantOK(withAuth(bobHeaders, proxyAuth), tc.groups))
+		})
+	}
+}

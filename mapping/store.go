@@ -1,0 +1,230 @@
+package mapping
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// StoreOptions configures a Store.
+type StoreOptions struct {
+	// Path is the mapping file. Required.
+	Path string
+	// Name identifies the store in logs and in the "mapping" metric label
+	// when a process serves several mappings (one per cluster). Defaults to
+	// "aws-auth".
+	Name string
+	// Logger receives reload outcomes. Defaults to a no-op logger.
+	Logger *zap.Logger
+	// Metrics, if set, records reloads (see NewMetrics).
+	Metrics *Metrics
+	// Clock stamps the last successful reload. Defaults to time.Now.
+	Clock func() time.Time
+	// Debounce is how long the watcher waits after the last file event
+	// before reloading, so a burst (an editor's write-then-rename, the
+	// kubelet's several renames) costs one parse. Defaults to 250ms.
+	Debounce time.Duration
+	// MaxDelay bounds how long a steady stream of events can postpone a
+	// reload. Defaults to 5s.
+	MaxDelay time.Duration
+	// Resync re-reads the file this often even without events, as a
+	// safety net for lost inotify events (queue overflow) or a replaced
+	// directory. Defaults to 1m; negative disables it.
+	Resync time.Duration
+	// MaxFileBytes bounds the file size. Defaults to (and may not exceed)
+	// MaxFileBytes.
+	MaxFileBytes int64
+}
+
+// Validate reports every problem with the options.
+func (o StoreOptions) Validate() error {
+	var errs []error
+	if o.Path == "" {
+		errs = append(errs, errors.New("mapping: StoreOptions.Path is required"))
+	}
+	if o.Debounce < 0 {
+		errs = append(errs, fmt.Errorf("mapping: StoreOptions.Debounce is negative (%s)", o.Debounce))
+	}
+	if o.MaxDelay < 0 {
+		errs = append(errs, fmt.Errorf("mapping: StoreOptions.MaxDelay is negative (%s)", o.MaxDelay))
+	}
+	if o.MaxFileBytes < 0 || o.MaxFileBytes > MaxFileBytes {
+		errs = append(errs, fmt.Errorf("mapping: StoreOptions.MaxFileBytes must be between 0 (default) and %d", MaxFileBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// Store holds the mapping in force and reloads it from its file.
+//
+// Reload policy:
+//   - The whole file is parsed and validated into a new Snapshot, which
+//     replaces the old one in one atomic pointer swap. Readers never lock
+//     and never see a partial mapping.
+//   - A file that fails to read, parse or validate keeps the last good
+//     snapshot; the failure is logged at error level with every problem
+//     and its line, and counted (kube_iam_authz_mapping_reloads_total and
+//     kube_iam_authz_mapping_last_reload_successful).
+//   - A deleted file also keeps the last good snapshot, loudly. Clearing the
+//     mapping (what aws-iam-authenticator's DynamicFile backend does) would
+//     turn a deploy mistake or a ConfigMap volume hiccup into an outage for
+//     every user, and is not how access is revoked: revoking means writing
+//     a file without the entry (an empty mapping is `data: {}`), which is
+//     applied like any other change.
+//   - At start-up there is no last good snapshot, so Load fails and the
+//     caller should exit with its error.
+type Store struct {
+	path, dir, base string
+	name            string
+	log             *zap.Logger
+	metrics         *storeMetrics
+	clock           func() time.Time
+	debounce        time.Duration
+	maxDelay        time.Duration
+	resync          time.Duration
+	maxBytes        int64
+	// after is time.After; tests replace it to drive the debounce timer.
+	after func(time.Duration) <-chan time.Time
+
+	current atomic.Pointer[Snapshot]
+	loadMu  sync.Mutex // serialises loads so that swaps happen in read order
+}
+
+// NewStore validates opts and builds a Store. It does not read the file:
+// call Load (and exit on its error) or Run.
+func NewStore(opts StoreOptions) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	s := &Store{
+		path:     abs,
+		dir:      filepath.Dir(abs),
+		base:     filepath.Base(abs),
+		name:     opts.Name,
+		log:      opts.Logger,
+		clock:    opts.Clock,
+		debounce: opts.Debounce,
+		maxDelay: opts.MaxDelay,
+		resync:   opts.Resync,
+		maxBytes: opts.MaxFileBytes,
+		after:    time.After,
+	}
+	if s.name == "" {
+		s.name = "aws-auth"
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	s.log = s.log.With(zap.String("mapping", s.name), zap.String("path", s.path))
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.debounce == 0 {
+		s.debounce = 250 * time.Millisecond
+	}
+	if s.maxDelay == 0 {
+		s.maxDelay = 5 * time.Second
+	}
+	if s.resync == 0 {
+		s.resync = time.Minute
+	}
+	if opts.Metrics != nil {
+		if err := opts.Metrics.claim(s.name); err != nil {
+			return nil, err
+		}
+		s.metrics = &storeMetrics{m: opts.Metrics, name: s.name}
+	}
+	return s, nil
+}
+
+// Current returns the mapping in force, or nil before the first successful
+// Load. The snapshot must not be modified (it cannot be through its API).
+func (s *Store) Current() *Snapshot { return s.current.Load() }
+
+// Ready reports whether a mapping has been loaded; the server should report
+// not-ready (gRPC health NOT_SERVING) until it is.
+func (s *Store) Ready() bool { return s.current.Load() != nil }
+
+// Name is the store's name.
+func (s *Store) Name() string { return s.name }
+
+// Load reads the file and swaps in its snapshot. On any failure it keeps the
+// snapshot in force and returns the error (a *ParseError for an invalid
+// file, an fs.ErrNotExist wrapper for a missing one).
+func (s *Store) Load() error {
+	_, err := s.reload()
+	return err
+}
+
+func (s *Store) reload() (string, error) {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	cur := s.current.Load()
+	data, err := ReadFile(s.path, s.maxBytes)
+	if err != nil {
+		result := ResultReadError
+		msg := "cannot read the mapping file"
+		if errors.Is(err, fs.ErrNotExist) {
+			result = ResultMissing
+			msg = "the mapping file is missing"
+		}
+		s.metrics.reload(result)
+		s.logFailure(msg, cur, err)
+		return result, err
+	}
+	sum := sha256.Sum256(data)
+	if cur != nil && cur.Hash() == hex.EncodeToString(sum[:]) {
+		s.metrics.reload(ResultUnchanged)
+		s.log.Debug("mapping file unchanged", zap.String("sha256", cur.Hash()))
+		return ResultUnchanged, nil
+	}
+	snap, err := Parse(data)
+	if err != nil {
+		s.metrics.reload(ResultInvalid)
+		s.logFailure("the mapping file is invalid", cur, err)
+		return ResultInvalid, fmt.Errorf("mapping file %s: %w", s.path, err)
+	}
+	s.current.Store(snap)
+	s.metrics.reload(ResultSuccess)
+	s.metrics.swapped(snap, float64(s.clock().UnixNano())/1e9)
+	c := snap.Counts()
+	s.log.Info("mapping loaded",
+		zap.String("sha256", snap.Hash()),
+		zap.String("shape", string(snap.Shape())),
+		zap.Int("roles", c.Roles), zap.Int("sso", c.SSO), zap.Int("users", c.Users), zap.Int("accounts", c.Accounts),
+		zap.Strings("templates", snap.Templates()),
+		zap.Int("warnings", len(snap.warnings)))
+	for _, w := range snap.warnings {
+		s.log.Warn("mapping warning", zap.Int("line", w.Line), zap.String("at", w.Path), zap.String("warning", w.Message))
+	}
+	return ResultSuccess, nil
+}
+
+func (s *Store) logFailure(msg string, cur *Snapshot, err error) {
+	fields := []zap.Field{zap.Error(err)}
+	var perr *ParseError
+	if errors.As(err, &perr) {
+		problems := make([]string, len(perr.Problems))
+		for i, p := range perr.Problems {
+			problems[i] = p.String()
+		}
+		fields = []zap.Field{zap.Strings("problems", problems)}
+	}
+	if cur == nil {
+		s.log.Error(msg+"; no mapping is loaded", fields...)
+		return
+	}
+	fields = append(fields, zap.String("kept_sha256", cur.Hash()))
+	s.log.Error(msg+"; keeping the last good mapping", fields...)
+}
