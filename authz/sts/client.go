@@ -20,9 +20,6 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 )
 
-// ClusterIDHeader is the signed header that binds a token to one cluster.
-const ClusterIDHeader = "x-k8s-aws-id"
-
 // Caller is STS's answer: who signed the presigned URL. Nothing here has
 // been checked for consistency yet (identity.FromSTS does that).
 type Caller struct {
@@ -184,9 +181,9 @@ func (c *Client) call(ctx context.Context, p *token.Presigned, clusterID string)
 	// token's. TLS verifies the endpoint's own name (req.URL.Host).
 	req.Host = p.Host
 	req.Header = http.Header{
-		"X-K8s-Aws-Id": {clusterID},
-		"Accept":       {"application/json"},
-		"User-Agent":   {"kube-iam-authz"},
+		http.CanonicalHeaderKey(token.ClusterIDHeader): {clusterID},
+		"Accept":     {"application/json"},
+		"User-Agent": {"kube-iam-authz"},
 	}
 
 	resp, err := c.http.Do(req)

@@ -38,7 +38,7 @@ type standIn struct {
 	caFile string
 }
 
-func startStandIn(t *testing.T, now func() time.Time) *standIn {
+func startStandIn(t testing.TB, now func() time.Time) *standIn {
 	t.Helper()
 	srv, err := stsfake.New(stsfake.Options{Principals: principals(), Now: now})
 	if err != nil {
@@ -59,7 +59,7 @@ func startStandIn(t *testing.T, now func() time.Time) *standIn {
 // signed makes a token with the SDK signer and turns it into the Presigned
 // the token parser would return (the parser itself is tested in package
 // token; here only the fields the client uses matter).
-func signed(t *testing.T, c stsfake.Credentials, host, clusterID string, at time.Time) *token.Presigned {
+func signed(t testing.TB, c stsfake.Credentials, host, clusterID string, at time.Time) *token.Presigned {
 	t.Helper()
 	tok, err := stsfake.SignToken(context.Background(), stsfake.TokenRequest{Credentials: c, Host: host, ClusterID: clusterID, SignedAt: at})
 	if err != nil {
@@ -72,7 +72,7 @@ func signed(t *testing.T, c stsfake.Credentials, host, clusterID string, at time
 	return presignedFromURL(t, raw)
 }
 
-func presignedFromURL(t *testing.T, raw string) *token.Presigned {
+func presignedFromURL(t testing.TB, raw string) *token.Presigned {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
