@@ -272,8 +272,9 @@ func validExpires(s string) bool {
 	return n <= 900
 }
 
-// parseDate parses X-Amz-Date. The shape is checked byte by byte first,
-// because time.Parse accepts one-digit hours and the like.
+// parseDate parses X-Amz-Date. The shape (16 bytes: digits, 'T', 'Z') is
+// checked byte by byte first, so that the accepted form does not depend on
+// the leniencies time.Parse may have; it then rejects out-of-range fields.
 func parseDate(s string) (time.Time, bool) {
 	if len(s) != len(dateLayout) || s[8] != 'T' || s[15] != 'Z' {
 		return time.Time{}, false
