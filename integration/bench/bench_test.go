@@ -700,7 +700,7 @@ func (b *bencher) caseGoBench(t *testing.T) {
 	specs := []struct{ pkg, re string }{
 		{"./authz/check", "^BenchmarkCheckCacheHit(Parallel)?$"},
 		{"./authz/token", "^BenchmarkVerifyParse$"},
-		{"./mapping", "^BenchmarkMapperMap"},
+		{"./mapping", "^Benchmark(Map10k|Lookup10k|Reload10k)$"},
 		{"./authz/cache", "^BenchmarkCacheHeap$"},
 	}
 	sec := section{title: "7. In-process benchmarks (go test -bench -benchmem, median of runs)", header: []string{"benchmark", "ns/op", "cpu-ns/op", "B/op", "allocs/op", "other"}}
