@@ -287,11 +287,16 @@ func (w *world) token(t testing.TB, i, s int, now time.Time) string {
 	return tok
 }
 
-// freshTokens returns n distinct tokens never used before in this world:
-// it walks (principal, second) pairs from *next, skipping principal 0
-// (the cache-hit user).
+// freshTokens returns n distinct tokens never used before in this world.
+// Every call starts on a principal no earlier call used (a token is the
+// pair principal, X-Amz-Date second, and "now" moves between calls, so
+// reusing a principal could repeat a pair), and skips principal 0 (the
+// cache-hit user).
 func (w *world) freshTokens(t testing.TB, next *int, n int) []string {
 	t.Helper()
+	if r := *next % secondsPerPrincipal; r != 0 {
+		*next += secondsPerPrincipal - r
+	}
 	now := time.Now()
 	out := make([]string, 0, n)
 	for range n {

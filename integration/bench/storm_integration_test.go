@@ -12,7 +12,7 @@ import (
 // same new token make one STS call, and a burst over many tokens makes one
 // call per token. These are counts, not timings.
 func TestTokenStormCallsSTSOncePerToken(t *testing.T) {
-	w := newWorld(t, 2)
+	w := newWorld(t, 4)
 	// The latency keeps the first call in flight while the others arrive,
 	// so the test exercises the shared flight, not only the cache.
 	s := startSTS(t, w, 200*time.Millisecond)
