@@ -206,13 +206,20 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 	if err != nil {
 		return s.deny(d, err)
 	}
-	d.fingerprint = token.Fingerprint(tok)
 	if !cl.ready() {
+		d.fingerprint = token.Fingerprint(tok)
 		return s.deny(d, ErrNotReady)
 	}
 
 	res, err := s.verifier.Verify(context.WithValue(ctx, traceKey{}, &d.trace), tok, clusterID)
 	d.cacheHit = !d.trace.upstream.Load()
+	// The verifier computed the fingerprint once, when it verified the
+	// token; a cache hit serves it with the result instead of rehashing
+	// the token for every log line.
+	d.fingerprint = res.Fingerprint
+	if d.fingerprint == "" {
+		d.fingerprint = token.Fingerprint(tok)
+	}
 	if err != nil {
 		return s.deny(d, err)
 	}
