@@ -54,14 +54,17 @@ func (a *apiserver) impersonationHeaders(t testing.TB, p string) [][2]string {
 	resp, err := http.Get(a.recordURL + "/requests")
 	must(t, err)
 	defer resp.Body.Close()
-	var recs []struct {
-		Path    string `json:"path"`
-		Headers []struct {
-			Name  string `json:"name"`
-			Value string `json:"value"`
-		} `json:"headers"`
+	var snap struct {
+		Requests []struct {
+			Path    string `json:"path"`
+			Headers []struct {
+				Name  string `json:"name"`
+				Value string `json:"value"`
+			} `json:"headers"`
+		} `json:"requests"`
 	}
-	must(t, json.NewDecoder(resp.Body).Decode(&recs))
+	must(t, json.NewDecoder(resp.Body).Decode(&snap))
+	recs := snap.Requests
 	for i := len(recs) - 1; i >= 0; i-- {
 		if recs[i].Path != p {
 			continue

@@ -109,13 +109,31 @@ func (r ghzReport) pct(p int) time.Duration {
 	return 0
 }
 
+// errors counts failed calls. When a --duration run ends, ghz closes its
+// connection under the calls still in flight, which fail on the client
+// side with "use of closed network connection"; those never reached a
+// server decision and are counted by cutoffs instead.
 func (r ghzReport) errors() int {
 	n := 0
-	for _, c := range r.Errors {
-		n += c
+	for msg, c := range r.Errors {
+		if !isCutoff(msg) {
+			n += c
+		}
 	}
 	return n
 }
+
+func (r ghzReport) cutoffs() int {
+	n := 0
+	for msg, c := range r.Errors {
+		if isCutoff(msg) {
+			n += c
+		}
+	}
+	return n
+}
+
+func isCutoff(msg string) bool { return strings.Contains(msg, "use of closed network connection") }
 
 // ghzData writes a ghz data file: one CheckRequest as JSON, or an array
 // that ghz sends round robin (request i gets element i mod len).
