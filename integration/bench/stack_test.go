@@ -170,6 +170,8 @@ func (p *proc) rss() uint64 {
 
 func (p *proc) stdout() string { b, _ := os.ReadFile(p.stdoutPath); return string(b) }
 
+func (p *proc) stderr() string { b, _ := os.ReadFile(p.stderrPath); return string(b) }
+
 // waitLine waits for a stdout line matching re and returns its submatches.
 func (p *proc) waitLine(t testing.TB, re *regexp.Regexp, timeout time.Duration) []string {
 	t.Helper()
@@ -369,6 +371,7 @@ type serveOptions struct {
 	rateBurst  int
 	maxEntries int
 	logLevel   string
+	env        []string // extra environment, e.g. GODEBUG=gctrace=1
 }
 
 func startServe(t testing.TB, w *world, s *sts, o serveOptions) *authz {
@@ -392,7 +395,7 @@ func startServe(t testing.TB, w *world, s *sts, o serveOptions) *authz {
 	if o.rateBurst > 0 {
 		args = append(args, "--sts-rate-burst", strconv.Itoa(o.rateBurst))
 	}
-	a.proc = startProc(t, nil, "kube-iam-authz", binPath(t, "kube-iam-authz"), args...)
+	a.proc = startProc(t, o.env, "kube-iam-authz", binPath(t, "kube-iam-authz"), args...)
 	a.waitHTTP(t, "http://"+a.httpAddr+"/readyz", 30*time.Second)
 	return a
 }
