@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -14,9 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 )
 
 // fakeAuthorizer answers OK after an optional block, and reports the
@@ -225,5 +229,58 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestGRPCTLS(t *testing.T) {
+	ca := harness.NewCA(t)
+	cert := ca.Issue(t, "authz", "127.0.0.1")
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{
+			GRPCListener: gl, HTTPListener: hl, TLSCertFile: cert.CertFile, TLSKeyFile: cert.KeyFile,
+			Authorizer: &fakeAuthorizer{}, Gatherer: prometheus.NewRegistry(), Logger: zap.NewNop(),
+		})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	tlsConn, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tlsConn.Close()
+	if _, err := authv3.NewAuthorizationClient(tlsConn).Check(context.Background(), &authv3.CheckRequest{}); err != nil {
+		t.Errorf("Check over TLS: %v", err)
+	}
+	plain, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	ctxShort, cancelShort := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelShort()
+	if _, err := authv3.NewAuthorizationClient(plain).Check(ctxShort, &authv3.CheckRequest{}); err == nil {
+		t.Error("a plaintext client reached the TLS listener")
+	}
+}
+
+func TestBadTLSFilesFailAtStart(t *testing.T) {
+	err := Run(context.Background(), Options{
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", TLSCertFile: "/nonexistent.crt", TLSKeyFile: "/nonexistent.key",
+		Authorizer: &fakeAuthorizer{}, Gatherer: prometheus.NewRegistry(), Logger: zap.NewNop(),
+	})
+	if err == nil || !strings.Contains(err.Error(), "TLS") {
+		t.Errorf("Run = %v, want a TLS error", err)
 	}
 }

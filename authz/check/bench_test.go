@@ -34,7 +34,7 @@ mapUsers:
 // mapper on a parsed snapshot, a JSON zap logger writing to io.Discard
 // (the encoding cost is measured), and a request shaped like Envoy's with
 // encode_raw_headers (a dozen headers, a 1.5 KB token).
-func benchServer(b *testing.B) (*Server, *authv3.CheckRequest) {
+func benchServer(b *testing.B, logging bool) (*Server, *authv3.CheckRequest) {
 	b.Helper()
 	tok := "k8s-aws-v1." + strings.Repeat("aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8", 42)
 	fv := &fakeVerifier{results: map[string]verify.Result{
@@ -54,12 +54,15 @@ func benchServer(b *testing.B) (*Server, *authv3.CheckRequest) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel)
+	log := zap.NewNop()
+	if logging {
+		log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
+	}
 	s, err := New(Options{
 		Verifier:   c,
 		Clusters:   []Cluster{{Name: "default", ID: "dev-cluster", Mapper: mapper}},
 		Upstream:   &fakeBearer{tok: proxySA},
-		Logger:     zap.New(core),
+		Logger:     log,
 		Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
@@ -79,10 +82,15 @@ func benchServer(b *testing.B) (*Server, *authv3.CheckRequest) {
 }
 
 // BenchmarkCheckCacheHit is one Check answered from the verification cache:
-// header scan, HMAC cache lookup, mapping, response reuse, metrics and the
-// decision log line.
+// header scan, token fingerprint, HMAC cache lookup, mapping, response
+// reuse, metrics and (log=json) the decision log line encoded as JSON.
 func BenchmarkCheckCacheHit(b *testing.B) {
-	s, req := benchServer(b)
+	b.Run("log=json", func(b *testing.B) { benchCheckCacheHit(b, true) })
+	b.Run("log=off", func(b *testing.B) { benchCheckCacheHit(b, false) })
+}
+
+func benchCheckCacheHit(b *testing.B, logging bool) {
+	s, req := benchServer(b, logging)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -115,7 +123,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 
 // BenchmarkCheckCacheHitParallel measures contention on shared state.
 func BenchmarkCheckCacheHitParallel(b *testing.B) {
-	s, req := benchServer(b)
+	s, req := benchServer(b, true)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -26,9 +26,20 @@ type Cluster struct {
 	Mapper Mapper
 	// Ready reports whether the mapping has been loaded; nil means ready.
 	Ready func() bool
+	// Upstream is this cluster's own credential for its API server, when
+	// it differs from Options.Upstream (several API servers behind one
+	// server rarely accept the same token). Nil uses Options.Upstream.
+	Upstream BearerSource
 }
 
 func (c *Cluster) ready() bool { return c.Ready == nil || c.Ready() }
+
+func (c *Cluster) upstream(def BearerSource) BearerSource {
+	if c.Upstream != nil {
+		return c.Upstream
+	}
+	return def
+}
 
 // clusters is the immutable registry built by New.
 type clusters struct {

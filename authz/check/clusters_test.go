@@ -110,3 +110,24 @@ func TestNewReportsEveryProblem(t *testing.T) {
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
+
+func TestPerClusterUpstreamToken(t *testing.T) {
+	prodMapper := &fakeMapper{users: map[string]mapping.User{bob.CanonicalARN: {Username: "bob"}}}
+	f := newFixture(t, fixtureOptions{extra: []Cluster{{Name: "prod", ID: "prod-cluster", Mapper: prodMapper, Upstream: &fakeBearer{tok: "prod-sa-token"}}}})
+	tests := map[string]struct {
+		ext      map[string]string
+		wantAuth string
+	}{
+		"default cluster uses the server's token": {ext: nil, wantAuth: "Bearer " + proxySA},
+		"prod cluster uses its own token":         {ext: map[string]string{"cluster_id": "prod-cluster"}, wantAuth: "Bearer prod-sa-token"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := f.server.Check(context.Background(), request(bearer(tokBob), tc.ext))
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertResponse(t, got, wantOK(withAuth(bobHeaders, hdr{"authorization", tc.wantAuth, setH}), nil))
+		})
+	}
+}

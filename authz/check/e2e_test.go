@@ -180,7 +180,11 @@ func newE2E(t *testing.T, o e2eOptions) *e2e {
 		if err := os.WriteFile(e.upstream, []byte(proxySA+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		e.tokens, err = upstream.NewTokenFile(upstream.Options{Path: e.upstream, Logger: log, Registerer: reg})
+		tm, err := upstream.NewMetrics(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.tokens, err = upstream.NewTokenFile(upstream.Options{Path: e.upstream, Logger: log, Metrics: tm})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -40,10 +39,13 @@ type Options struct {
 	// Interval between safety-net re-reads (fsnotify can miss events, e.g.
 	// on some network file systems). Default DefaultInterval.
 	Interval time.Duration
+	// Name labels the file in metrics and logs when a process follows
+	// several (one per cluster); default "default".
+	Name string
 	// Logger; never sees the token.
 	Logger *zap.Logger
-	// Registerer for the reload metrics.
-	Registerer prometheus.Registerer
+	// Metrics, if set, records reads (see NewMetrics).
+	Metrics *Metrics
 	// Now is the clock for the last-success timestamp; time.Now if nil.
 	Now func() time.Time
 }
@@ -60,22 +62,18 @@ func (o *Options) Validate() error {
 	if o.Logger == nil {
 		errs = append(errs, errors.New("upstream token: Logger is required"))
 	}
-	if o.Registerer == nil {
-		errs = append(errs, errors.New("upstream token: Registerer is required"))
-	}
 	return errors.Join(errs...)
 }
 
 // TokenFile serves the current token from a file and follows its changes.
 type TokenFile struct {
 	path     string
+	name     string
 	interval time.Duration
 	log      *zap.Logger
 	now      func() time.Time
+	metrics  *Metrics
 	current  atomic.Pointer[string]
-
-	reloads     *prometheus.CounterVec
-	lastSuccess prometheus.Gauge
 }
 
 // NewTokenFile reads the token once. A missing, unreadable or empty file is
@@ -91,28 +89,19 @@ func NewTokenFile(o Options) (*TokenFile, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Name == "" {
+		o.Name = "default"
+	}
 	f := &TokenFile{
 		path:     o.Path,
+		name:     o.Name,
 		interval: o.Interval,
-		log:      o.Logger,
+		log:      o.Logger.With(zap.String("upstream_token", o.Name), zap.String("path", o.Path)),
 		now:      o.Now,
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "kube_iam_authz",
-			Name:      "upstream_token_reads_total",
-			Help:      "Reads of the upstream token file by result (success, failure). After a failure the last good token stays in use.",
-		}, []string{"result"}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "kube_iam_authz",
-			Name:      "upstream_token_last_success_timestamp_seconds",
-			Help:      "Unix time of the last successful read of the upstream token file.",
-		}),
+		metrics:  o.Metrics,
 	}
-	f.reloads.WithLabelValues("success")
-	f.reloads.WithLabelValues("failure")
-	for _, c := range []prometheus.Collector{f.reloads, f.lastSuccess} {
-		if err := o.Registerer.Register(c); err != nil {
-			return nil, fmt.Errorf("upstream token: metrics: %w", err)
-		}
+	if f.metrics != nil {
+		f.metrics.init(o.Name)
 	}
 	if err := f.Reload(); err != nil {
 		return nil, err
@@ -134,15 +123,14 @@ func (f *TokenFile) BearerToken() string {
 func (f *TokenFile) Reload() error {
 	tok, err := readToken(f.path)
 	if err != nil {
-		f.reloads.WithLabelValues("failure").Inc()
+		f.metrics.read(f.name, false, time.Time{})
 		return err
 	}
-	f.reloads.WithLabelValues("success").Inc()
-	f.lastSuccess.Set(float64(f.now().UnixNano()) / 1e9)
+	f.metrics.read(f.name, true, f.now())
 	if old := f.current.Load(); old == nil || *old != tok {
 		f.current.Store(&tok)
 		if old != nil {
-			f.log.Info("upstream token rotated", zap.String("path", f.path))
+			f.log.Info("upstream token rotated")
 		}
 	}
 	return nil

@@ -23,7 +23,12 @@ func FlagsMarkdown(fs *pflag.FlagSet) string {
 		} else {
 			def = "`" + def + "`"
 		}
-		fmt.Fprintf(&b, "| `--%s` | %s | %s |\n", f.Name, def, strings.ReplaceAll(f.Usage, "|", `\|`))
+		name, usage := pflag.UnquoteUsage(f)
+		flag := "--" + f.Name
+		if name != "" {
+			flag += " " + name
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", flag, def, strings.ReplaceAll(usage, "|", `\|`))
 	})
 	return b.String()
 }

@@ -35,8 +35,10 @@ type MapOptions struct {
 	PrincipalID string
 	Output      string
 	// EC2PrivateDNSName answers every {{EC2PrivateDNSName}} lookup without
-	// calling EC2. Empty: entries using the template cannot be rendered.
+	// calling EC2.
 	EC2PrivateDNSName string
+	// EC2 enables real lookups (--ec2-lookups, --ec2-region, --ec2-endpoint).
+	EC2 EC2Options
 }
 
 // AddFlags binds the options to flags.
@@ -49,7 +51,8 @@ func (o *MapOptions) AddFlags(cmd *cobra.Command) {
 	fs.StringVar(&o.AccountID, "account-id", "", "Account id; must match the ARN's account when given.")
 	fs.StringVar(&o.PrincipalID, "principal-id", "", "Unique id of the role or user (AROA.../AIDA...), used in the uid and the principalid extra. A placeholder is used when not given.")
 	fs.StringVarP(&o.Output, "output", "o", "text", "Output format: text or json.")
-	fs.StringVar(&o.EC2PrivateDNSName, "ec2-private-dns-name", "", "Answer {{EC2PrivateDNSName}} with this name instead of asking EC2 (dry runs never call EC2).")
+	fs.StringVar(&o.EC2PrivateDNSName, "ec2-private-dns-name", "", "Answer {{EC2PrivateDNSName}} with this `NAME` instead of asking EC2.")
+	o.EC2.AddFlags(fs)
 }
 
 // Validate reports every problem at once.
@@ -60,6 +63,9 @@ func (o *MapOptions) Validate() error {
 	}
 	if o.ARN == "" {
 		errs = append(errs, errors.New("--arn is required"))
+	}
+	if o.EC2PrivateDNSName != "" && o.EC2.Lookups {
+		errs = append(errs, errors.New("--ec2-private-dns-name and --ec2-lookups exclude each other"))
 	}
 	if o.Output != "text" && o.Output != "json" {
 		errs = append(errs, fmt.Errorf("--output %q: want text or json", o.Output))
@@ -148,8 +154,13 @@ func (o *MapOptions) Run(ctx context.Context, streams Streams) error {
 		fmt.Fprintf(streams.Err, "note: --principal-id not given; the uid and principalid extra use the placeholder %s\n", placeholderPrincipalID)
 	}
 	mo := mapping.MapperOptions{Snapshots: mapping.StaticSource{Snapshot: snap}}
-	if o.EC2PrivateDNSName != "" {
+	switch {
+	case o.EC2PrivateDNSName != "":
 		mo.EC2 = staticDNS(o.EC2PrivateDNSName)
+	case o.EC2.Lookups:
+		if mo.EC2, err = o.EC2.resolver(ctx, nil, nil); err != nil {
+			return err
+		}
 	}
 	mapper, err := mapping.NewMapper(mo)
 	if err != nil {

@@ -188,3 +188,30 @@ func TestMapInvalidFile(t *testing.T) {
 		t.Errorf("exit %d stderr %q", code, stderr)
 	}
 }
+
+func TestMapEC2Lookups(t *testing.T) {
+	// Static credentials and no IMDS: the SDK must not reach past loopback.
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	file := writeTemp(t, "aws-auth.yaml", testMapping)
+	node := "arn:aws:sts::111122223333:assumed-role/Node/i-0123456789abcdef0"
+
+	code, _, stderr := runCLI(t, "map", "--mapping-file", file, "--arn", node, "--ec2-lookups", "--ec2-private-dns-name", "x")
+	if code != 1 || !strings.Contains(stderr, "exclude each other") {
+		t.Errorf("both EC2 sources: exit %d %q", code, stderr)
+	}
+	// EC2 down (nothing listens on the endpoint): the mapping cannot be
+	// decided, which is not a "no".
+	code, out, _ := runCLI(t, "map", "-o", "json", "--mapping-file", file, "--arn", node,
+		"--ec2-lookups", "--ec2-region", "us-east-1", "--ec2-endpoint", "http://127.0.0.1:1")
+	var res mapResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if code != 1 || res.Mapped || !strings.Contains(res.Error, "unavailable") {
+		t.Errorf("EC2 down: exit %d, %+v", code, res)
+	}
+}

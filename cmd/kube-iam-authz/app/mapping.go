@@ -2,15 +2,123 @@ package app
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
-// PLACEHOLDER: replaced by the issue that builds this command.
-func newMappingCommand(_ Streams) *cobra.Command {
-	return &cobra.Command{
-		Use:    "mapping",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("mapping: not built yet") },
+// newMappingCommand is the `mapping` group: tools for aws-auth files.
+func newMappingCommand(streams Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mapping",
+		Short: "Work with aws-auth mapping files",
 	}
+	cmd.AddCommand(newMappingCheckCommand(streams))
+	return cmd
+}
+
+// mappingCheckOptions are the options of `mapping check`.
+type mappingCheckOptions struct {
+	File string
+	// Strict turns warnings into a failure, for CI.
+	Strict bool
+}
+
+// Validate reports every problem with the options.
+func (o *mappingCheckOptions) Validate() error {
+	if strings.TrimSpace(o.File) == "" {
+		return errors.New("mapping check: a FILE is required")
+	}
+	return nil
+}
+
+func newMappingCheckCommand(streams Streams) *cobra.Command {
+	o := &mappingCheckOptions{}
+	cmd := &cobra.Command{
+		Use:   "check FILE",
+		Short: "Lint an aws-auth mapping file",
+		Long: `Lint an aws-auth mapping file exactly as the server would load it.
+
+FILE may be the ConfigMap (kubectl get cm aws-auth -n kube-system -o yaml),
+its bare data map, or mapRoles/mapUsers/mapAccounts as YAML or JSON lists.
+Every problem is printed as FILE:LINE: error: PATH: MESSAGE and the command
+exits 1; otherwise it prints a summary (entries per kind, templates used)
+and any warnings, and exits 0 (1 with --strict if there are warnings).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			o.File = args[0]
+			if err := o.Validate(); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			return o.Run(streams)
+		},
+	}
+	cmd.Flags().BoolVar(&o.Strict, "strict", false, "exit 1 if there are warnings")
+	return cmd
+}
+
+// Run lints the file.
+func (o *mappingCheckOptions) Run(streams Streams) error {
+	data, err := mapping.ReadFile(o.File, 0)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	snap, err := mapping.Parse(data)
+	var perr *mapping.ParseError
+	if errors.As(err, &perr) {
+		for _, p := range perr.Problems {
+			printDiagnostic(streams.Err, o.File, "error", p)
+		}
+		for _, w := range perr.Warnings {
+			printDiagnostic(streams.Err, o.File, "warning", w)
+		}
+		return &exitError{code: 1, err: fmt.Errorf("%s: %d %s", o.File, len(perr.Problems), plural(len(perr.Problems), "problem"))}
+	}
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	c := snap.Counts()
+	templates := "none"
+	if t := snap.Templates(); len(t) > 0 {
+		templates = strings.Join(t, ", ")
+	}
+	warnings := snap.Warnings()
+	fmt.Fprintf(streams.Out, "%s: ok (%s shape, sha256 %s)\n", o.File, snap.Shape(), snap.Hash())
+	fmt.Fprintf(streams.Out, "  mapRoles:    %d (%d rolearn, %d sso)\n", c.Roles+c.SSO, c.Roles, c.SSO)
+	fmt.Fprintf(streams.Out, "  mapUsers:    %d\n", c.Users)
+	fmt.Fprintf(streams.Out, "  mapAccounts: %d\n", c.Accounts)
+	fmt.Fprintf(streams.Out, "  templates:   %s\n", templates)
+	fmt.Fprintf(streams.Out, "  warnings:    %d\n", len(warnings))
+	for _, w := range warnings {
+		printDiagnostic(streams.Err, o.File, "warning", w)
+	}
+	if o.Strict && len(warnings) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%s: %d %s (--strict)", o.File, len(warnings), plural(len(warnings), "warning"))}
+	}
+	return nil
+}
+
+// printDiagnostic writes the compiler-style FILE:LINE: SEVERITY: PATH: MESSAGE
+// that editors and CI annotators understand.
+func printDiagnostic(w io.Writer, file, severity string, p mapping.Problem) {
+	pos := file
+	if p.Line > 0 {
+		pos = fmt.Sprintf("%s:%d", file, p.Line)
+	}
+	if p.Path != "" {
+		fmt.Fprintf(w, "%s: %s: %s: %s\n", pos, severity, p.Path, p.Message)
+		return
+	}
+	fmt.Fprintf(w, "%s: %s: %s\n", pos, severity, p.Message)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

@@ -44,7 +44,7 @@ func newServeCommand(streams Streams) *cobra.Command {
 			return runServe(cmd.Context(), &o, streams.Err)
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "YAML file with the flags' names as keys, plus `clusters: [{name, clusterID, mappingFile}]` for more clusters; a flag given on the command line wins.")
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML `FILE` whose keys are the flag names, plus clusters: [{name, clusterID, mappingFile}] for more clusters served from this process; a flag given on the command line wins over the file.")
 	o.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -95,21 +95,43 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		return err
 	}
 
+	ec2, err := o.EC2Options.resolver(ctx, reg, log)
+	if err != nil {
+		return err
+	}
 	mappingMetrics, err := mapping.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
-	var clusters []check.Cluster
 	var background []func(context.Context) error
+	tokenMetrics, err := upstream.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	// tokenFile opens (fatally, if unusable) and follows a proxy token file.
+	tokenFile := func(name, path string) (check.BearerSource, error) {
+		tf, err := upstream.NewTokenFile(upstream.Options{Path: path, Name: name, Logger: log, Metrics: tokenMetrics})
+		if err != nil {
+			return nil, err
+		}
+		background = append(background, tf.Run)
+		return tf, nil
+	}
+	var bearer check.BearerSource
+	if o.UpstreamTokenFile != "" {
+		if bearer, err = tokenFile(defaultClusterName, o.UpstreamTokenFile); err != nil {
+			return err
+		}
+	}
+
+	var clusters []check.Cluster
 	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile}}, o.Clusters...)
 	for _, c := range all {
 		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics})
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
-		// {{EC2PrivateDNSName}} entries answer 503 until an EC2 resolver
-		// (mapping/ec2dns) is wired here.
-		mapper, err := mapping.NewMapper(mapping.MapperOptions{Snapshots: store})
+		mapper, err := mapping.NewMapper(mapping.MapperOptions{Snapshots: store, EC2: ec2})
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
@@ -119,18 +141,14 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		if err := store.Load(); err != nil {
 			return fmt.Errorf("cluster %q: mapping file %s: %w", c.Name, c.MappingFile, err)
 		}
-		clusters = append(clusters, check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready})
-		background = append(background, store.Run)
-	}
-
-	var bearer check.BearerSource
-	if o.UpstreamTokenFile != "" {
-		tf, err := upstream.NewTokenFile(upstream.Options{Path: o.UpstreamTokenFile, Logger: log, Registerer: reg})
-		if err != nil {
-			return err
+		cl := check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready}
+		if c.UpstreamTokenFile != "" {
+			if cl.Upstream, err = tokenFile(c.Name, c.UpstreamTokenFile); err != nil {
+				return fmt.Errorf("cluster %q: %w", c.Name, err)
+			}
 		}
-		bearer = tf
-		background = append(background, tf.Run)
+		clusters = append(clusters, cl)
+		background = append(background, store.Run)
 	}
 
 	authz, err := check.New(check.Options{
@@ -149,7 +167,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		zap.String("cluster_id", o.ClusterID), zap.Int("extra_clusters", len(o.Clusters)),
 		zap.String("partition", o.Partition), zap.Strings("sts_regions", o.STSRegions),
 		zap.String("sts_endpoint", o.STSEndpoint), zap.Duration("sts_timeout", o.STSTimeout.Duration),
-		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil))
+		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil), zap.Bool("ec2_lookups", ec2 != nil))
 	return server.Run(ctx, server.Options{
 		GRPCAddr:      o.GRPCListen,
 		HTTPAddr:      o.HTTPListen,

@@ -71,6 +71,8 @@ type ServeOptions struct {
 	CacheTTL         metav1.Duration `json:"cache-ttl"`
 	CacheNegativeTTL metav1.Duration `json:"cache-negative-ttl"`
 
+	EC2Options
+
 	LogLevel      string          `json:"log-level"`
 	ShutdownGrace metav1.Duration `json:"shutdown-grace"`
 }
@@ -84,6 +86,9 @@ type ClusterOptions struct {
 	ClusterID string `json:"clusterID"`
 	// MappingFile is this cluster's aws-auth file.
 	MappingFile string `json:"mappingFile"`
+	// UpstreamTokenFile is this cluster's own proxy token file; empty uses
+	// --upstream-token-file.
+	UpstreamTokenFile string `json:"upstreamTokenFile,omitempty"`
 }
 
 // defaultServeOptions returns the defaults, before the file and flags.
@@ -106,23 +111,24 @@ func defaultServeOptions() ServeOptions {
 // AddFlags binds every option to a flag. The usage strings are the flag
 // reference: FlagsMarkdown renders them for the README.
 func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.GRPCListen, "grpc-listen", o.GRPCListen, "Address of the ext_authz gRPC server (plaintext unless --grpc-tls-cert/--grpc-tls-key are set).")
-	fs.StringVar(&o.GRPCTLSCert, "grpc-tls-cert", o.GRPCTLSCert, "PEM certificate for TLS on the gRPC listener (with --grpc-tls-key).")
-	fs.StringVar(&o.GRPCTLSKey, "grpc-tls-key", o.GRPCTLSKey, "PEM private key for TLS on the gRPC listener (with --grpc-tls-cert).")
-	fs.StringVar(&o.HTTPListen, "http-listen", o.HTTPListen, "Address of the HTTP server for /metrics, /healthz and /readyz.")
-	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "Required. Cluster id tokens must be signed for (x-k8s-aws-id), for routes without context_extensions.")
-	fs.StringVar(&o.MappingFile, "mapping-file", o.MappingFile, "Required. aws-auth mapping file (ConfigMap YAML, its data, or kubectl get -o json/yaml output); reloaded when it changes.")
+	fs.StringVar(&o.GRPCListen, "grpc-listen", o.GRPCListen, "Listen `ADDR` for the ext_authz gRPC server (plaintext unless --grpc-tls-cert/--grpc-tls-key are set).")
+	fs.StringVar(&o.GRPCTLSCert, "grpc-tls-cert", o.GRPCTLSCert, "PEM certificate `FILE` for TLS on the gRPC listener (with --grpc-tls-key).")
+	fs.StringVar(&o.GRPCTLSKey, "grpc-tls-key", o.GRPCTLSKey, "PEM private key `FILE` for TLS on the gRPC listener (with --grpc-tls-cert).")
+	fs.StringVar(&o.HTTPListen, "http-listen", o.HTTPListen, "Listen `ADDR` for the HTTP server serving /metrics, /healthz and /readyz.")
+	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "Required. Cluster `ID` tokens must be signed for (x-k8s-aws-id), for routes without context_extensions.")
+	fs.StringVar(&o.MappingFile, "mapping-file", o.MappingFile, "Required. aws-auth mapping `FILE` (ConfigMap YAML, its data, or kubectl get -o json/yaml output); reloaded when it changes.")
 	fs.StringVar(&o.Partition, "partition", o.Partition, "AWS partition of the STS endpoints tokens may be signed for.")
 	fs.StringSliceVar(&o.STSRegions, "sts-regions", o.STSRegions, "Restrict accepted STS endpoints to these regions (comma-separated; the global endpoint counts as us-east-1). Default: every region of the partition.")
-	fs.StringVar(&o.STSEndpoint, "sts-endpoint", o.STSEndpoint, "Send STS calls to this base URL instead of the token's STS host (tests, VPC endpoints); the signed Host is kept.")
-	fs.StringVar(&o.STSCAFile, "sts-ca-file", o.STSCAFile, "PEM CA bundle trusted for STS instead of the system roots.")
+	fs.StringVar(&o.STSEndpoint, "sts-endpoint", o.STSEndpoint, "Send STS calls to this base `URL` instead of the token's STS host (tests, VPC endpoints); the signed Host is kept.")
+	fs.StringVar(&o.STSCAFile, "sts-ca-file", o.STSCAFile, "PEM CA bundle `FILE` trusted for STS in addition to the system roots.")
 	fs.DurationVar(&o.STSTimeout.Duration, "sts-timeout", o.STSTimeout.Duration, "Deadline of one STS call. Keep it below Envoy's ext_authz timeout.")
 	fs.Float64Var(&o.STSRateLimit, "sts-rate-limit", o.STSRateLimit, "STS calls per second allowed from this process (token bucket protecting the account's STS quota); over it, Checks answer 429. 0 disables the limit.")
 	fs.IntVar(&o.STSRateBurst, "sts-rate-burst", o.STSRateBurst, "Token bucket size of --sts-rate-limit.")
-	fs.StringVar(&o.UpstreamTokenFile, "upstream-token-file", o.UpstreamTokenFile, "File with the proxy's own bearer token for the API server (a projected service-account token; re-read when it changes). Without it the client's Authorization header is removed (use mTLS to the API server).")
+	fs.StringVar(&o.UpstreamTokenFile, "upstream-token-file", o.UpstreamTokenFile, "`FILE` with the proxy's own bearer token for the API server (a projected service-account token; re-read when it changes). Without it the client's Authorization header is removed (use mTLS to the API server).")
 	fs.IntVar(&o.CacheMaxEntries, "cache-max-entries", o.CacheMaxEntries, "Maximum verified tokens kept in the cache.")
 	fs.DurationVar(&o.CacheTTL.Duration, "cache-ttl", o.CacheTTL.Duration, "Longest time a verified token is served from the cache (never past the token's own expiry; at most 15m).")
 	fs.DurationVar(&o.CacheNegativeTTL.Duration, "cache-negative-ttl", o.CacheNegativeTTL.Duration, "How long a token STS or the parser definitively rejected is remembered (throttling and outages are never cached).")
+	o.EC2Options.AddFlags(fs)
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "Log level: debug, info, warn or error.")
 	fs.DurationVar(&o.ShutdownGrace.Duration, "shutdown-grace", o.ShutdownGrace.Duration, "On SIGTERM, how long in-flight Checks may take to finish.")
 }

@@ -138,11 +138,21 @@ func TestFlagsMarkdownListsServeFlags(t *testing.T) {
 		"sts-ca-file", "sts-timeout", "upstream-token-file", "cache-max-entries", "cache-ttl", "cache-negative-ttl",
 		"sts-rate-limit", "sts-rate-burst", "partition", "sts-regions", "log-level", "shutdown-grace",
 	} {
-		if !strings.Contains(md, "| `--"+flag+"` |") {
+		if !strings.Contains(md, "| `--"+flag+"` |") && !strings.Contains(md, "| `--"+flag+" ") {
 			t.Errorf("markdown lacks --%s", flag)
 		}
 	}
-	if !strings.Contains(md, "| `--grpc-listen` | `127.0.0.1:9001` |") || !strings.Contains(md, "| `--sts-timeout` | `5s` |") {
+	if !strings.Contains(md, "| `--grpc-listen ADDR` | `127.0.0.1:9001` |") || !strings.Contains(md, "| `--sts-timeout duration` | `5s` |") {
 		t.Errorf("defaults not rendered:\n%s", md)
+	}
+}
+
+func TestServeConfigEC2Keys(t *testing.T) {
+	o, err := parseServe(t, "--config", writeTemp(t, "c.yaml", "ec2-lookups: true\nec2-region: eu-west-1\n"), "--ec2-endpoint", "https://ec2.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Lookups || o.Region != "eu-west-1" || o.Endpoint != "https://ec2.example" {
+		t.Errorf("EC2 options %+v", o.EC2Options)
 	}
 }

@@ -166,7 +166,9 @@ func TestServeEndToEnd(t *testing.T) {
 	replaceFile(t, devMapping, "mapUsers:\n  - userarn: arn:aws:iam::111122223333:user/bob\n    username: bob\n    groups: [devs]\n")
 	replaceFile(t, prodMapping, "mapUsers:\n  - userarn: arn:aws:iam::111122223333:user/bob\n    username: bob-prod\n    groups: [prod-readers]\n")
 	replaceFile(t, tokenFile, "proxy-sa-token\n")
-	config := writeTemp(t, "config.yaml", "clusters:\n  - name: prod\n    clusterID: prod-cluster\n    mappingFile: "+prodMapping+"\n")
+	prodToken := filepath.Join(dir, "prod-sa-token")
+	replaceFile(t, prodToken, "prod-sa-token-value\n")
+	config := writeTemp(t, "config.yaml", "clusters:\n  - name: prod\n    clusterID: prod-cluster\n    mappingFile: "+prodMapping+"\n    upstreamTokenFile: "+prodToken+"\n")
 
 	s := startServe(t, "--config", config, "--cluster-id", "dev-cluster", "--mapping-file", devMapping,
 		"--sts-endpoint", run.URL, "--upstream-token-file", tokenFile, "--sts-timeout", "2s")
@@ -203,7 +205,7 @@ func TestServeEndToEnd(t *testing.T) {
 	// Another cluster, selected by the route's context_extensions.
 	prod := sign("prod-cluster")
 	resp = check(prod, map[string]string{"cluster_id": "prod-cluster"})
-	if headerValue(resp, "impersonate-user") != "bob-prod" || strings.Join(groupSlots(resp), ",") != "prod-readers" {
+	if headerValue(resp, "impersonate-user") != "bob-prod" || strings.Join(groupSlots(resp), ",") != "prod-readers" || headerValue(resp, "authorization") != "Bearer prod-sa-token-value" {
 		t.Fatalf("prod answer: %v", resp)
 	}
 	// A dev token on the prod route fails STS's signature check.
@@ -242,7 +244,7 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %s", family)
 		}
 	}
-	for _, secret := range []string{"k8s-aws-v1.", "X-Amz-Signature", "proxy-sa-token", "rotated-sa-token-value"} {
+	for _, secret := range []string{"k8s-aws-v1.", "X-Amz-Signature", "proxy-sa-token", "rotated-sa-token-value", "prod-sa-token-value"} {
 		if strings.Contains(s.logs.String(), secret) {
 			t.Errorf("logs contain %q", secret)
 		}

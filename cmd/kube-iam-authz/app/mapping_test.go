@@ -1,0 +1,94 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMappingCheck(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bad := write("bad.yaml", "apiVersion: v1\nkind: ConfigMap\ndata:\n  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/A\n      username: \"{{Session}}\"\n    - rolearn: arn:aws:iam::111122223333:user/B\n      username: b\n  mapAccounts: |\n    - \"123\"\n")
+	warn := write("warn.yaml", "mapRoles:\n  - rolearn: arn:aws:iam::111122223333:role/team/A\n    username: a\n")
+	tests := map[string]struct {
+		args       []string
+		wantCode   int
+		wantOut    []string
+		wantErr    []string
+		wantNotOut string
+	}{
+		"example file": {
+			args:     []string{"mapping", "check", "../../../examples/aws-auth.yaml"},
+			wantCode: 0,
+			wantOut: []string{
+				"../../../examples/aws-auth.yaml: ok (configmap shape, sha256 ",
+				"mapRoles:    3 (2 rolearn, 1 sso)", "mapUsers:    1", "mapAccounts: 1",
+				"templates:   {{AccountID}}, {{EC2PrivateDNSName}}, {{SessionName}}", "warnings:    0",
+			},
+		},
+		"every error with its position": {
+			args:     []string{"mapping", "check", bad},
+			wantCode: 1,
+			wantErr: []string{
+				bad + ":6: error: mapRoles[0].username: unknown template {{Session}}",
+				bad + ":7: error: mapRoles[1].rolearn: is an IAM user ARN, not a role; map it in mapUsers",
+				bad + `:10: error: mapAccounts[0]: "123" is not a 12-digit account ID`,
+				"kube-iam-authz: " + bad + ": 3 problems",
+			},
+			wantNotOut: "ok (",
+		},
+		"warnings pass": {
+			args:     []string{"mapping", "check", warn},
+			wantCode: 0,
+			wantOut:  []string{"warnings:    1"},
+			wantErr:  []string{warn + ":2: warning: mapRoles[0].rolearn: the role path is ignored"},
+		},
+		"warnings fail with --strict": {
+			args:     []string{"mapping", "check", "--strict", warn},
+			wantCode: 1,
+			wantErr:  []string{"1 warning (--strict)"},
+		},
+		"missing file": {
+			args:     []string{"mapping", "check", filepath.Join(dir, "nope.yaml")},
+			wantCode: 1,
+			wantErr:  []string{"does not exist"},
+		},
+		"no file argument": {
+			args:     []string{"mapping", "check"},
+			wantCode: 1,
+			wantErr:  []string{"accepts 1 arg(s)"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Run(context.Background(), tc.args, Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
+			if code != tc.wantCode {
+				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, out.String(), errOut.String())
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(errOut.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut.String())
+				}
+			}
+			if tc.wantNotOut != "" && strings.Contains(out.String(), tc.wantNotOut) {
+				t.Errorf("stdout has %q:\n%s", tc.wantNotOut, out.String())
+			}
+		})
+	}
+}
