@@ -55,6 +55,7 @@ type compiler struct {
 	snap      *Snapshot
 	userIDs   map[string]string // userid -> "mapRoles[3] (line 12)"
 	templates map[string]bool
+	compiled  map[string]compiledName
 }
 
 func where(source Source, index, line int) string {
@@ -80,6 +81,7 @@ func (d *decoder) compile(doc *document) *Snapshot {
 		},
 		userIDs:   map[string]string{},
 		templates: map[string]bool{},
+		compiled:  map[string]compiledName{},
 	}
 	for i := range doc.roles {
 		c.role(&doc.roles[i])
@@ -103,26 +105,28 @@ func (d *decoder) compile(doc *document) *Snapshot {
 }
 
 func (c *compiler) role(r *rawEntry) {
-	path := indexPath(string(SourceRoles), r.index)
+	// Paths are built only when a problem is reported: this runs for
+	// every entry of files with thousands.
+	path := func() string { return indexPath(string(SourceRoles), r.index) }
 	e := &entry{source: SourceRoles, index: r.index, line: r.line}
 	var key string
 	var index map[string]*entry
 	switch {
 	case r.sso != nil && r.arn.set:
-		c.errorf(r.line, path, "only one of rolearn or sso may be set")
+		c.errorf(r.line, path(), "only one of rolearn or sso may be set")
 	case r.sso != nil:
-		key, index = c.ssoKey(r.sso, path+".sso"), c.snap.sso
+		key, index = c.ssoKey(r.sso, path()+".sso"), c.snap.sso
 		e.sso = true
 		e.arn = key
 		if r.userID.set {
-			c.errorf(r.userID.line, path+".userid", "cannot pin an sso entry to one principal: it matches every role of its permission set")
+			c.errorf(r.userID.line, path()+".userid", "cannot pin an sso entry to one principal: it matches every role of its permission set")
 		}
 	case r.arn.set:
-		e.arn, key = c.roleARN(r.arn, path+".rolearn")
+		e.arn, key = c.roleARN(r.arn, func() string { return path() + ".rolearn" })
 		index = c.snap.roles
 	default:
 		if !r.broken {
-			c.errorf(r.line, path, "one of rolearn or sso is required")
+			c.errorf(r.line, path(), "one of rolearn or sso is required")
 		}
 	}
 	c.names(e, r, path)
@@ -133,14 +137,14 @@ func (c *compiler) role(r *rawEntry) {
 	if prev, dup := index[key]; dup {
 		switch {
 		case e.sso:
-			c.errorf(r.line, path+".sso", "duplicate of %s: same partition, account and permission set", where(prev.source, prev.index, prev.line))
+			c.errorf(r.line, path()+".sso", "duplicate of %s: same partition, account and permission set", where(prev.source, prev.index, prev.line))
 		case strings.EqualFold(prev.arn, e.arn):
-			c.errorf(r.arn.line, path+".rolearn", "duplicate of %s", where(prev.source, prev.index, prev.line))
+			c.errorf(r.arn.line, path()+".rolearn", "duplicate of %s", where(prev.source, prev.index, prev.line))
 		default:
 			// Anchors C.13: role/dev/admin and role/prod/admin both arrive
 			// from STS as assumed-role/admin/..., so which mapping applies
 			// would depend on file order.
-			c.errorf(r.arn.line, path+".rolearn", "%s has the same role name as %s (%s) in another path; STS session ARNs carry no path, so the two cannot be told apart", e.arn, where(prev.source, prev.index, prev.line), prev.arn)
+			c.errorf(r.arn.line, path()+".rolearn", "%s has the same role name as %s (%s) in another path; STS session ARNs carry no path, so the two cannot be told apart", e.arn, where(prev.source, prev.index, prev.line), prev.arn)
 		}
 		return
 	}
@@ -148,22 +152,22 @@ func (c *compiler) role(r *rawEntry) {
 }
 
 // roleARN validates a rolearn and returns it canonicalised plus its index key.
-func (c *compiler) roleARN(f rawField, path string) (canonical, key string) {
+func (c *compiler) roleARN(f rawField, path func() string) (canonical, key string) {
 	if strings.TrimSpace(f.value) != f.value {
-		c.errorf(f.line, path, "has leading or trailing whitespace")
+		c.errorf(f.line, path(), "has leading or trailing whitespace")
 		return "", ""
 	}
 	canonical, kind, err := identity.Canonicalize(f.value)
 	if err != nil {
-		c.errorf(f.line, path, "%v", err)
+		c.errorf(f.line, path(), "%v", err)
 		return "", ""
 	}
 	switch kind {
 	case identity.KindRole:
 	case identity.KindAssumedRole:
-		c.warnf(f.line, path, "is an STS session ARN; it is matched as the role %s, for every session", canonical)
+		c.warnf(f.line, path(), "is an STS session ARN; it is matched as the role %s, for every session", canonical)
 	default:
-		c.errorf(f.line, path, "is an IAM %s ARN, not a role; map it in mapUsers", kind)
+		c.errorf(f.line, path(), "is an IAM %s ARN, not a role; map it in mapUsers", kind)
 		return "", ""
 	}
 	if !c.accountOf(canonical, f.line, path) {
@@ -174,19 +178,19 @@ func (c *compiler) roleARN(f rawField, path string) (canonical, key string) {
 	name := resource[strings.LastIndexByte(resource, '/')+1:]
 	stripped := canonical[:len(canonical)-len(resource)] + "role/" + name
 	if !isRoleName(name) {
-		c.errorf(f.line, path, "role name %q is not a valid IAM role name", name)
+		c.errorf(f.line, path(), "role name %q is not a valid IAM role name", name)
 		return "", ""
 	}
 	if stripped != canonical {
-		c.warnf(f.line, path, "the role path is ignored: STS session ARNs carry no path, so this matches the role named %q", name)
+		c.warnf(f.line, path(), "the role path is ignored: STS session ARNs carry no path, so this matches the role named %q", name)
 	}
 	return canonical, lowerASCII(stripped)
 }
 
 // accountOf checks the account field of an ARN.
-func (c *compiler) accountOf(arn string, line int, path string) bool {
+func (c *compiler) accountOf(arn string, line int, path func() string) bool {
 	if _, account, _, ok := splitARN(arn); !ok || !isAccountID(account) {
-		c.errorf(line, path, "the account ID in %s must be 12 digits", arn)
+		c.errorf(line, path(), "the account ID in %s must be 12 digits", arn)
 		return false
 	}
 	return true
@@ -237,26 +241,26 @@ func accountMessage(f rawField) string {
 }
 
 func (c *compiler) user(r *rawEntry) {
-	path := indexPath(string(SourceUsers), r.index)
+	path := func() string { return indexPath(string(SourceUsers), r.index) }
 	e := &entry{source: SourceUsers, index: r.index, line: r.line}
 	c.names(e, r, path)
 	c.pin(e, r, path)
 	if !r.arn.set {
 		if !r.broken {
-			c.errorf(r.line, path+".userarn", "is required")
+			c.errorf(r.line, path()+".userarn", "is required")
 		}
 		return
 	}
-	apath := path + ".userarn"
+	apath := func() string { return path() + ".userarn" }
 	canonical, kind, err := identity.Canonicalize(r.arn.value)
 	if err != nil {
-		c.errorf(r.arn.line, apath, "%v", err)
+		c.errorf(r.arn.line, apath(), "%v", err)
 		return
 	}
 	switch kind {
 	case identity.KindUser, identity.KindRoot, identity.KindFederatedUser:
 	default:
-		c.errorf(r.arn.line, apath, "is a role ARN, not a user; map it in mapRoles")
+		c.errorf(r.arn.line, apath(), "is a role ARN, not a user; map it in mapRoles")
 		return
 	}
 	if !c.accountOf(canonical, r.arn.line, apath) {
@@ -265,24 +269,24 @@ func (c *compiler) user(r *rawEntry) {
 	e.arn = canonical
 	key := lowerASCII(canonical)
 	if prev, dup := c.snap.users[key]; dup {
-		c.errorf(r.arn.line, apath, "duplicate of %s", where(prev.source, prev.index, prev.line))
+		c.errorf(r.arn.line, apath(), "duplicate of %s", where(prev.source, prev.index, prev.line))
 		return
 	}
 	c.snap.users[key] = e
 }
 
 // pin validates the optional userid / roleid.
-func (c *compiler) pin(e *entry, r *rawEntry, path string) {
+func (c *compiler) pin(e *entry, r *rawEntry, path func() string) {
 	if !r.userID.set {
 		return
 	}
 	id := r.userID.value
 	if !isUniqueID(id) {
-		c.errorf(r.userID.line, path+".userid", "%q is not an IAM unique ID (letters and digits, such as AROAEXAMPLE...)", id)
+		c.errorf(r.userID.line, path()+".userid", "%q is not an IAM unique ID (letters and digits, such as AROAEXAMPLE...)", id)
 		return
 	}
 	if prev, dup := c.userIDs[id]; dup {
-		c.errorf(r.userID.line, path+".userid", "duplicate of %s", prev)
+		c.errorf(r.userID.line, path()+".userid", "duplicate of %s", prev)
 		return
 	}
 	c.userIDs[id] = where(e.source, e.index, e.line)
@@ -290,27 +294,30 @@ func (c *compiler) pin(e *entry, r *rawEntry, path string) {
 }
 
 // names compiles the username and group templates.
-func (c *compiler) names(e *entry, r *rawEntry, path string) {
+func (c *compiler) names(e *entry, r *rawEntry, path func() string) {
 	e.literal = true
 	if !r.username.set {
 		if !r.broken {
-			c.errorf(r.line, path+".username", "is required")
+			c.errorf(r.line, path()+".username", "is required")
 		}
 	} else {
-		e.username = c.template(e, r.username, path+".username")
+		e.username = c.template(e, r.username, func() string { return path() + ".username" })
 	}
 	var seen map[string]int
 	if len(r.groups) > 1 {
 		seen = make(map[string]int, len(r.groups))
 	}
 	for i, g := range r.groups {
-		gpath := indexPath(path+".groups", i)
+		gpath := func() string { return indexPath(path()+".groups", i) }
 		if prev, dup := seen[g.value]; dup {
-			c.warnf(g.line, gpath, "duplicate of groups[%d]", prev)
+			c.warnf(g.line, gpath(), "duplicate of groups[%d]", prev)
 		} else if seen != nil {
 			seen[g.value] = i
 		}
 		if t := c.template(e, g, gpath); t != nil {
+			if e.groups == nil {
+				e.groups = make([]*template, 0, len(r.groups))
+			}
 			e.groups = append(e.groups, t)
 		}
 	}
@@ -322,14 +329,10 @@ func (c *compiler) names(e *entry, r *rawEntry, path string) {
 	}
 }
 
-func (c *compiler) template(e *entry, f rawField, path string) *template {
-	if err := checkName(f.value); err != nil {
-		c.errorf(f.line, path, "%v", err)
-		return nil
-	}
-	t, err := compileTemplate(f.value)
+func (c *compiler) template(e *entry, f rawField, path func() string) *template {
+	t, err := c.compileName(f.value)
 	if err != nil {
-		c.errorf(f.line, path, "%v", err)
+		c.errorf(f.line, path(), "%v", err)
 		return nil
 	}
 	if t.literal() {
@@ -344,12 +347,33 @@ func (c *compiler) template(e *entry, f rawField, path string) *template {
 	e.usesDNS = e.usesDNS || t.has(varEC2PrivateDNSName)
 	e.usesSession = e.usesSession || t.usesSession()
 	if e.source == SourceUsers && (t.usesSession() || t.has(varEC2PrivateDNSName)) {
-		c.warnf(f.line, path, "IAM users have no session name, so this template renders empty and every request for this entry is refused")
+		c.warnf(f.line, path(), "IAM users have no session name, so this template renders empty and every request for this entry is refused")
 	}
 	if p := reservedPrefix(t.prefix); p != "" && t.usesSession() {
-		c.warnf(f.line, path, "whoever can assume this role chooses the rest of this %s name through the role session name", p)
+		c.warnf(f.line, path(), "whoever can assume this role chooses the rest of this %s name through the role session name", p)
 	}
 	return t
+}
+
+// compileName checks and compiles a username or group once per distinct
+// text: the same groups recur across thousands of entries, and a compiled
+// template is immutable, so entries can share it.
+func (c *compiler) compileName(s string) (*template, error) {
+	if r, ok := c.compiled[s]; ok {
+		return r.t, r.err
+	}
+	var t *template
+	err := checkName(s)
+	if err == nil {
+		t, err = compileTemplate(s)
+	}
+	c.compiled[s] = compiledName{t: t, err: err}
+	return t, err
+}
+
+type compiledName struct {
+	t   *template
+	err error
 }
 
 func (c *compiler) account(f rawField) {

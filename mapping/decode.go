@@ -336,8 +336,14 @@ func (d *decoder) list(doc *document, key string, n *yaml.Node, loc locator) {
 			f.index = i
 			doc.accounts = append(doc.accounts, f)
 		case keyRoles:
+			if doc.roles == nil {
+				doc.roles = make([]rawEntry, 0, len(n.Content))
+			}
 			doc.roles = append(doc.roles, d.entry(item, loc, path, i, true))
 		case keyUsers:
+			if doc.users == nil {
+				doc.users = make([]rawEntry, 0, len(n.Content))
+			}
 			doc.users = append(doc.users, d.entry(item, loc, path, i, false))
 		}
 	}
@@ -359,16 +365,20 @@ func (d *decoder) entry(n *yaml.Node, loc locator, path string, index int, role 
 		return e
 	}
 	errsBefore := len(d.errs)
-	seen := map[string]int{}
+	// Known fields seen so far (a fixed set, so no map per entry).
+	var seen [len(entryFields)]bool
+	var seenLine [len(entryFields)]int
 	var idKey string
 	for i := 0; i+1 < len(n.Content) && !d.exhausted; i += 2 {
 		k, v := d.resolve(n.Content[i]), d.resolve(n.Content[i+1])
 		name := strings.ToLower(k.Value)
-		if prev, dup := seen[name]; dup {
-			d.errorf(loc.at(k), path+"."+name, "duplicate field (first at line %d; field names are case-insensitive)", prev)
-			continue
+		if slot := fieldSlot(name); slot >= 0 {
+			if seen[slot] {
+				d.errorf(loc.at(k), path+"."+name, "duplicate field (first at line %d; field names are case-insensitive)", seenLine[slot])
+				continue
+			}
+			seen[slot], seenLine[slot] = true, loc.at(k)
 		}
-		seen[name] = loc.at(k)
 		switch {
 		case name == "username":
 			e.username = d.scalar(v, loc, path, "username", false)
@@ -399,6 +409,18 @@ func (d *decoder) entry(n *yaml.Node, loc locator, path string, index int, role 
 	}
 	e.broken = len(d.errs) > errsBefore
 	return e
+}
+
+// entryFields are the field names of mapRoles and mapUsers entries.
+var entryFields = [...]string{"rolearn", "userarn", "username", "groups", "userid", "roleid", "sso"}
+
+func fieldSlot(name string) int {
+	for i, f := range entryFields {
+		if f == name {
+			return i
+		}
+	}
+	return -1
 }
 
 func (d *decoder) sso(n *yaml.Node, loc locator, path string) *rawSSO {

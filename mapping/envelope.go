@@ -39,14 +39,20 @@ func (d *decoder) envelope(root *yaml.Node) {
 		d.errorf(root.Line, "", "not a valid ConfigMap: %s", cleanJSONError(err))
 		return
 	}
-	if cm.Kind != "ConfigMap" {
-		if cm.Kind == "List" {
-			d.errorf(kindLine, "kind", "is a List; export the single ConfigMap (kubectl get cm aws-auth -n kube-system -o yaml)")
-		} else {
-			d.errorf(kindLine, "kind", "is %q, want ConfigMap (for the bare data map, drop the ConfigMap fields)", cm.Kind)
-		}
+	switch cm.Kind {
+	case "ConfigMap":
+	case "":
+		d.errorf(kindLine, "kind", "is missing: a ConfigMap manifest needs kind: ConfigMap (for the bare data map, drop data: and the other ConfigMap fields)")
+	case "List":
+		d.errorf(kindLine, "kind", "is a List; export the single ConfigMap (kubectl get cm aws-auth -n kube-system -o yaml)")
+	default:
+		d.errorf(kindLine, "kind", "is %q, want ConfigMap", cm.Kind)
 	}
-	if cm.APIVersion != "v1" {
+	switch cm.APIVersion {
+	case "v1":
+	case "":
+		d.errorf(apiLine, "apiVersion", "is missing: a ConfigMap manifest needs apiVersion: v1")
+	default:
 		d.errorf(apiLine, "apiVersion", "is %q, want v1", cm.APIVersion)
 	}
 	if len(cm.BinaryData) > 0 {

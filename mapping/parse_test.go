@@ -196,6 +196,7 @@ func TestParseErrors(t *testing.T) {
 		"misspelt metadata":       {in: "apiVersion: v1\nkind: ConfigMap\nmetdata: {}\ndata: {}\n", wantErrs: []string{`not a valid ConfigMap: json: unknown field "metdata"`}},
 		"not a configmap":         {in: "apiVersion: v1\nkind: Secret\ndata: {}\n", wantErrs: []string{`line 2: kind: is "Secret", want ConfigMap`}},
 		"a list of configmaps":    {in: "apiVersion: v1\nkind: List\n", wantErrs: []string{"line 2: kind: is a List"}},
+		"data without kind":       {in: "data:\n  mapAccounts: \"\"\n", wantErrs: []string{"kind: is missing", "apiVersion: is missing"}},
 		"mixed shapes":            {in: "mapRoles: []\nmapUsers: \"\"\nmapAccounts: |\n  - \"111122223333\"\n", wantErrs: []string{"mixes string values"}},
 		"entry not a mapping":     {in: "mapRoles:\n  - just-a-string\n", wantErrs: []string{"line 2: mapRoles[0]: must be a mapping with rolearn"}},
 		"unknown field with position": {

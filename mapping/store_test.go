@@ -186,10 +186,6 @@ func TestStoreStartup(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && strings.Contains(s, sub))
-}
-
 func TestStoreReload(t *testing.T) {
 	t.Run("in-place write", func(t *testing.T) {
 		f := newStoreFixture(t, versioned(1), nil)
@@ -307,8 +303,24 @@ func TestStoreMetrics(t *testing.T) {
 	if _, err := NewStore(StoreOptions{Path: f.path, Name: "test", Metrics: f.metrics}); err == nil {
 		t.Error("a second store with the same name on the same metrics was accepted")
 	}
-	if _, err := NewMetrics(prometheus.NewRegistry()); err != nil {
-		t.Errorf("NewMetrics on a fresh registry: %v", err)
+	// A second mapping (another cluster) reports under its own name.
+	other := filepath.Join(f.dir, "other.yaml")
+	writeFile(t, other, "mapUsers:\n  - userarn: arn:aws:iam::111122223333:user/u\n    username: u\n")
+	s2, err := NewStore(StoreOptions{Path: other, Name: "other", Metrics: f.metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(f.metrics.entries.WithLabelValues("other", "user")); got != 1 {
+		t.Errorf("other store's user entries = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(f.metrics.entries.WithLabelValues("test", "role")); got != 2 {
+		t.Errorf("first store's role entries = %v after the second loaded, want 2", got)
+	}
+	if got := testutil.CollectAndCount(f.metrics.info); got != 2 {
+		t.Errorf("info series = %d, want one per store", got)
 	}
 }
 

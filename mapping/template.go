@@ -67,6 +67,9 @@ func (t *template) usesSession() bool { return t.has(varSessionName) || t.has(va
 
 // compileTemplate parses s. Its errors name the offending placeholder.
 func compileTemplate(s string) (*template, error) {
+	if !strings.Contains(s, "{{") && !strings.Contains(s, "}}") {
+		return &template{raw: s, prefix: s}, nil // the common, literal case
+	}
 	t := &template{raw: s}
 	rest := s
 	first := true
