@@ -400,13 +400,16 @@ func startServe(t testing.TB, w *world, s *sts, o serveOptions) *authz {
 	return a
 }
 
-func startNoop(t testing.TB) *authz {
+// startNoop starts the no-op ext_authz server. headers, when given, are
+// the upstream headers it answers with (default: a typical mapped user's).
+func startNoop(t testing.TB, headers [][2]string) *authz {
 	t.Helper()
 	a := &authz{grpcAddr: harness.FreeAddr(t), httpAddr: harness.FreeAddr(t)}
-	a.proc = startProc(t, nil, "noop-authz", binPath(t, "noop-authz"),
-		"--grpc-listen", a.grpcAddr, "--http-listen", a.httpAddr,
-		"--user", benchUser, "--groups", benchGroups, "--bearer", proxyToken,
-		"--arn", "arn:aws:iam::"+benchAccount+":user/"+benchUser)
+	args := []string{"--grpc-listen", a.grpcAddr, "--http-listen", a.httpAddr, "--groups", benchGroups, "--bearer", proxyToken}
+	for _, h := range headers {
+		args = append(args, "--header", h[0]+":"+h[1])
+	}
+	a.proc = startProc(t, nil, "noop-authz", binPath(t, "noop-authz"), args...)
 	a.waitHTTP(t, "http://"+a.httpAddr+"/readyz", 30*time.Second)
 	return a
 }

@@ -20,12 +20,16 @@ import (
 )
 
 // Answer is the fixed identity the no-op server impersonates. Its shape
-// (three headers, the upstream credential, two group slots and a decision
-// id) matches what kube-iam-authz sends for a typical mapped user, so both
-// servers put the same bytes on the wire.
+// (the Impersonate-* headers, the upstream credential, group slots and a
+// decision id) matches what kube-iam-authz sends for a mapped user, so both
+// servers put the same bytes on the wire and the API server behind Envoy
+// does the same work for either.
 type Answer struct {
-	User, UID, ARN string
-	Groups         []string
+	// Headers are set on the upstream request (name, value), e.g.
+	// impersonate-user, impersonate-uid, impersonate-extra-*.
+	Headers [][2]string
+	// Groups go into the dynamic metadata group slots.
+	Groups []string
 	// Bearer replaces the client's Authorization.
 	Bearer string
 }
@@ -51,16 +55,14 @@ func New(a Answer) *Server {
 	for i, g := range a.Groups {
 		md[envoyconfig.GroupSlotKey(i)] = structpb.NewStringValue(g)
 	}
+	var headers []*corev3.HeaderValueOption
+	for _, h := range a.Headers {
+		headers = append(headers, set(h[0], h[1]))
+	}
+	headers = append(headers, set("authorization", "Bearer "+a.Bearer))
 	return &Server{resp: &authv3.CheckResponse{
-		Status: &status.Status{Code: int32(codes.OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers: []*corev3.HeaderValueOption{
-				set("impersonate-user", a.User),
-				set("impersonate-uid", a.UID),
-				set("impersonate-extra-arn", a.ARN),
-				set("authorization", "Bearer "+a.Bearer),
-			},
-		}},
+		Status:          &status.Status{Code: int32(codes.OK)},
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: headers}},
 		DynamicMetadata: &structpb.Struct{Fields: md},
 	}}
 }

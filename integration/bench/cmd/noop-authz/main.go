@@ -38,16 +38,31 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	grpcAddr := fs.String("grpc-listen", "127.0.0.1:9101", "ext_authz gRPC listen address")
 	httpAddr := fs.String("http-listen", "127.0.0.1:9191", "HTTP listen address (/metrics, /healthz, /readyz)")
 	var a noop.Answer
-	fs.StringVar(&a.User, "user", "bench-user", "Impersonate-User to answer")
-	fs.StringVar(&a.UID, "uid", "aws-iam-authenticator:111122223333:AIDAEXAMPLE", "Impersonate-Uid to answer")
-	fs.StringVar(&a.ARN, "arn", "arn:aws:iam::111122223333:user/bench", "Impersonate-Extra-Arn to answer")
 	fs.StringVar(&a.Bearer, "bearer", "proxy-token", "token that replaces the client's Authorization")
 	groups := fs.String("groups", "devs,viewers", "comma-separated groups (dynamic metadata slots)")
+	fs.Func("header", "upstream header to set, name:value (repeatable); default: a typical mapped IAM user's impersonate-user, -uid and -extra-* lines", func(v string) error {
+		name, value, ok := strings.Cut(v, ":")
+		if !ok || name == "" {
+			return fmt.Errorf("--header %q: want name:value", v)
+		}
+		a.Headers = append(a.Headers, [2]string{strings.ToLower(strings.TrimSpace(name)), strings.TrimSpace(value)})
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *groups != "" {
 		a.Groups = strings.Split(*groups, ",")
+	}
+	if len(a.Headers) == 0 {
+		a.Headers = [][2]string{
+			{"impersonate-user", "bench-0000"},
+			{"impersonate-uid", "aws-iam-authenticator:111122223333:AIDAEXAMPLEEXAMPLE000"},
+			{"impersonate-extra-arn", "arn:aws:iam::111122223333:user/bench-0000"},
+			{"impersonate-extra-canonicalarn", "arn:aws:iam::111122223333:user/bench-0000"},
+			{"impersonate-extra-accesskeyid", "AKIABENCH00000000000"},
+			{"impersonate-extra-principalid", "AIDAEXAMPLEEXAMPLE000"},
+		}
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
