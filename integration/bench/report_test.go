@@ -38,6 +38,10 @@ type report struct {
 	sections          []section
 	verdicts          []verdict
 	commands          []string
+	caseLoads         []string
+	// analysis is integration/bench/analysis.md: the profile findings,
+	// written by hand, included verbatim.
+	analysis string
 }
 
 func (r *report) verdict(caseNo, what, measured, relative, target string, met bool) {
@@ -66,6 +70,9 @@ func (r *report) markdown() string {
 	if len(loads) > 0 {
 		fmt.Fprintf(&b, "1-minute load average during the run (sampled every 5 s): min %.2f, median %.2f, max %.2f on %s. ",
 			loads[0], loads[len(loads)/2], loads[len(loads)-1], cpusOf(r.machine))
+		if len(r.caseLoads) > 0 {
+			fmt.Fprintf(&b, "At the start of each case: %s. ", strings.Join(r.caseLoads, ", "))
+		}
 		b.WriteString("Every comparison is **measured in the same run, interleaved**, and the targets are ratios or differences to a baseline, because absolute numbers on a shared small machine move with whatever else runs.\n\n")
 	}
 	b.WriteString("## Summary: targets\n\n")
@@ -86,6 +93,12 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
 		b.WriteString("\n")
+	}
+	if r.analysis != "" {
+		b.WriteString(r.analysis)
+		if !strings.HasSuffix(r.analysis, "\n\n") {
+			b.WriteString("\n")
+		}
 	}
 	b.WriteString("## Machine and versions\n\n")
 	table(&b, []string{"what", "value"}, func() [][]string {
