@@ -808,7 +808,8 @@ func mib(x float64) string { return fmt.Sprintf("%.1f MiB", x/(1<<20)) }
 // ---- case 7: in-process go test -bench ------------------------------------
 
 func (b *bencher) caseGoBench(t *testing.T) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	must(t, err)
 	specs := []struct{ pkg, re string }{
 		{"./authz/check", "^BenchmarkCheckCacheHit(Parallel)?$"},
 		{"./authz/token", "^BenchmarkVerifyParse$"},

@@ -8,14 +8,12 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -134,43 +132,7 @@ func (p *proc) stop() {
 	})
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// cpu is the process's user+system CPU time so far (/proc/PID/stat).
-func (p *proc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name; utime and stime are the
-	// 14th and 15th fields overall.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+2:])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / clkTck
-}
-
-// rss is the resident set size from /proc/PID/status.
-func (p *proc) rss() uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 func (p *proc) stdout() string { b, _ := os.ReadFile(p.stdoutPath); return string(b) }
-
-func (p *proc) stderr() string { b, _ := os.ReadFile(p.stderrPath); return string(b) }
 
 // waitLine waits for a stdout line matching re and returns its submatches.
 func (p *proc) waitLine(t testing.TB, re *regexp.Regexp, timeout time.Duration) []string {
@@ -348,17 +310,6 @@ func (s *sts) total(t testing.TB) int64 {
 	return st.Total
 }
 
-func (s *sts) setLatency(t testing.TB, d time.Duration) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, s.url+"/_fake/latency", strings.NewReader(fmt.Sprintf(`{"latency":%q}`, d.String())))
-	resp, err := s.client(t).Do(req)
-	must(t, err)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("bench: set STS latency: %d", resp.StatusCode)
-	}
-}
-
 // authz is a running ext_authz server (ours or the no-op).
 type authz struct {
 	*proc
@@ -398,62 +349,6 @@ func startServe(t testing.TB, w *world, s *sts, o serveOptions) *authz {
 	a.proc = startProc(t, o.env, "kube-iam-authz", binPath(t, "kube-iam-authz"), args...)
 	a.waitHTTP(t, "http://"+a.httpAddr+"/readyz", 30*time.Second)
 	return a
-}
-
-// startNoop starts the no-op ext_authz server. headers, when given, are
-// the upstream headers it answers with (default: a typical mapped user's).
-func startNoop(t testing.TB, headers [][2]string) *authz {
-	t.Helper()
-	a := &authz{grpcAddr: harness.FreeAddr(t), httpAddr: harness.FreeAddr(t)}
-	args := []string{"--grpc-listen", a.grpcAddr, "--http-listen", a.httpAddr, "--groups", benchGroups, "--bearer", proxyToken}
-	for _, h := range headers {
-		args = append(args, "--header", h[0]+":"+h[1])
-	}
-	a.proc = startProc(t, nil, "noop-authz", binPath(t, "noop-authz"), args...)
-	a.waitHTTP(t, "http://"+a.httpAddr+"/readyz", 30*time.Second)
-	return a
-}
-
-// metrics returns the server's /metrics text.
-func (a *authz) metrics(t testing.TB) string {
-	t.Helper()
-	resp, err := http.Get("http://" + a.httpAddr + "/metrics")
-	must(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	must(t, err)
-	return string(b)
-}
-
-// metricSum adds the samples of a metric whose label text contains every
-// one of labels (e.g. `result="denied"`).
-func metricSum(text, name string, labels ...string) float64 {
-	var sum float64
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
-			continue
-		}
-		match := true
-		for _, l := range labels {
-			match = match && strings.Contains(rest, l)
-		}
-		if !match {
-			continue
-		}
-		f := strings.Fields(rest)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum
 }
 
 // checker is a gRPC client of an ext_authz server for the Go-driven cases.
