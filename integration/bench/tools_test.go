@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -47,28 +48,24 @@ func (c *commandLog) add(name string, args []string) {
 	for _, d := range c.tmp {
 		line = strings.ReplaceAll(line, d, "$TMP")
 	}
-	line = strings.ReplaceAll(line, filepath.Dir(filepath.Dir(filepath.Dir(name))), "$REPO")
+	if filepath.IsAbs(name) {
+		line = strings.ReplaceAll(line, filepath.Dir(filepath.Dir(filepath.Dir(name))), "$REPO")
+	}
 	if c.seen == nil {
 		c.seen = map[string]bool{}
 	}
-	// Ports and data files differ per run; the shape is what matters.
-	key := shapeOf(line)
+	// Ports and temp dirs differ per run; rates, durations and counts are
+	// part of the command.
+	key := volatile.ReplaceAllString(line, "#")
 	if !c.seen[key] {
 		c.seen[key] = true
 		c.lines = append(c.lines, line)
 	}
 }
 
-func shapeOf(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// volatile matches the parts of a command line that change from run to
+// run without changing what is measured: ports and numbered temp dirs.
+var volatile = regexp.MustCompile(`127\.0\.0\.1:\d+|TestBench\d+/\d+`)
 
 func run(t testing.TB, log *commandLog, timeout time.Duration, name string, args ...string) []byte {
 	t.Helper()
