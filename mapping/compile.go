@@ -52,11 +52,20 @@ func isAlnum(c byte) bool {
 // reported against the entry they collide with.
 type compiler struct {
 	*decoder
-	snap      *Snapshot
-	userIDs   map[string]string // userid -> "mapRoles[3] (line 12)"
-	templates map[string]bool
-	compiled  map[string]compiledName
+	snap    *Snapshot
+	userIDs map[string]entryRef
+	// usedVars is the bit set of placeholders used anywhere.
+	usedVars uint8
+	compiled map[string]compiledName
 }
+
+// entryRef remembers where an entry is, formatted only for a message.
+type entryRef struct {
+	source      Source
+	index, line int
+}
+
+func (r entryRef) String() string { return where(r.source, r.index, r.line) }
 
 func where(source Source, index, line int) string {
 	if line > 0 {
@@ -71,17 +80,24 @@ func (d *decoder) compile(doc *document) *Snapshot {
 	if d.exhausted {
 		return nil
 	}
+	var ssoCount int
+	for i := range doc.roles {
+		if doc.roles[i].sso != nil {
+			ssoCount++
+		}
+	}
 	c := &compiler{
 		decoder: d,
 		snap: &Snapshot{
-			roles:    make(map[string]*entry, len(doc.roles)),
+			roles:    make(map[string]*entry, len(doc.roles)-ssoCount),
 			users:    make(map[string]*entry, len(doc.users)),
-			sso:      map[string]*entry{},
+			sso:      make(map[string]*entry, ssoCount),
 			accounts: make(map[string]accountEntry, len(doc.accounts)),
 		},
-		userIDs:   map[string]string{},
-		templates: map[string]bool{},
-		compiled:  map[string]compiledName{},
+		userIDs: map[string]entryRef{},
+		// Usernames are mostly distinct, groups mostly shared: one slot
+		// per entry avoids growing the map while compiling.
+		compiled: make(map[string]compiledName, len(doc.roles)+len(doc.users)),
 	}
 	for i := range doc.roles {
 		c.role(&doc.roles[i])
@@ -94,8 +110,10 @@ func (d *decoder) compile(doc *document) *Snapshot {
 	}
 	s := c.snap
 	s.counts = Counts{Roles: len(s.roles), SSO: len(s.sso), Users: len(s.users), Accounts: len(s.accounts)}
-	for name := range c.templates {
-		s.templates = append(s.templates, name)
+	for v := varAccountID; v <= varEC2PrivateDNSName; v++ {
+		if c.usedVars&(1<<v) != 0 {
+			s.templates = append(s.templates, v.String())
+		}
 	}
 	slices.Sort(s.templates)
 	if len(d.errs) == 0 && s.counts.Total() == 0 {
@@ -173,18 +191,20 @@ func (c *compiler) roleARN(f rawField, path func() string) (canonical, key strin
 	if !c.accountOf(canonical, f.line, path) {
 		return "", ""
 	}
-	// identity.StripPath semantics, without parsing the ARN a third time.
+	// identity.StripPath semantics, without parsing the ARN a third time:
+	// the key is the lower-cased arn:partition:iam::account:role/name.
 	_, _, resource, _ := splitARN(canonical)
 	name := resource[strings.LastIndexByte(resource, '/')+1:]
-	stripped := canonical[:len(canonical)-len(resource)] + "role/" + name
 	if !isRoleName(name) {
 		c.errorf(f.line, path(), "role name %q is not a valid IAM role name", name)
 		return "", ""
 	}
-	if stripped != canonical {
+	if len(resource) != len("role/")+len(name) && c.wantWarning() {
 		c.warnf(f.line, path(), "the role path is ignored: STS session ARNs carry no path, so this matches the role named %q", name)
 	}
-	return canonical, lowerASCII(stripped)
+	head := canonical[:len(canonical)-len(resource)]
+	key = string(appendLower(appendLower(appendLower(make([]byte, 0, len(head)+len("role/")+len(name)), head), "role/"), name))
+	return canonical, key
 }
 
 // accountOf checks the account field of an ARN.
@@ -289,7 +309,7 @@ func (c *compiler) pin(e *entry, r *rawEntry, path func() string) {
 		c.errorf(r.userID.line, path()+".userid", "duplicate of %s", prev)
 		return
 	}
-	c.userIDs[id] = where(e.source, e.index, e.line)
+	c.userIDs[id] = entryRef{source: e.source, index: e.index, line: e.line}
 	e.userID = id
 }
 
@@ -303,16 +323,16 @@ func (c *compiler) names(e *entry, r *rawEntry, path func() string) {
 	} else {
 		e.username = c.template(e, r.username, func() string { return path() + ".username" })
 	}
+	// Entries have a handful of groups: a scan of the earlier ones is
+	// cheaper than a map per entry. Long lists get a map.
 	var seen map[string]int
-	if len(r.groups) > 1 {
+	if len(r.groups) > smallGroups {
 		seen = make(map[string]int, len(r.groups))
 	}
 	for i, g := range r.groups {
 		gpath := func() string { return indexPath(path()+".groups", i) }
-		if prev, dup := seen[g.value]; dup {
+		if prev := firstGroup(r.groups, seen, i); prev >= 0 {
 			c.warnf(g.line, gpath(), "duplicate of groups[%d]", prev)
-		} else if seen != nil {
-			seen[g.value] = i
 		}
 		if t := c.template(e, g, gpath); t != nil {
 			if e.groups == nil {
@@ -329,6 +349,30 @@ func (c *compiler) names(e *entry, r *rawEntry, path func() string) {
 	}
 }
 
+// smallGroups is the group count up to which duplicates are found by
+// scanning rather than with a map.
+const smallGroups = 16
+
+// firstGroup returns the index of the first group before i with the value of
+// groups[i], or -1. seen, when not nil, indexes first occurrences and is
+// updated.
+func firstGroup(groups []rawField, seen map[string]int, i int) int {
+	v := groups[i].value
+	if seen != nil {
+		if prev, dup := seen[v]; dup {
+			return prev
+		}
+		seen[v] = i
+		return -1
+	}
+	for j := range i {
+		if groups[j].value == v {
+			return j
+		}
+	}
+	return -1
+}
+
 func (c *compiler) template(e *entry, f rawField, path func() string) *template {
 	t, err := c.compileName(f.value)
 	if err != nil {
@@ -338,18 +382,14 @@ func (c *compiler) template(e *entry, f rawField, path func() string) *template 
 	if t.literal() {
 		return t
 	}
-	for name, v := range templateNames {
-		if t.has(v) {
-			c.templates["{{"+name+"}}"] = true
-		}
-	}
+	c.usedVars |= t.uses
 	e.literal = false
 	e.usesDNS = e.usesDNS || t.has(varEC2PrivateDNSName)
 	e.usesSession = e.usesSession || t.usesSession()
-	if e.source == SourceUsers && (t.usesSession() || t.has(varEC2PrivateDNSName)) {
+	if e.source == SourceUsers && (t.usesSession() || t.has(varEC2PrivateDNSName)) && c.wantWarning() {
 		c.warnf(f.line, path(), "IAM users have no session name, so this template renders empty and every request for this entry is refused")
 	}
-	if p := reservedPrefix(t.prefix); p != "" && t.usesSession() {
+	if p := reservedPrefix(t.prefix); p != "" && t.usesSession() && c.wantWarning() {
 		c.warnf(f.line, path(), "whoever can assume this role chooses the rest of this %s name through the role session name", p)
 	}
 	return t

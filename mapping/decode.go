@@ -103,12 +103,26 @@ type decoder struct {
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
+	if len(d.errs) >= maxProblems {
+		d.errs = addProblem(d.errs, Problem{}) // only the marker is kept
+		return
+	}
 	d.errs = addProblem(d.errs, Problem{Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
 func (d *decoder) warnf(line int, path, format string, args ...any) {
+	if len(d.warns) >= maxProblems {
+		d.warns = addProblem(d.warns, Problem{}) // only the marker is kept
+		return
+	}
 	d.warns = addProblem(d.warns, Problem{Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
 }
+
+// wantWarning reports whether a warnf call would still change the warning
+// list (a listed warning or the "more than" marker), so that callers warning
+// once per entry (a role path on thousands of roles) can skip building a
+// path that would be dropped.
+func (d *decoder) wantWarning() bool { return len(d.warns) <= maxProblems }
 
 // addProblem keeps the first maxProblems problems and then one marker.
 func addProblem(ps []Problem, p Problem) []Problem {

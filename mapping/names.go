@@ -33,6 +33,9 @@ func checkName(s string) error {
 	if len(s) > maxNameLen {
 		return fmt.Errorf("is %d bytes long, more than %d", len(s), maxNameLen)
 	}
+	if asciiNameOK(s) {
+		return nil // the common case, decided without decoding runes
+	}
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("is not valid UTF-8")
 	}
@@ -50,6 +53,18 @@ func checkName(s string) error {
 		}
 	}
 	return nil
+}
+
+// asciiNameOK reports whether s is printable ASCII without a comma or a
+// space: such a name passes every check of checkName. Anything else (also a
+// valid non-ASCII name) is left to the rune loop.
+func asciiNameOK(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == ',' {
+			return false
+		}
+	}
+	return true
 }
 
 // reservedPrefix returns the reserved prefix s starts with, compared

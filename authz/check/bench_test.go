@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
@@ -37,7 +38,9 @@ func benchServer(b *testing.B, logging bool) (*Server, *authv3.CheckRequest) {
 	b.Helper()
 	tok := "k8s-aws-v1." + strings.Repeat("aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8", 42)
 	fv := &fakeVerifier{results: map[string]verify.Result{
-		tok: {Identity: alice, Expiry: time.Now().Add(time.Hour), STSRegion: "global"},
+		// verify.Verifier returns the token's fingerprint with the result,
+		// and the cache serves it on a hit.
+		tok: {Identity: alice, Expiry: time.Now().Add(time.Hour), STSRegion: "global", Fingerprint: token.Fingerprint(tok)},
 	}}
 	c, err := cache.New(ObserveUpstream(fv), cache.Options{MaxTTL: 15 * time.Minute})
 	if err != nil {

@@ -143,14 +143,17 @@ type decision struct {
 	cluster   string
 	// token is kept only so that the log line can carry its Fingerprint,
 	// computed when (and only if) the line is written. It is never logged.
-	token    string
-	arn      string
-	username string
-	groups   []string
-	cacheHit bool
-	err      error
-	outcome  *outcome
-	latency  time.Duration
+	token string
+	// fingerprint, when set, is the token's Fingerprint as the verifier
+	// computed it (verify.Result.Fingerprint, served from the cache).
+	fingerprint string
+	arn         string
+	username    string
+	groups      []string
+	cacheHit    bool
+	err         error
+	outcome     *outcome
+	latency     time.Duration
 	// trace is handed to the verifier chain through the context.
 	trace trace
 }
@@ -216,6 +219,10 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 
 	res, err := s.verifier.Verify(context.WithValue(ctx, traceKey{}, &d.trace), tok, clusterID)
 	d.cacheHit = !d.trace.upstream.Load()
+	// The verifier computed the fingerprint once, when it verified the
+	// token; a cache hit serves it with the result instead of rehashing
+	// the 1.5 KB token for every log line (a fifth of a cache-hit Check).
+	d.fingerprint = res.Fingerprint
 	if err != nil {
 		return s.deny(d, err)
 	}
@@ -322,8 +329,8 @@ func (d *decision) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("decision", d.id)
 	enc.AddString("request_id", d.requestID)
 	enc.AddString("cluster", d.cluster)
-	fingerprint := ""
-	if d.token != "" {
+	fingerprint := d.fingerprint
+	if fingerprint == "" && d.token != "" {
 		fingerprint = token.Fingerprint(d.token)
 	}
 	enc.AddString("token", fingerprint)

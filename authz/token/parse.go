@@ -182,7 +182,11 @@ func (p *Parser) Parse(tok string) (*Presigned, error) {
 		Host:        u.Host,
 		Region:      info.region,
 		RegionLabel: info.label,
-		AccessKeyID: scope.accessKeyID,
+		// A copy: the raw parts are substrings of the decoded presigned URL
+		// (0.5-1.5 KB), and the key id outlives it in every cached identity.
+		// Sharing the memory kept the whole URL alive per cache entry, which
+		// made a cached identity ~2.5x its size (docs/benchmarks.md, case 5).
+		AccessKeyID: strings.Clone(scope.accessKeyID),
 		SignedAt:    signedAt,
 		Expiry:      signedAt.Add(Validity),
 	}, nil

@@ -73,5 +73,5 @@ func (v *Verifier) Verify(ctx context.Context, tok, clusterID string) (Result, e
 		// that nothing downstream mistakes this for a mapping problem.
 		return Result{}, fmt.Errorf("%w: STS answered an inconsistent identity: %v", sts.ErrUnavailable, err)
 	}
-	return Result{Identity: id, Expiry: p.Expiry, STSRegion: p.RegionLabel}, nil
+	return Result{Identity: id, Expiry: p.Expiry, STSRegion: p.RegionLabel, Fingerprint: token.Fingerprint(tok)}, nil
 }

@@ -69,7 +69,7 @@ func TestVerify(t *testing.T) {
 					UserID: "AROAEXAMPLE:alice", PrincipalID: "AROAEXAMPLE", SessionName: "alice",
 					AccessKeyID: "ASIAEXAMPLE000000001", Kind: identity.KindAssumedRole,
 				},
-				Expiry: signedAt.Add(15 * time.Minute), STSRegion: "eu-west-1",
+				Expiry: signedAt.Add(15 * time.Minute), STSRegion: "eu-west-1", Fingerprint: token.Fingerprint("k8s-aws-v1.tok"),
 			},
 		},
 		"iam user": {
@@ -79,7 +79,7 @@ func TestVerify(t *testing.T) {
 					ARN: "arn:aws:iam::111122223333:user/bob", CanonicalARN: "arn:aws:iam::111122223333:user/bob", AccountID: account,
 					UserID: "AIDAEXAMPLE", PrincipalID: "AIDAEXAMPLE", AccessKeyID: "ASIAEXAMPLE000000001", Kind: identity.KindUser,
 				},
-				Expiry: signedAt.Add(15 * time.Minute), STSRegion: "eu-west-1",
+				Expiry: signedAt.Add(15 * time.Minute), STSRegion: "eu-west-1", Fingerprint: token.Fingerprint("k8s-aws-v1.tok"),
 			},
 		},
 		"malformed token costs no STS call":    {parseErr: &token.FormatError{Rule: "prefix", Detail: "x"}, wantClass: token.ErrMalformed},
