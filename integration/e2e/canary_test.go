@@ -111,11 +111,13 @@ func TestCanaryNeverLeaks(t *testing.T) {
 
 	// The scan covers serve's decisions for these tokens: their fingerprints are in
 	// the log, the tokens are not.
-	logs := s.serve.Stderr()
 	for _, tok := range []string{valid, unmapped, forged} {
-		if !strings.Contains(logs, token.Fingerprint(tok)) {
-			t.Errorf("serve's log has no decision for canary %s: the scan would prove nothing", token.Fingerprint(tok))
-		}
+		fp := token.Fingerprint(tok)
+		// serve buffers its log (flushed every second): wait for the decision line,
+		// or the scan below would prove nothing.
+		eventually(t, 3*time.Second, "serve's decision for canary "+fp, func() (bool, string) {
+			return strings.Contains(s.serve.Stderr(), fp), "fingerprint not in serve's log"
+		})
 	}
 	if body, code, err := envoyAdmin(s, "/stats"); err == nil && code == http.StatusOK {
 		s.canary.Record("envoy /stats", body)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
 )
@@ -66,15 +67,15 @@ func TestFaultsSTSGarbage(t *testing.T) {
 			if exited, err := s.currentServe().Exited(); exited {
 				t.Fatalf("serve exited: %v", err)
 			}
-			var found bool
-			for _, d := range s.decisions(t) {
-				if strings.Contains(d.Error, tc.wantLog) && d.Reason == "sts_unavailable" {
-					found = true
+			// serve buffers its log and flushes it every second: wait for the line.
+			eventually(t, 3*time.Second, "an sts_unavailable decision logged with "+tc.wantLog, func() (bool, string) {
+				for _, d := range s.decisions(t) {
+					if strings.Contains(d.Error, tc.wantLog) && d.Reason == "sts_unavailable" {
+						return true, ""
+					}
 				}
-			}
-			if !found {
-				t.Errorf("no sts_unavailable decision logged with %q", tc.wantLog)
-			}
+				return false, "no matching decision line"
+			})
 			// Not cached as a verdict: the same token works once STS is sane.
 			wantOK(t, "the same token after the fault", s.get(t, tok))
 		})

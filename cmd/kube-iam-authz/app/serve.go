@@ -56,12 +56,16 @@ const logFlushInterval = time.Second
 // newLogger writes JSON lines to w. No sampling: the decision lines are an
 // audit trail and must not be thinned.
 //
-// Lines are buffered (256 KiB, flushed every logFlushInterval and on
-// shutdown) rather than written one write(2) per Check under a mutex: the
-// unbuffered writer cost a cache-hit Check more than everything else the
-// server does for it (docs/benchmarks.md, case 1: server CPU per Check).
-// The price is that a crash (not a SIGTERM) loses at most the last
-// second of lines. stop flushes and ends the flush goroutine.
+// Info and debug lines (the allowed and 4xx decisions of the hot path) are
+// buffered (256 KiB, flushed every logFlushInterval and on shutdown) rather
+// than written one write(2) per Check: the unbuffered writer cost a
+// cache-hit Check more than everything else the server does for it
+// (docs/benchmarks.md, case 1: server CPU per Check). Warnings and errors
+// (5xx decisions, a broken mapping or token file) are written at once, so
+// an operator sees trouble immediately and a crash cannot lose them. Both
+// paths share one lock, so lines never interleave. The price: a crash (not
+// a SIGTERM) loses at most the last second of info lines, and an info line
+// may appear after a later warning. stop flushes and ends the flush goroutine.
 func newLogger(level string, w io.Writer) (log *zap.Logger, stop func(), err error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
@@ -69,9 +73,15 @@ func newLogger(level string, w io.Writer) (log *zap.Logger, stop func(), err err
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), FlushInterval: logFlushInterval}
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl)
-	return zap.New(core), func() { _ = ws.Stop() }, nil
+	direct := zapcore.Lock(zapcore.AddSync(w))
+	buffered := &zapcore.BufferedWriteSyncer{WS: direct, FlushInterval: logFlushInterval}
+	quiet := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= lvl && l < zapcore.WarnLevel })
+	loud := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= lvl && l >= zapcore.WarnLevel })
+	core := zapcore.NewTee(
+		zapcore.NewCore(zapcore.NewJSONEncoder(enc), buffered, quiet),
+		zapcore.NewCore(zapcore.NewJSONEncoder(enc), direct, loud),
+	)
+	return zap.New(core), func() { _ = buffered.Stop() }, nil
 }
 
 // runServe assembles the components and serves until ctx ends.
