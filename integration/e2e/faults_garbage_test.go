@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
 )
@@ -66,15 +68,15 @@ func TestFaultsSTSGarbage(t *testing.T) {
 			if exited, err := s.currentServe().Exited(); exited {
 				t.Fatalf("serve exited: %v", err)
 			}
-			var found bool
-			for _, d := range s.decisions(t) {
-				if strings.Contains(d.Error, tc.wantLog) && d.Reason == "sts_unavailable" {
-					found = true
+			// serve buffers its log lines for up to a second.
+			waitUntil(t, 15*time.Second, fmt.Sprintf("an sts_unavailable decision logged with %q", tc.wantLog), func() bool {
+				for _, d := range s.decisions(t) {
+					if strings.Contains(d.Error, tc.wantLog) && d.Reason == "sts_unavailable" {
+						return true
+					}
 				}
-			}
-			if !found {
-				t.Errorf("no sts_unavailable decision logged with %q", tc.wantLog)
-			}
+				return false
+			})
 			// Not cached as a verdict: the same token works once STS is sane.
 			wantOK(t, "the same token after the fault", s.get(t, tok))
 		})
