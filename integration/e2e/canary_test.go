@@ -112,11 +112,9 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	// The scan covers serve's decisions for these tokens: their fingerprints are in
 	// the log, the tokens are not.
 	for _, tok := range []string{valid, unmapped, forged} {
-		fp := token.Fingerprint(tok)
-		// serve buffers its log (flushed every second): wait for the decision line,
-		// or the scan below would prove nothing.
-		eventually(t, 3*time.Second, "serve's decision for canary "+fp, func() (bool, string) {
-			return strings.Contains(s.serve.Stderr(), fp), "fingerprint not in serve's log"
+		// serve buffers its log lines for up to a second.
+		waitUntil(t, 15*time.Second, "serve's decision for canary "+token.Fingerprint(tok)+" (else the scan would prove nothing)", func() bool {
+			return strings.Contains(s.serve.Stderr(), token.Fingerprint(tok))
 		})
 	}
 	if body, code, err := envoyAdmin(s, "/stats"); err == nil && code == http.StatusOK {

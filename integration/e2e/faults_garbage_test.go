@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -67,14 +68,14 @@ func TestFaultsSTSGarbage(t *testing.T) {
 			if exited, err := s.currentServe().Exited(); exited {
 				t.Fatalf("serve exited: %v", err)
 			}
-			// serve buffers its log and flushes it every second: wait for the line.
-			eventually(t, 3*time.Second, "an sts_unavailable decision logged with "+tc.wantLog, func() (bool, string) {
+			// serve buffers its log lines for up to a second.
+			waitUntil(t, 15*time.Second, fmt.Sprintf("an sts_unavailable decision logged with %q", tc.wantLog), func() bool {
 				for _, d := range s.decisions(t) {
 					if strings.Contains(d.Error, tc.wantLog) && d.Reason == "sts_unavailable" {
-						return true, ""
+						return true
 					}
 				}
-				return false, "no matching decision line"
+				return false
 			})
 			// Not cached as a verdict: the same token works once STS is sane.
 			wantOK(t, "the same token after the fault", s.get(t, tok))

@@ -236,6 +236,13 @@ func newRelStack(t *testing.T, o relOptions) *relStack {
 		if code, body, err := serveGet(s.currentServe(), "/metrics"); err == nil && code == http.StatusOK {
 			s.canary.Record("serve /metrics", body)
 		}
+		// Stop everything first: serve buffers its log for up to a second and
+		// flushes on SIGTERM, Envoy flushes its access log on exit. Then every
+		// line ever written is scanned.
+		s.currentServe().Stop()
+		s.envoy.Stop()
+		s.sts.Stop()
+		s.api.Stop()
 		s.canary.Check(t)
 	})
 	return s

@@ -252,6 +252,15 @@ func (c *Chain) checkCanaries(t testing.TB) {
 		resp.Body.Close()
 		c.Canary.Record("kube-iam-authz /metrics", string(b))
 	}
+	// Stop the processes first: serve buffers its log for up to a second and
+	// flushes on SIGTERM, Envoy flushes its access log on exit; every line ever
+	// written is then scanned.
+	c.Serve.Stop()
+	c.Envoy.Stop()
+	c.STS.Stop()
+	for _, rc := range c.Clusters {
+		rc.APIServer.Stop()
+	}
 	c.Canary.Check(t)
 }
 
