@@ -24,7 +24,7 @@ LONG_FUZZTIME ?= 10m
 export KIA_ENVOY := $(ENVOY)
 export KIA_BIN   := $(BIN)
 
-.PHONY: all build apiserver apiserver-check test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
+.PHONY: all debs build apiserver apiserver-check test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
 
 all: build
 
@@ -40,6 +40,17 @@ apiserver:
 ## module's ./... never sees. No -race: it would recompile the whole k8s tree.
 apiserver-check: $(STATICCHECK)
 	cd integration/apiserver && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) mod verify && $(GO) test -count=1 ./...
+
+## debs: Debian packages the tests need, installed when missing (CI runs as root on a
+## clean machine): etcd-server serves the real kube-apiserver, prometheus ships promtool.
+## Debian bookworm's versions are fixed for the release (etcd 3.4.23, promtool 2.42.0).
+DEB_PACKAGES := etcd-server prometheus
+debs:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  fi
 
 ## tools: pinned linters and the real Envoy, installed project-locally.
 tools: envoy $(STATICCHECK)
