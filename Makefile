@@ -94,7 +94,7 @@ fuzz:
 ## integration: the end-to-end suite alone (real Envoy, kubectl, awscli and the built
 ## binaries; KIA_ENVOY and KIA_BIN are exported above). The e2e tests wait on child
 ## processes, not CPU, so more of them run at once than the default GOMAXPROCS.
-integration: envoy build apiserver
+integration: debs envoy build apiserver
 	$(GO) test -count=1 -tags integration -timeout 20m -parallel 8 ./envoy/... ./integration/...
 
 test: lint unit fuzz-smoke apiserver-check integration bench-smoke
