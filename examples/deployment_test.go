@@ -152,11 +152,11 @@ func TestDeployment(t *testing.T) {
 		t.Errorf("want 2 containers (envoy, kube-iam-authz), have %d", len(pod.Containers))
 	}
 
-	sidecar, err := envoyconfig.Load(filepath.Join("..", "envoy", "sidecar.yaml"))
+	sidecar, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join("..", "envoy", "sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := envoyconfig.Inventorize(sidecar)
+	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +181,32 @@ func TestDeployment(t *testing.T) {
 		if vol.ConfigMap == nil || vol.ConfigMap.Name != "envoy-sidecar" || !slices.Contains(filesOf(t, m, vol), path.Base(cfg)) {
 			t.Errorf("--config-path %s is not the envoy-sidecar ConfigMap's %s", cfg, path.Base(cfg))
 		}
-		// Every file the reviewed config reads is provided by a mount.
+		// Every file the reviewed config and its SDS files read is provided by a
+		// mount.
 		for _, f := range inv.Files {
 			_, vol := mountFor(t, pod, c, f)
 			if !slices.Contains(filesOf(t, m, vol), path.Base(f)) {
 				t.Errorf("envoy/sidecar.yaml reads %s; volume %s provides only %v", f, vol.Name, filesOf(t, m, vol))
+			}
+		}
+		// Every watched directory is a whole volume mount: the kubelet updates it
+		// by swapping ..data, which is the move Envoy's watch sees. A subPath
+		// mount would never change.
+		if len(inv.Dirs) == 0 {
+			t.Errorf("envoy/sidecar.yaml watches no directory: certificates would never rotate")
+		}
+		for _, d := range inv.Dirs {
+			var found bool
+			for _, vm := range c.VolumeMounts {
+				if vm.MountPath == d {
+					found = true
+					if vm.SubPath != "" || vm.SubPathExpr != "" {
+						t.Errorf("watched directory %s is a subPath mount: updates would never arrive", d)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("envoy/sidecar.yaml watches %s, which is not a volume mount", d)
 			}
 		}
 		// The listener port and the probes.
