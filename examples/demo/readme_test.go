@@ -31,12 +31,11 @@ var readmeCommands = [][]string{{"serve"}, {"token"}, {"verify"}, {"map"}, {"map
 // otherToolsFlags are flags of other programs the README shows, each with
 // the program, so that a typo in one of ours cannot hide here.
 var otherToolsFlags = map[string]string{
-	"--context":      "kubectl",
-	"--raw":          "kubectl",
-	"--as":           "kubectl",
-	"--cluster-name": "aws eks get-token",
-	"--build":        "docker compose up",
-	"--wait":         "docker compose up",
+	"--context": "kubectl",
+	"--raw":     "kubectl",
+	"--as":      "kubectl",
+	"--build":   "docker compose up",
+	"--wait":    "docker compose up",
 }
 
 func commandFlags(t *testing.T, path []string) *pflag.FlagSet {
