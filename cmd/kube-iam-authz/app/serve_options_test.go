@@ -189,7 +189,7 @@ func TestServePrecedence(t *testing.T) {
 			want: func(o ServeOptions) (any, any) { return o.STSTimeout.Duration, 2 * time.Second },
 		},
 		"service-link variables are not flags": {
-			env: map[string]string{"KUBE_IAM_AUTHZ_PORT": "tcp://10.0.0.1:443", "KUBE_IAM_AUTHZ_SERVICE_HOST": "10.0.0.1"},
+			env:  map[string]string{"KUBE_IAM_AUTHZ_PORT": "tcp://10.0.0.1:443", "KUBE_IAM_AUTHZ_SERVICE_HOST": "10.0.0.1"},
 			want: func(o ServeOptions) (any, any) { return o.GRPCListen, defaultGRPCListen },
 		},
 	}
