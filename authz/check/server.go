@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 )
 
@@ -141,6 +142,9 @@ type decision struct {
 	id        string
 	requestID string
 	cluster   string
+	// clusterID is the id the token was verified for (for the log's hint
+	// when STS refuses the signature).
+	clusterID string
 	// token is kept only so that the log line can carry its Fingerprint,
 	// computed when (and only if) the line is written. It is never logged.
 	token string
@@ -202,7 +206,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 		return s.deny(d, err)
 	}
 	cl := s.clusters.list[ci]
-	d.cluster = cl.Name
+	d.cluster, d.clusterID = cl.Name, clusterID
 
 	rh := readHeaders(httpReq)
 	if rh.impersonation != "" {
@@ -344,6 +348,9 @@ func (d *decision) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddBool("cache_hit", d.cacheHit)
 	if d.err != nil {
 		enc.AddString("error", d.err.Error())
+		if hint := sts.ClusterIDHint(d.err, "this server", d.clusterID); hint != "" {
+			enc.AddString("hint", hint)
+		}
 	}
 	return nil
 }

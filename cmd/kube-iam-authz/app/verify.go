@@ -119,7 +119,11 @@ func runVerify(cmd *cobra.Command, streams Streams, o VerifyOptions) error {
 	if err != nil {
 		// Parser and STS errors never quote the token or URL; the
 		// fingerprint lets an operator match this line with server logs.
-		return &exitError{code: 1, err: fmt.Errorf("token %s is not valid: %s", token.Fingerprint(tok), oneLine(err.Error()))}
+		msg := oneLine(err.Error())
+		if hint := sts.ClusterIDHint(err, "--cluster-id", o.ClusterID); hint != "" {
+			msg += "; " + hint
+		}
+		return &exitError{code: 1, err: fmt.Errorf("token %s is not valid: %s", token.Fingerprint(tok), msg)}
 	}
 	id := res.Identity
 	out, err := json.MarshalIndent(verifiedIdentity{
