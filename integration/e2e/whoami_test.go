@@ -38,6 +38,8 @@ func testWhoami(t *testing.T, c *harness.Chain) {
 		producer string
 	}{
 		"kube-iam-authz token": {producer: harness.ProducerToken},
+		// An EKS kubeconfig's exec args, with kube-iam-authz as the command.
+		"kube-iam-authz token --cluster-name": {producer: harness.ProducerTokenClusterName},
 		"aws eks get-token":    {producer: harness.ProducerAWSCLI},
 	}
 	for name, tc := range tests {
