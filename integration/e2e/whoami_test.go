@@ -40,7 +40,7 @@ func testWhoami(t *testing.T, c *harness.Chain) {
 		"kube-iam-authz token": {producer: harness.ProducerToken},
 		// An EKS kubeconfig's exec args, with kube-iam-authz as the command.
 		"kube-iam-authz token --cluster-name": {producer: harness.ProducerTokenClusterName},
-		"aws eks get-token":    {producer: harness.ProducerAWSCLI},
+		"aws eks get-token":                   {producer: harness.ProducerAWSCLI},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
