@@ -22,7 +22,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 
-	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 )
 
@@ -242,11 +241,11 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 		d.outcome = outcomeOK
 		return resp
 	}
-	hs, err := impersonate.Headers(res.Identity, user)
+	dec, err := impersonation(res.Identity, user)
 	if err != nil {
 		return s.deny(d, err)
 	}
-	resp, err := okResponse(hs, bearer)
+	resp, err := okResponse(dec.Headers, bearer)
 	if err != nil {
 		return s.deny(d, err)
 	}
