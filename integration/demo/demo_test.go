@@ -23,9 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
-
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
 )
 
 const (

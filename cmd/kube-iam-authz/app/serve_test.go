@@ -12,14 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
-
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
 )
 
 // logField returns the string field of the first log line with msg.
