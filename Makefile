@@ -21,6 +21,13 @@ VEGETA      := $(TOOLS)/bin/vegeta
 FUZZTIME      ?= 30s
 LONG_FUZZTIME ?= 10m
 
+# Build stamps (kube-iam-authz version, kube_iam_authz_build_info): the nearest
+# tag (or "dev"), and the commit with "-dirty" for a changed tree.
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+VERSION_PKG := github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app
+LDFLAGS     := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT)
+
 export KIA_ENVOY := $(ENVOY)
 export KIA_BIN   := $(BIN)
 
@@ -29,7 +36,7 @@ export KIA_BIN   := $(BIN)
 all: build
 
 build:
-	$(GO) build -o $(BIN)/kube-iam-authz ./cmd/kube-iam-authz
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/kube-iam-authz ./cmd/kube-iam-authz
 	$(GO) build -o $(BIN)/sts-fake ./integration/stsfake/cmd/sts-fake
 
 ## apiserver: the API-server stand-in (its own Go module; the first build takes minutes).
