@@ -11,11 +11,13 @@ ENVOY_VERSION       := 1.40.0
 STATICCHECK_VERSION := v0.8.2
 GHZ_VERSION         := v0.120.0
 VEGETA_VERSION      := v12.13.0
+HELM_VERSION        := v3.22.0
 
 ENVOY       := $(TOOLS)/py/bin/envoy
 STATICCHECK := $(TOOLS)/bin/staticcheck
 GHZ         := $(TOOLS)/bin/ghz
 VEGETA      := $(TOOLS)/bin/vegeta
+HELM        := $(TOOLS)/bin/helm
 
 # Fuzz time per target in `make test`; `make fuzz` runs longer.
 FUZZTIME      ?= 30s
@@ -30,8 +32,9 @@ LDFLAGS     := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(C
 
 export KIA_ENVOY := $(ENVOY)
 export KIA_BIN   := $(BIN)
+export KIA_HELM  := $(HELM)
 
-.PHONY: all debs build apiserver apiserver-check test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
+.PHONY: all debs helm build apiserver apiserver-check test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
 
 all: build
 
@@ -59,8 +62,14 @@ debs:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  fi
 
-## tools: pinned linters and the real Envoy, installed project-locally.
-tools: envoy $(STATICCHECK)
+## tools: pinned linters, helm and the real Envoy, installed project-locally.
+tools: envoy helm $(STATICCHECK)
+
+## helm: the pinned helm CLI, built from the Go module proxy (a few minutes the first
+## time). examples/*_test.go lints the chart and checks `helm template` output.
+helm: $(HELM)
+$(HELM):
+	GOBIN=$(TOOLS)/bin $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 envoy: $(ENVOY)
 $(ENVOY):
@@ -84,7 +93,9 @@ lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
 	$(GO) mod verify
 
-unit:
+## unit: examples/ renders the Helm chart (helm) and runs promtool on the alert rules
+## (Debian's prometheus package), so both are installed first.
+unit: debs $(HELM)
 	$(GO) test -race -count=1 ./...
 
 ## fuzz-smoke: every fuzz target for $(FUZZTIME) (go test runs one target at a time).
