@@ -284,14 +284,22 @@ func testDeployment(t *testing.T, m *manifests, src source) {
 			t.Errorf("--grpc-listen port %d, envoy/sidecar.yaml calls ext_authz on %d", got, authzPort)
 		}
 
-		// Probes: /readyz on the HTTP port, gRPC health on the gRPC port.
+		// Probes: readiness is /readyz (mapping loaded); liveness is
+		// /healthz (the process is alive), never readiness and never the
+		// gRPC health service (which follows readiness): a pod whose
+		// mapping does not load must stay up and unready, not be restarted
+		// in a loop.
 		rp := c.ReadinessProbe
 		if rp == nil || rp.HTTPGet == nil || rp.HTTPGet.Path != "/readyz" || namedPort(t, c, rp.HTTPGet.Port) != portOf(t, flag("http-listen")) {
 			t.Errorf("readiness probe %+v: want GET /readyz on --http-listen's port", rp)
 		}
 		lp := c.LivenessProbe
-		if lp == nil || lp.GRPC == nil || lp.GRPC.Port != portOf(t, flag("grpc-listen")) {
-			t.Errorf("liveness probe %+v: want gRPC health on --grpc-listen's port", lp)
+		if lp == nil || lp.HTTPGet == nil || lp.HTTPGet.Path != "/healthz" || namedPort(t, c, lp.HTTPGet.Port) != portOf(t, flag("http-listen")) {
+			t.Errorf("liveness probe %+v: want GET /healthz on --http-listen's port (not /readyz, not gRPC health)", lp)
+		}
+		// Envoy is the only Check client and shares the pod's loopback.
+		if host, _, _ := net.SplitHostPort(flag("grpc-listen")); host != "127.0.0.1" {
+			t.Errorf("--grpc-listen %s: want 127.0.0.1 (only the pod's Envoy calls Check)", flag("grpc-listen"))
 		}
 
 		// The mapping is a whole-directory ConfigMap mount: the kubelet
@@ -428,7 +436,12 @@ func testDeployment(t *testing.T, m *manifests, src source) {
 			t.Errorf("NetworkPolicy does not select the pods")
 		}
 		authz := container(t, pod, "kube-iam-authz")
-		grpcPort := namedPort(t, authz, intstr.FromString("grpc"))
+		serve := subcommand(t, "serve")
+		if err := serve.ParseFlags(authz.Args[1:]); err != nil {
+			t.Fatal(err)
+		}
+		grpcListen, _ := serve.Flags().GetString("grpc-listen")
+		grpcPort := portOf(t, grpcListen)
 		for _, rule := range np.Spec.Ingress {
 			if len(rule.Ports) == 0 {
 				t.Errorf("an ingress rule without ports admits the ext_authz gRPC port")

@@ -192,6 +192,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		TLSKeyFile:    o.GRPCTLSKey,
 		Authorizer:    authz,
 		Gatherer:      reg,
+		Registerer:    reg,
 		Logger:        log,
 		ShutdownGrace: o.ShutdownGrace.Duration,
 		Background:    background,
