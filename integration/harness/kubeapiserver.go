@@ -393,11 +393,19 @@ func (k *KubeAPIServer) RequestToken(ns, name string, ttl time.Duration) (string
 
 // do sends one request as the fixture's admin and returns the status and body.
 func (k *KubeAPIServer) do(method, path string, body []byte) (int, []byte, error) {
+	return k.doAs("", method, path, body)
+}
+
+// doAs is do acting as user (the admin impersonates it; "" is the admin itself).
+func (k *KubeAPIServer) doAs(user, method, path string, body []byte) (int, []byte, error) {
 	req, err := http.NewRequest(method, k.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+k.adminToken)
+	if user != "" {
+		req.Header.Set("Impersonate-User", user)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -417,6 +425,17 @@ func (k *KubeAPIServer) Do(t testing.TB, method, path string, body []byte) (int,
 	code, out, err := k.do(method, path, body)
 	if err != nil {
 		t.Fatalf("harness: kube-apiserver %s %s: %v", method, path, err)
+	}
+	return code, out
+}
+
+// DoAs is Do acting as user: the admin impersonates it (for a service account the
+// API server adds its groups), as `kubectl --as` does.
+func (k *KubeAPIServer) DoAs(t testing.TB, user, method, path string, body []byte) (int, []byte) {
+	t.Helper()
+	code, out, err := k.doAs(user, method, path, body)
+	if err != nil {
+		t.Fatalf("harness: kube-apiserver %s %s as %s: %v", method, path, user, err)
 	}
 	return code, out
 }
