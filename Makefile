@@ -27,8 +27,10 @@ FUZZTIME      ?= 30s
 LONG_FUZZTIME ?= 10m
 
 # Build stamps (kube-iam-authz version, kube_iam_authz_build_info): the nearest
-# tag (or "dev"), and the commit with "-dirty" for a changed tree.
-VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo dev)
+# v* tag, else the Helm chart's appVersion marked -dev; and the commit, with
+# "-dirty" for a changed tree.
+CHART_APP_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' examples/helm/kube-iam-authz/Chart.yaml)
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo $(CHART_APP_VERSION)-dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 VERSION_PKG := github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app
 LDFLAGS     := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT)

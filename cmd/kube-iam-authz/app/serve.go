@@ -173,10 +173,17 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		Upstream:   bearer,
 		Logger:     log,
 		Registerer: reg,
+
+		LogCacheHits:       o.LogCacheHits,
+		HitSummaryInterval: o.LogCacheHitInterval.Duration,
 	})
 	if err != nil {
 		return err
 	}
+	background = append(background, authz.RunCacheHitSummary)
+	// The hits counted since the last summary line, written once the server has
+	// drained (before the log is flushed and closed).
+	defer authz.FlushCacheHits()
 
 	log.Info("starting",
 		zap.String("version", build.Version), zap.String("commit", build.Commit), zap.String("go_version", build.GoVersion),
@@ -184,7 +191,8 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		zap.String("cluster_id", o.ClusterID), zap.Int("extra_clusters", len(o.Clusters)),
 		zap.String("partition", o.Partition), zap.Strings("sts_regions", o.STSRegions),
 		zap.String("sts_endpoint", o.STSEndpoint), zap.Duration("sts_timeout", o.STSTimeout.Duration),
-		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil), zap.Bool("ec2_lookups", ec2 != nil))
+		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil), zap.Bool("ec2_lookups", ec2 != nil),
+		zap.Bool("log_cache_hits", o.LogCacheHits), zap.Duration("log_cache_hit_interval", o.LogCacheHitInterval.Duration))
 	return server.Run(ctx, server.Options{
 		GRPCAddr:      o.GRPCListen,
 		HTTPAddr:      o.HTTPListen,

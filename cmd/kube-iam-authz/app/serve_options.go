@@ -35,6 +35,11 @@ const (
 	// timeout (envoy/sidecar.yaml uses 6s for the 5s default), and a Check
 	// that waits longer than this is worse than a 503 the client retries.
 	maxSTSTimeout = 30 * time.Second
+	// The cache-hit summary interval: at least a second (a shorter one is the
+	// line-per-hit flood the summary exists to avoid), at most an hour (a
+	// crash loses at most one interval of counts).
+	minLogCacheHitInterval = time.Second
+	maxLogCacheHitInterval = time.Hour
 	// maxConfigBytes bounds the --config file.
 	maxConfigBytes = 1 << 20
 	// defaultClusterName names the cluster the flags define; routes select
@@ -73,8 +78,10 @@ type ServeOptions struct {
 
 	EC2Options
 
-	LogLevel      string          `json:"log-level"`
-	ShutdownGrace metav1.Duration `json:"shutdown-grace"`
+	LogLevel            string          `json:"log-level"`
+	LogCacheHits        bool            `json:"log-cache-hits"`
+	LogCacheHitInterval metav1.Duration `json:"log-cache-hit-interval"`
+	ShutdownGrace       metav1.Duration `json:"shutdown-grace"`
 }
 
 // ClusterOptions is one extra cluster in the config file.
@@ -94,17 +101,18 @@ type ClusterOptions struct {
 // defaultServeOptions returns the defaults, before the file and flags.
 func defaultServeOptions() ServeOptions {
 	return ServeOptions{
-		GRPCListen:       defaultGRPCListen,
-		HTTPListen:       defaultHTTPListen,
-		Partition:        token.DefaultPartition,
-		STSTimeout:       metav1.Duration{Duration: defaultSTSTimeout},
-		STSRateLimit:     defaultSTSRateLimit,
-		STSRateBurst:     defaultSTSRateBurst,
-		CacheMaxEntries:  cache.DefaultMaxEntries,
-		CacheTTL:         metav1.Duration{Duration: cache.DefaultMaxTTL},
-		CacheNegativeTTL: metav1.Duration{Duration: cache.DefaultNegativeTTL},
-		LogLevel:         defaultLogLevel,
-		ShutdownGrace:    metav1.Duration{Duration: defaultShutdownGrace},
+		GRPCListen:          defaultGRPCListen,
+		HTTPListen:          defaultHTTPListen,
+		Partition:           token.DefaultPartition,
+		STSTimeout:          metav1.Duration{Duration: defaultSTSTimeout},
+		STSRateLimit:        defaultSTSRateLimit,
+		STSRateBurst:        defaultSTSRateBurst,
+		CacheMaxEntries:     cache.DefaultMaxEntries,
+		CacheTTL:            metav1.Duration{Duration: cache.DefaultMaxTTL},
+		CacheNegativeTTL:    metav1.Duration{Duration: cache.DefaultNegativeTTL},
+		LogLevel:            defaultLogLevel,
+		LogCacheHitInterval: metav1.Duration{Duration: check.DefaultHitSummaryInterval},
+		ShutdownGrace:       metav1.Duration{Duration: defaultShutdownGrace},
 	}
 }
 
@@ -130,6 +138,8 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.CacheNegativeTTL.Duration, "cache-negative-ttl", o.CacheNegativeTTL.Duration, "How long a token STS or the parser definitively rejected is remembered (throttling and outages are never cached).")
 	o.EC2Options.AddFlags(fs)
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "Log level: debug, info, warn or error.")
+	fs.BoolVar(&o.LogCacheHits, "log-cache-hits", o.LogCacheHits, "Log every allowed Check answered from the verification cache at info. Default: one \"cache hits\" line per identity per --log-cache-hit-interval (each hit at debug); misses, denials and errors are always logged one by one.")
+	fs.DurationVar(&o.LogCacheHitInterval.Duration, "log-cache-hit-interval", o.LogCacheHitInterval.Duration, "How often the cache-hit summary is logged (1s to 1h).")
 	fs.DurationVar(&o.ShutdownGrace.Duration, "shutdown-grace", o.ShutdownGrace.Duration, "On SIGTERM, how long in-flight Checks may take to finish.")
 }
 
@@ -250,6 +260,9 @@ func (o *ServeOptions) Validate() error {
 	}
 	if _, err := zapcore.ParseLevel(o.LogLevel); err != nil {
 		add("--log-level %q: want debug, info, warn or error", o.LogLevel)
+	}
+	if d := o.LogCacheHitInterval.Duration; d < minLogCacheHitInterval || d > maxLogCacheHitInterval {
+		add("--log-cache-hit-interval %s: must be between %s and %s", d, minLogCacheHitInterval, maxLogCacheHitInterval)
 	}
 	if o.ShutdownGrace.Duration < 0 {
 		add("--shutdown-grace %s: must not be negative", o.ShutdownGrace.Duration)

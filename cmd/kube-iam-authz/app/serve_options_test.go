@@ -108,7 +108,7 @@ clusters:
 		"--grpc-listen", "nope", "--http-listen", "127.0.0.1:9090", "--grpc-tls-cert", "c.pem",
 		"--partition", "aws-moon", "--sts-endpoint", "ftp://x", "--sts-timeout", "0s",
 		"--sts-rate-limit", "-1", "--cache-max-entries", "0", "--cache-ttl", "20m", "--cache-negative-ttl", "0s",
-		"--log-level", "loud", "--shutdown-grace", "-1s")
+		"--log-level", "loud", "--shutdown-grace", "-1s", "--log-cache-hit-interval", "10ms")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ clusters:
 		"--grpc-listen", "--grpc-tls-cert and --grpc-tls-key", "--cluster-id is required", "--mapping-file is required",
 		`name "default" is already used`, "clusterID is required", "mappingFile is required", `name "a" is already used`,
 		`clusterID "x" is already used`, "--partition", "--sts-endpoint", "--sts-timeout", "--sts-rate-limit",
-		"--cache-max-entries", "MaxTTL", "--cache-negative-ttl", "--log-level", "--shutdown-grace",
+		"--cache-max-entries", "MaxTTL", "--cache-negative-ttl", "--log-level", "--shutdown-grace", "--log-cache-hit-interval",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate error lacks %q", want)
