@@ -24,7 +24,7 @@ LONG_FUZZTIME ?= 10m
 export KIA_ENVOY := $(ENVOY)
 export KIA_BIN   := $(BIN)
 
-.PHONY: all debs build apiserver apiserver-check test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
+.PHONY: all debs build apiserver apiserver-check aiadiff-check test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
 
 all: build
 
@@ -40,6 +40,13 @@ apiserver:
 ## module's ./... never sees. No -race: it would recompile the whole k8s tree.
 apiserver-check: $(STATICCHECK)
 	cd integration/apiserver && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) mod verify && $(GO) test -count=1 ./...
+
+## aiadiff-check: the differential test against the real aws-iam-authenticator (its own
+## Go module, pinned in integration/aiadiff/go.mod): every mapping fixture, the real-world
+## shapes and the fuzz seeds; it logs files, principals and differences by divergence and
+## fails on any difference docs/mapping.md does not name. A few seconds once built.
+aiadiff-check: $(STATICCHECK)
+	cd integration/aiadiff && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) mod verify && $(GO) test -count=1 -v -run 'TestDifferentialAgainstAIA|FuzzDifferential' ./...
 
 ## debs: Debian packages the tests need, installed when missing (CI runs as root on a
 ## clean machine): etcd-server serves the real kube-apiserver, prometheus ships promtool.
@@ -82,11 +89,12 @@ unit:
 
 ## fuzz-smoke: every fuzz target for $(FUZZTIME) (go test runs one target at a time).
 fuzz-smoke:
-	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '/integration/apiserver/' | xargs grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func /:/'); do \
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v -e '/integration/apiserver/' -e '/integration/aiadiff/' | xargs grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func /:/'); do \
 	  file=$${spec%%:*}; target=$${spec##*:}; pkg=./$$(dirname $${file#./}); \
 	  echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
+	cd integration/aiadiff && $(GO) test -run='^$$' -fuzz='^FuzzDifferential$$' -fuzztime=$(FUZZTIME) .
 
 fuzz:
 	$(MAKE) fuzz-smoke FUZZTIME=$(LONG_FUZZTIME)
@@ -97,7 +105,7 @@ fuzz:
 integration: debs envoy build apiserver
 	$(GO) test -count=1 -tags integration -timeout 20m -parallel 8 ./envoy/... ./integration/...
 
-test: lint unit fuzz-smoke apiserver-check integration bench-smoke
+test: lint unit fuzz-smoke apiserver-check aiadiff-check integration bench-smoke
 
 ## soak: a long run through the real Envoy, not part of `make test` (issue 8): open-loop
 ## load with a mix of cached, new, malformed, forged and unmapped tokens, a mapping swap

@@ -2,7 +2,9 @@ package securitylint
 
 import (
 	"bufio"
+	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -80,7 +82,7 @@ func TestDependenciesArePinned(t *testing.T) {
 	requires := 0
 	for i, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 0 && f[0] == "replace" {
+		if len(f) > 0 && strings.HasPrefix(f[0], "replace") {
 			t.Errorf("go.mod:%d: %s: dependencies come from the module proxy at pinned versions", i+1, strings.TrimSpace(line))
 		}
 		if len(f) >= 2 && strings.HasPrefix(f[1], "v") && strings.Contains(f[0], ".") {
@@ -90,6 +92,7 @@ func TestDependenciesArePinned(t *testing.T) {
 	if requires == 0 {
 		t.Error("go.mod requires nothing?")
 	}
+	checkTestModules(t)
 	if _, err := os.Stat("../../go.sum"); err != nil {
 		t.Errorf("go.sum: %v", err)
 	}
@@ -100,6 +103,49 @@ func TestDependenciesArePinned(t *testing.T) {
 	for i, line := range strings.Split(string(mk), "\n") {
 		if strings.Contains(line, "@latest") || (strings.Contains(line, "pip install") && !strings.Contains(line, "==")) {
 			t.Errorf("Makefile:%d installs an unpinned tool: %s", i+1, strings.TrimSpace(line))
+		}
+	}
+}
+
+// ownModule is this repository's module path.
+const ownModule = "github.com/kube-iam-authz/kube-iam-authz"
+
+// checkTestModules: the test-only modules under integration/ (the API-server
+// stand-in, the differential test against aws-iam-authenticator) may replace
+// exactly one thing, this repository's own module, and only with the
+// repository itself (a relative path to the root), so that they test the
+// code in this tree. Any other replace, a replace block, or one pointing
+// elsewhere (a fork, another directory) is an error: their dependencies come
+// from the module proxy at pinned versions like the root module's.
+func checkTestModules(t *testing.T) {
+	t.Helper()
+	mods, err := filepath.Glob("../*/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mods) == 0 {
+		t.Fatal("no test-only modules found under integration/")
+	}
+	for _, mod := range mods {
+		data, err := os.ReadFile(mod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != "replace" {
+				continue
+			}
+			where := fmt.Sprintf("%s:%d: %s", strings.TrimPrefix(mod, "../"), i+1, strings.TrimSpace(line))
+			if len(f) != 4 || f[1] != ownModule || f[2] != "=>" {
+				t.Errorf("%s: a test module may only replace %s (with this repository)", where, ownModule)
+				continue
+			}
+			target, err := filepath.Abs(filepath.Join(filepath.Dir(mod), f[3]))
+			root, rerr := filepath.Abs("../..")
+			if err != nil || rerr != nil || !strings.HasPrefix(f[3], ".") || target != root {
+				t.Errorf("%s: %s must be replaced by the repository root as a relative path (../..), not %s", where, ownModule, f[3])
+			}
 		}
 	}
 }
