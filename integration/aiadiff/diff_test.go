@@ -99,11 +99,17 @@ func compareFile(tb testing.TB, name string, data map[string]string, ours []byte
 		if err != nil {
 			tb.Fatalf("%s: principal %s: %v", name, p.arn, err)
 		}
-		canonical := ourID.CanonicalARN
-		if _, c, err := arn.Canonicalize(p.arn); err == nil {
-			canonical = c
+		_, canonical, err := arnCanonicalize(p.arn)
+		if err != nil {
+			tb.Fatalf("%s: principal %s: AIA: %v", name, p.arn, err)
 		}
-		aiaID := &token.Identity{ARN: p.arn, CanonicalARN: canonical, AccountID: p.account, UserID: p.userID, SessionName: ourID.SessionName, AccessKeyID: p.accessKeyID}
+		if canonical != ourID.CanonicalARN {
+			tb.Fatalf("%s: principal %s: canonical ARN %s, AIA's %s", name, p.arn, ourID.CanonicalARN, canonical)
+		}
+		aiaID := aiaIdentity(p, canonical)
+		if aiaID.SessionName != ourID.SessionName {
+			tb.Fatalf("%s: principal %s: session name %q, AIA's %q", name, p.arn, ourID.SessionName, aiaID.SessionName)
+		}
 		want := store.aiaMap(aiaID, instanceDNS)
 		got := result{refused: true}
 		var match mapping.Match
@@ -162,6 +168,22 @@ func explain(parseErr, mapErr error, match mapping.Match, snap *mapping.Snapshot
 		return mapping.RuleSSO
 	}
 	return ""
+}
+
+// arnCanonicalize is AIA's canonicalisation of a principal ARN.
+var arnCanonicalize = arn.Canonicalize
+
+// aiaIdentity is the token.Identity AIA's verifier builds from a
+// GetCallerIdentity answer: the session name is the part of the UserId
+// after the colon for an assumed role.
+func aiaIdentity(p principal, canonical string) *token.Identity {
+	id := &token.Identity{ARN: p.arn, CanonicalARN: canonical, AccountID: p.account, UserID: p.userID, AccessKeyID: p.accessKeyID}
+	if strings.Contains(p.arn, ":assumed-role/") {
+		if _, s, ok := strings.Cut(p.userID, ":"); ok {
+			id.SessionName = s
+		}
+	}
+	return id
 }
 
 // principal is one STS GetCallerIdentity answer.

@@ -72,21 +72,25 @@ var aiaInstanceID = regexp.MustCompile(`^i-(\w{8}|\w{17})$`)
 
 var errNoInstance = errors.New("instance not found")
 
-// aiaMap returns every answer AIA may give for id: ConfigMapMapper.Map
-// returns the first matching role, else the first matching user, iterating
-// Go maps (so any matching entry may be the one); the server's doMapping
-// then renders templates (renderTemplate, restated) or, with no match,
-// allows an account listed in mapAccounts with the canonical ARN and no
-// groups. Matching is AIA's own RoleMapping.Matches / UserMapping.Matches on
-// the lower-cased canonical ARN.
-func (s aiaStore) aiaMap(id *token.Identity, dns func(string) (string, error)) []result {
-	subject := strings.ToLower(id.CanonicalARN)
-	var out []result
+// rawMatch is a matching entry before its templates are rendered.
+type rawMatch struct {
+	username string
+	groups   []string
+	sso      bool
+}
+
+// matches returns every entry ConfigMapMapper.Map may answer with for the
+// canonical ARN: it returns the first matching role, else the first
+// matching user, iterating Go maps, so any matching entry may be the one.
+// Matching is AIA's own RoleMapping.Matches / UserMapping.Matches on the
+// lower-cased canonical ARN. TestOracleIsTheRealConfigMapMapper checks this
+// against the real ConfigMapMapper fed through a watch.
+func (s aiaStore) matches(canonicalARN string) []rawMatch {
+	subject := strings.ToLower(canonicalARN)
+	var out []rawMatch
 	for _, r := range s.roles {
 		if r.Matches(subject) {
-			res := aiaRender(r.Username, r.Groups, id, dns)
-			res.viaSSO = r.SSO != nil
-			out = append(out, res)
+			out = append(out, rawMatch{username: r.Username, groups: r.Groups, sso: r.SSO != nil})
 		}
 	}
 	if len(out) > 0 {
@@ -94,8 +98,22 @@ func (s aiaStore) aiaMap(id *token.Identity, dns func(string) (string, error)) [
 	}
 	for _, u := range s.users {
 		if u.Matches(subject) {
-			out = append(out, aiaRender(u.Username, u.Groups, id, dns))
+			out = append(out, rawMatch{username: u.Username, groups: u.Groups})
 		}
+	}
+	return out
+}
+
+// aiaMap returns every answer AIA may give for id: the server's doMapping
+// renders the matched entry's templates (renderTemplate, restated below:
+// the handler is unexported) or, with no match, allows an account listed
+// in mapAccounts with the canonical ARN and no groups.
+func (s aiaStore) aiaMap(id *token.Identity, dns func(string) (string, error)) []result {
+	var out []result
+	for _, m := range s.matches(id.CanonicalARN) {
+		res := aiaRender(m.username, m.groups, id, dns)
+		res.viaSSO = m.sso
+		out = append(out, res)
 	}
 	if len(out) > 0 {
 		return out
