@@ -142,7 +142,11 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	var clusters []check.Cluster
 	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile}}, o.Clusters...)
 	for _, c := range all {
-		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics})
+		strict := o.MappingStrict
+		if c.MappingStrict != nil {
+			strict = *c.MappingStrict
+		}
+		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict})
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}

@@ -58,6 +58,9 @@ type ServeOptions struct {
 
 	ClusterID   string `json:"cluster-id"`
 	MappingFile string `json:"mapping-file"`
+	// MappingStrict refuses a mapping file with any error instead of
+	// dropping the invalid entries (all-or-nothing).
+	MappingStrict bool `json:"mapping-strict"`
 	// Clusters are extra clusters served from this process, selected per
 	// route by Envoy context_extensions (cluster_id or mapping).
 	Clusters []ClusterOptions `json:"clusters,omitempty"`
@@ -93,6 +96,8 @@ type ClusterOptions struct {
 	ClusterID string `json:"clusterID"`
 	// MappingFile is this cluster's aws-auth file.
 	MappingFile string `json:"mappingFile"`
+	// MappingStrict overrides --mapping-strict for this cluster's file.
+	MappingStrict *bool `json:"mappingStrict,omitempty"`
 	// UpstreamTokenFile is this cluster's own proxy token file; empty uses
 	// --upstream-token-file.
 	UpstreamTokenFile string `json:"upstreamTokenFile,omitempty"`
@@ -125,6 +130,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HTTPListen, "http-listen", o.HTTPListen, "Listen `ADDR` for the HTTP server serving /metrics, /healthz and /readyz.")
 	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "Required. Cluster `ID` tokens must be signed for (x-k8s-aws-id), for routes without context_extensions.")
 	fs.StringVar(&o.MappingFile, "mapping-file", o.MappingFile, "Required. aws-auth mapping `FILE` (ConfigMap YAML, its data, or kubectl get -o json/yaml output); reloaded when it changes.")
+	fs.BoolVar(&o.MappingStrict, "mapping-strict", o.MappingStrict, "Refuse a mapping file with any error (keeping the last good one) instead of dropping each entry that is invalid on its own, which is what aws-iam-authenticator does and the default. Per cluster in --config: mappingStrict.")
 	fs.StringVar(&o.Partition, "partition", o.Partition, "AWS partition of the STS endpoints tokens may be signed for.")
 	fs.StringSliceVar(&o.STSRegions, "sts-regions", o.STSRegions, "Restrict accepted STS endpoints to these regions (comma-separated; the global endpoint counts as us-east-1). Default: every region of the partition.")
 	fs.StringVar(&o.STSEndpoint, "sts-endpoint", o.STSEndpoint, "Send STS calls to this base `URL` instead of the token's STS host (tests, VPC endpoints); the signed Host is kept.")

@@ -35,10 +35,15 @@ sts-timeout: 3s
 sts-regions: [eu-west-1, us-east-1]
 cache-ttl: 1m
 grpc-listen: 127.0.0.1:7001
+mapping-strict: true
 clusters:
   - name: prod
     clusterID: prod-cluster
     mappingFile: /etc/aws-auth/prod.yaml
+    mappingStrict: false
+  - name: dev
+    clusterID: dev-cluster
+    mappingFile: /etc/aws-auth/dev.yaml
 `)
 	o, err := parseServe(t, "--config", cfg, "--cluster-id", "from-flag", "--sts-timeout", "4s")
 	if err != nil {
@@ -56,7 +61,10 @@ clusters:
 		"file address":               {o.GRPCListen, "127.0.0.1:7001"},
 		"default kept":               {o.HTTPListen, "127.0.0.1:9090"},
 		"default negative ttl kept":  {o.CacheNegativeTTL.Duration, 10 * time.Second},
-		"clusters from file":         {len(o.Clusters), 1},
+		"clusters from file":         {len(o.Clusters), 2},
+		"file mapping-strict":        {o.MappingStrict, true},
+		"cluster mappingStrict":      {*o.Clusters[0].MappingStrict, false},
+		"cluster inherits strict":    {o.Clusters[1].MappingStrict == nil, true},
 		"cluster name":               {o.Clusters[0].Name, "prod"},
 		"cluster id":                 {o.Clusters[0].ClusterID, "prod-cluster"},
 		"cluster mapping":            {o.Clusters[0].MappingFile, "/etc/aws-auth/prod.yaml"},
