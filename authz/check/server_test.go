@@ -92,6 +92,7 @@ type fixture struct {
 	bearer   *fakeBearer
 	registry *prometheus.Registry
 	logs     *bytes.Buffer
+	reviewer *fakeReviewer
 }
 
 type fixtureOptions struct {
@@ -101,6 +102,11 @@ type fixtureOptions struct {
 	panicWith   any
 	notReady    bool
 	extra       []Cluster
+	// allowImpersonation, reviewer, passthrough: the Options of the same
+	// names (a nil reviewer with allowImpersonation gets one allowing all).
+	allowImpersonation bool
+	reviewer           *fakeReviewer
+	passthrough        bool
 }
 
 func newFixture(t *testing.T, fo fixtureOptions) *fixture {
@@ -136,6 +142,14 @@ func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 	}
 	if fo.noUpstream {
 		opts.Upstream = nil
+	}
+	opts.AllowImpersonation, opts.PassthroughNonAWSTokens = fo.allowImpersonation, fo.passthrough
+	if fo.reviewer != nil {
+		opts.Reviewer = fo.reviewer
+		f.reviewer = fo.reviewer
+	} else if fo.allowImpersonation {
+		f.reviewer = &fakeReviewer{allowAll: true}
+		opts.Reviewer = f.reviewer
 	}
 	s, err := New(opts)
 	if err != nil {
