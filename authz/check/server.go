@@ -307,11 +307,11 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 		d.outcome = outcomeOK
 		return resp
 	}
-	hs, err := impersonate.Headers(res.Identity, user)
+	dec, err := impersonation(res.Identity, user)
 	if err != nil {
 		return s.deny(d, err)
 	}
-	resp, err := okResponse(hs, bearer)
+	resp, err := okResponse(dec.Headers, bearer)
 	if err != nil {
 		return s.deny(d, err)
 	}
