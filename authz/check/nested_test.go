@@ -13,6 +13,7 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // TestNestedDecisionLog: the decision line names the caller and the
@@ -372,6 +373,13 @@ func TestCheckNestedImpersonation(t *testing.T) {
 			fixture: fixtureOptions{allowImpersonation: true},
 			req:     raw(tokCarol, "impersonate-user", "bob"),
 			want:    wantDenied(t, "unmapped"), wantLabel: "unmapped", wantResult: "denied", wantVerify: 1,
+		},
+		"a caller refused without --as is refused with it": {
+			fixture: fixtureOptions{allowImpersonation: true, mapped: map[string]mapping.User{
+				carol.CanonicalARN: {Username: "carol", Groups: strings.Split("a b c d e f g h i j k l m n o p q", " ")},
+			}},
+			req:  raw(tokCarol, "impersonate-user", "bob"),
+			want: wantDenied(t, "too_many_groups"), wantLabel: "too_many_groups", wantResult: "denied", wantVerify: 1,
 		},
 		"without impersonation the flag changes nothing": {
 			fixture: fixtureOptions{allowImpersonation: true},

@@ -335,6 +335,12 @@ func (s *Server) nested(ctx context.Context, d *decision, rh requestHeaders, id 
 		return s.deny(d, err)
 	}
 	d.impersonated, d.impersonatedGroups = req.User, req.Groups
+	// The caller must be one the proxy could pass on by itself (the same
+	// limits as without --as): a nested impersonation is never a way
+	// around a refused mapping.
+	if _, err := impersonation(id, user); err != nil {
+		return s.deny(d, err)
+	}
 	hs, err := impersonate.NestedHeaders(id, user, req)
 	if err != nil {
 		return s.deny(d, err)

@@ -107,6 +107,8 @@ type fixtureOptions struct {
 	allowImpersonation bool
 	reviewer           *fakeReviewer
 	passthrough        bool
+	// mapped adds users to the mapper, by canonical ARN.
+	mapped map[string]mapping.User
 }
 
 func newFixture(t *testing.T, fo fixtureOptions) *fixture {
@@ -128,9 +130,13 @@ func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 			},
 			err: fo.mapperErr,
 		},
-		bearer:   &fakeBearer{tok: proxySA},
+		bearer: &fakeBearer{tok: proxySA},
+
 		registry: prometheus.NewRegistry(),
 		logs:     &bytes.Buffer{},
+	}
+	for arn, u := range fo.mapped {
+		f.mapper.set(arn, u)
 	}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(f.logs)), zap.DebugLevel)
 	opts := Options{
