@@ -2,7 +2,6 @@ package app
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,25 +19,8 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
 )
-
-// syncBuffer is an io.Writer safe for the server's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // logField returns the string field of the first log line with msg.
 func logField(logs, msg, field string) string {
@@ -57,7 +38,7 @@ func logField(logs, msg, field string) string {
 
 type served struct {
 	grpcAddr, httpAddr string
-	logs               *syncBuffer
+	logs               *testutil.SyncBuffer
 	cancel             context.CancelFunc
 	exit               chan int
 	client             authv3.AuthorizationClient
@@ -67,7 +48,7 @@ type served struct {
 func startServe(t *testing.T, args ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{logs: &syncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
+	s := &served{logs: &testutil.SyncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
 	go func() {
 		s.exit <- Run(ctx, append([]string{"serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, args...),
 			Streams{In: strings.NewReader(""), Out: io.Discard, Err: s.logs})
@@ -95,7 +76,7 @@ func startServe(t *testing.T, args ...string) *served {
 	return s
 }
 
-func waitUntil(t *testing.T, cond func() bool, what string, logs *syncBuffer) {
+func waitUntil(t *testing.T, cond func() bool, what string, logs *testutil.SyncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -268,7 +249,8 @@ func TestServeEndToEnd(t *testing.T) {
 // it in a CrashLoopBackOff log.
 func TestServeStartupFailures(t *testing.T) {
 	good := writeTemp(t, "aws-auth.yaml", "mapUsers: []\n")
-	bad := writeTemp(t, "bad.yaml", "mapRoles:\n  - rolearn: nope\n")
+	bad := writeTemp(t, "bad.yaml", "mapRoles: |\n  - rolearn: nope\n   - x\n")
+	badEntry := writeTemp(t, "entry.yaml", "mapRoles:\n  - rolearn: nope\n")
 	notPEM := writeTemp(t, "ca.pem", "not a certificate\n")
 	empty := writeTemp(t, "token", "\n")
 	ca := harness.NewCA(t)
@@ -289,9 +271,12 @@ func TestServeStartupFailures(t *testing.T) {
 			path:     "/nonexistent/aws-auth.yaml",
 		},
 		"invalid mapping file": {
-			args: []string{"--cluster-id", "c", "--mapping-file", bad},
-			wantLine: "--mapping-file " + bad + ` is not a valid aws-auth mapping (2 problems, first: line 2: mapRoles[0].rolearn: invalid ARN: "nope": arn: invalid prefix): ` +
-				"fix the file; kube-iam-authz mapping check --mapping-file " + bad + " lists every one",
+			args:     []string{"--cluster-id", "c", "--mapping-file", bad},
+			wantLine: "--mapping-file " + bad + ` is not a valid aws-auth mapping (1 problem, first: line 2: mapRoles: YAML syntax error: did not find expected '-' indicator): fix the file; kube-iam-authz mapping check --mapping-file ` + bad + " lists every one",
+		},
+		"invalid entry with --mapping-strict": {
+			args:     []string{"--cluster-id", "c", "--mapping-strict", "--mapping-file", badEntry},
+			wantLine: "--mapping-file " + badEntry + ` is not a valid aws-auth mapping (2 problems, first: line 2: mapRoles[0].rolearn: invalid ARN: "nope": arn: invalid prefix): fix the file; kube-iam-authz mapping check --mapping-file ` + badEntry + " lists every one",
 		},
 		"missing mapping file of a config cluster": {
 			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--config", cfg},
@@ -340,7 +325,7 @@ func TestServeStartupFailures(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			logs := &syncBuffer{}
+			logs := &testutil.SyncBuffer{}
 			code := Run(ctx, append([]string{"serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, tc.args...),
 				Streams{In: strings.NewReader(""), Out: io.Discard, Err: logs})
 			if code == 0 {
