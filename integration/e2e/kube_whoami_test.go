@@ -70,7 +70,9 @@ func TestWhoami(t *testing.T) {
 				}
 
 				events := k.WaitAuditEvents(t, whoamiPath, func(e harness.AuditEvent) bool {
-					return e.Verb == "create" && e.RequestReceivedTimestamp.After(since) &&
+					// This chain's request: its proxy token authenticated it (other tests
+					// share the API server and the identities).
+					return e.Verb == "create" && e.RequestReceivedTimestamp.After(since) && c.KubeProxyToken.Authenticated(e) &&
 						e.ImpersonatedUser != nil && e.ImpersonatedUser.Username == want.Username
 				})
 				for _, e := range events {
