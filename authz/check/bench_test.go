@@ -35,6 +35,11 @@ mapUsers:
 // (the encoding cost is measured), and a request shaped like Envoy's with
 // encode_raw_headers (a dozen headers, a 1.5 KB token).
 func benchServer(b *testing.B, logging bool) (*Server, *authv3.CheckRequest) {
+	return benchServerLogging(b, logging, false)
+}
+
+// benchServerLogging is benchServer with Options.LogCacheHits set as given.
+func benchServerLogging(b *testing.B, logging, logCacheHits bool) (*Server, *authv3.CheckRequest) {
 	b.Helper()
 	tok := "k8s-aws-v1." + strings.Repeat("aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8", 42)
 	fv := &fakeVerifier{results: map[string]verify.Result{
@@ -59,11 +64,12 @@ func benchServer(b *testing.B, logging bool) (*Server, *authv3.CheckRequest) {
 		log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	}
 	s, err := New(Options{
-		Verifier:   c,
-		Clusters:   []Cluster{{Name: "default", ID: "dev-cluster", Mapper: mapper}},
-		Upstream:   &fakeBearer{tok: proxySA},
-		Logger:     log,
-		Registerer: prometheus.NewRegistry(),
+		Verifier:     c,
+		Clusters:     []Cluster{{Name: "default", ID: "dev-cluster", Mapper: mapper}},
+		Upstream:     &fakeBearer{tok: proxySA},
+		Logger:       log,
+		Registerer:   prometheus.NewRegistry(),
+		LogCacheHits: logCacheHits,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -83,14 +89,17 @@ func benchServer(b *testing.B, logging bool) (*Server, *authv3.CheckRequest) {
 
 // BenchmarkCheckCacheHit is one Check answered from the verification cache:
 // header scan, token fingerprint, HMAC cache lookup, mapping, response
-// reuse, metrics and (log=json) the decision log line encoded as JSON.
+// reuse, metrics and the decision log: log=json counts the hit in the
+// cache-hit summary (serve's default), log=json-every-hit encodes one JSON
+// line per hit (--log-cache-hits), log=off logs nothing.
 func BenchmarkCheckCacheHit(b *testing.B) {
-	b.Run("log=json", func(b *testing.B) { benchCheckCacheHit(b, true) })
-	b.Run("log=off", func(b *testing.B) { benchCheckCacheHit(b, false) })
+	b.Run("log=json", func(b *testing.B) { benchCheckCacheHit(b, true, false) })
+	b.Run("log=json-every-hit", func(b *testing.B) { benchCheckCacheHit(b, true, true) })
+	b.Run("log=off", func(b *testing.B) { benchCheckCacheHit(b, false, false) })
 }
 
-func benchCheckCacheHit(b *testing.B, logging bool) {
-	s, req := benchServer(b, logging)
+func benchCheckCacheHit(b *testing.B, logging, logCacheHits bool) {
+	s, req := benchServerLogging(b, logging, logCacheHits)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

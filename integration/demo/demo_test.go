@@ -19,12 +19,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
 )
 
 const (
@@ -70,27 +70,9 @@ func buildDriver(t *testing.T) string {
 	return out
 }
 
-// syncBuffer is a bytes.Buffer safe for the child's writes and our reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type run struct {
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *testutil.SyncBuffer
 	stateDir string
 	done     chan struct{}
 	err      error
@@ -102,7 +84,7 @@ func startDriver(t *testing.T, oneshot bool, extra ...string) *run {
 	envoy := harness.EnvoyPath(t)
 	bins := binDir(t)
 	driver := buildDriver(t)
-	r := &run{out: &syncBuffer{}, stateDir: filepath.Join(t.TempDir(), "state"), done: make(chan struct{})}
+	r := &run{out: &testutil.SyncBuffer{}, stateDir: filepath.Join(t.TempDir(), "state"), done: make(chan struct{})}
 	args := append([]string{"--free-ports", "--state-dir", r.stateDir, "--bin-dir", bins, "--envoy", envoy, "--repo", repoRoot}, extra...)
 	r.cmd = exec.Command(driver, args...)
 	r.cmd.Env = append(os.Environ(), fmt.Sprintf("DEMO_ONESHOT=%t", oneshot))

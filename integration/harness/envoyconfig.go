@@ -27,6 +27,11 @@ type RenderOptions struct {
 	// above apply (e.g. each API server cluster's trusted CA file to the CA of the
 	// stand-in it reaches).
 	Files map[string]string
+	// Stats also runs the config's stats listeners (Envoy's /stats/prometheus, see
+	// envoyconfig.RuleStatsListener) on free ports, listed with the other listeners
+	// in the returned LocalPorts. Without it they are left out of the rendering, so
+	// every returned listener is one that fronts an API server.
+	Stats bool
 	// Edit, if set, changes the loaded config before rendering (e.g. a shorter
 	// max_stream_duration for a test). The reviewed policy still applies unless the
 	// test means to break it.
@@ -58,7 +63,11 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 		APIServers: map[string]string{},
 		Files:      map[string]string{},
 	}
-	for _, name := range inv.Listeners {
+	listeners := inv.Listeners
+	if o.Stats {
+		listeners = append(listeners, inv.StatsListeners...)
+	}
+	for _, name := range listeners {
 		p.Listeners[name] = FreeAddr(t)
 	}
 	for _, name := range inv.APIServers {
@@ -122,4 +131,19 @@ func UpstreamTLSOf(t testing.TB, configPath string) map[string]UpstreamTLS {
 		}
 	}
 	return out
+}
+
+// StatsListenersOf returns the stats listeners (Envoy's /stats/prometheus) of the
+// config at configPath.
+func StatsListenersOf(t testing.TB, configPath string) []string {
+	t.Helper()
+	b, err := envoyconfig.Load(configPath)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	inv, err := envoyconfig.Inventorize(b)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return inv.StatsListeners
 }

@@ -12,6 +12,7 @@ import (
 	awsarn "github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/spf13/cobra"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
@@ -143,6 +144,9 @@ func (o *MapOptions) Run(ctx context.Context, streams Streams) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.MappingFile, err)
 	}
+	for _, p := range snap.Dropped() {
+		fmt.Fprintf(streams.Err, "%s: error (entry dropped): %s\n", o.MappingFile, p)
+	}
 	for _, w := range snap.Warnings() {
 		fmt.Fprintf(streams.Err, "%s: warning: %s\n", o.MappingFile, w)
 	}
@@ -166,20 +170,20 @@ func (o *MapOptions) Run(ctx context.Context, streams Streams) error {
 	if err != nil {
 		return err
 	}
-	user, match, mapErr := mapper.Explain(ctx, id)
+	// Explain only says which entry matched; the decision itself comes
+	// from check.Decide, the function serve's Check uses, so the dry run
+	// applies every limit serve applies.
 	res := mapResult{Identity: toMapIdentity(id)}
-	if match != (mapping.Match{}) {
+	if _, match, _ := mapper.Explain(ctx, id); match != (mapping.Match{}) {
 		res.Match = match.String()
 	}
-	var headers []impersonate.Header
-	if mapErr == nil {
-		headers, mapErr = impersonate.Headers(id, user)
-	}
+	dec, mapErr := check.Decide(ctx, mapper, id)
+	headers := dec.Headers
 	if mapErr != nil {
 		res.Error = mapErr.Error()
 	} else {
 		res.Mapped = true
-		res.Username, res.Groups, res.UID = user.Username, user.Groups, impersonate.UID(id)
+		res.Username, res.Groups, res.UID = dec.User.Username, dec.User.Groups, impersonate.UID(id)
 		res.Extra = map[string][]string{}
 		for _, e := range impersonate.Extras(id) {
 			if e.Value != "" {
@@ -201,7 +205,8 @@ func (o *MapOptions) Run(ctx context.Context, streams Streams) error {
 	}
 	if mapErr != nil {
 		code := 1
-		if errors.Is(mapErr, mapping.ErrUnmapped) || errors.Is(mapErr, mapping.ErrForbidden) || errors.Is(mapErr, impersonate.ErrInvalidValue) {
+		if errors.Is(mapErr, mapping.ErrUnmapped) || errors.Is(mapErr, mapping.ErrForbidden) ||
+			errors.Is(mapErr, impersonate.ErrInvalidValue) || errors.Is(mapErr, check.ErrTooManyGroups) {
 			code = exitNotMapped
 		}
 		return &exitError{code: code, err: mapErr}

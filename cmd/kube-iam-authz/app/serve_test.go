@@ -2,7 +2,6 @@ package app
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,25 +18,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
 )
-
-// syncBuffer is an io.Writer safe for the server's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // logField returns the string field of the first log line with msg.
 func logField(logs, msg, field string) string {
@@ -56,7 +37,7 @@ func logField(logs, msg, field string) string {
 
 type served struct {
 	grpcAddr, httpAddr string
-	logs               *syncBuffer
+	logs               *testutil.SyncBuffer
 	cancel             context.CancelFunc
 	exit               chan int
 	client             authv3.AuthorizationClient
@@ -66,7 +47,7 @@ type served struct {
 func startServe(t *testing.T, args ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{logs: &syncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
+	s := &served{logs: &testutil.SyncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
 	go func() {
 		s.exit <- Run(ctx, append([]string{"serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, args...),
 			Streams{In: strings.NewReader(""), Out: io.Discard, Err: s.logs})
@@ -94,7 +75,7 @@ func startServe(t *testing.T, args ...string) *served {
 	return s
 }
 
-func waitUntil(t *testing.T, cond func() bool, what string, logs *syncBuffer) {
+func waitUntil(t *testing.T, cond func() bool, what string, logs *testutil.SyncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -268,17 +249,18 @@ func TestServeStartupFailures(t *testing.T) {
 		args []string
 		want string
 	}{
-		"missing required flags":    {args: nil, want: "--cluster-id is required"},
-		"missing mapping file":      {args: []string{"--cluster-id", "c", "--mapping-file", "/nonexistent/aws-auth.yaml"}, want: "aws-auth.yaml"},
-		"invalid mapping file":      {args: []string{"--cluster-id", "c", "--mapping-file", writeTemp(t, "bad.yaml", "mapRoles:\n  - rolearn: nope\n")}, want: "invalid aws-auth mapping"},
-		"missing upstream token":    {args: []string{"--cluster-id", "c", "--mapping-file", good, "--upstream-token-file", "/nonexistent/token"}, want: "upstream token"},
-		"http STS endpoint by name": {args: []string{"--cluster-id", "c", "--mapping-file", good, "--sts-endpoint", "http://sts.example.com"}, want: "loopback"},
+		"missing required flags":              {args: nil, want: "--cluster-id is required"},
+		"missing mapping file":                {args: []string{"--cluster-id", "c", "--mapping-file", "/nonexistent/aws-auth.yaml"}, want: "aws-auth.yaml"},
+		"invalid mapping file":                {args: []string{"--cluster-id", "c", "--mapping-file", writeTemp(t, "bad.yaml", "mapRoles: |\n  - rolearn: nope\n   - x\n")}, want: "invalid aws-auth mapping"},
+		"invalid entry with --mapping-strict": {args: []string{"--cluster-id", "c", "--mapping-strict", "--mapping-file", writeTemp(t, "entry.yaml", "mapRoles:\n  - rolearn: nope\n")}, want: "mapRoles[0].rolearn: invalid ARN"},
+		"missing upstream token":              {args: []string{"--cluster-id", "c", "--mapping-file", good, "--upstream-token-file", "/nonexistent/token"}, want: "upstream token"},
+		"http STS endpoint by name":           {args: []string{"--cluster-id", "c", "--mapping-file", good, "--sts-endpoint", "http://sts.example.com"}, want: "loopback"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			logs := &syncBuffer{}
+			logs := &testutil.SyncBuffer{}
 			code := Run(ctx, append([]string{"serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, tc.args...),
 				Streams{In: strings.NewReader(""), Out: io.Discard, Err: logs})
 			if code == 0 {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -72,7 +71,7 @@ func (o tokenOptions) Validate() error {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("--role-arn: %w", err))
-		case a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || !slices.Contains(identity.Partitions, a.Partition):
+		case a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || !identity.IsPartition(a.Partition):
 			errs = append(errs, fmt.Errorf("--role-arn %q is not an IAM role ARN", o.RoleARN))
 		}
 	}

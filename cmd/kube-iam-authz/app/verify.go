@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -38,8 +37,8 @@ func (o VerifyOptions) Validate() error {
 	if o.ClusterID == "" {
 		errs = append(errs, errors.New("--cluster-id is required: a token is only valid for the cluster it was signed for"))
 	}
-	if !slices.Contains(identity.Partitions, o.Partition) {
-		errs = append(errs, fmt.Errorf("--partition %q is not one of %s", o.Partition, strings.Join(identity.Partitions, ", ")))
+	if !identity.IsPartition(o.Partition) {
+		errs = append(errs, fmt.Errorf("--partition %q is not one of %s", o.Partition, strings.Join(identity.Partitions(), ", ")))
 	}
 	if err := o.stsOptions().Validate(); err != nil {
 		errs = append(errs, err)
