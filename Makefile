@@ -27,8 +27,10 @@ FUZZTIME      ?= 30s
 LONG_FUZZTIME ?= 10m
 
 # Build stamps (kube-iam-authz version, kube_iam_authz_build_info): the nearest
-# tag (or "dev"), and the commit with "-dirty" for a changed tree.
-VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo dev)
+# v* tag, else the Helm chart's appVersion marked -dev; and the commit, with
+# "-dirty" for a changed tree.
+CHART_APP_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' examples/helm/kube-iam-authz/Chart.yaml)
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo $(CHART_APP_VERSION)-dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 VERSION_PKG := github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app
 LDFLAGS     := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT)
@@ -37,7 +39,7 @@ export KIA_ENVOY := $(ENVOY)
 export KIA_BIN   := $(BIN)
 export KIA_HELM  := $(HELM)
 
-.PHONY: all debs helm build apiserver apiserver-check kube-apiserver test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
+.PHONY: all debs helm build apiserver apiserver-check aiadiff-check kube-apiserver test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
 
 all: build
 
@@ -53,6 +55,13 @@ apiserver:
 ## module's ./... never sees. No -race: it would recompile the whole k8s tree.
 apiserver-check: $(STATICCHECK)
 	cd integration/apiserver && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) mod verify && $(GO) test -count=1 ./...
+
+## aiadiff-check: the differential test against the real aws-iam-authenticator (its own
+## Go module, pinned in integration/aiadiff/go.mod): every mapping fixture, the real-world
+## shapes and the fuzz seeds; it logs files, principals and differences by divergence and
+## fails on any difference docs/mapping.md does not name. A few seconds once built.
+aiadiff-check: $(STATICCHECK)
+	cd integration/aiadiff && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) mod verify && $(GO) test -count=1 -v -run 'TestDifferentialAgainstAIA|FuzzDifferential' ./...
 
 ## kube-apiserver: the real kube-apiserver $(KUBE_VERSION), built from its own module
 ## (integration/kubeapiserver) with the version stamped the way Kubernetes' release
@@ -123,11 +132,12 @@ unit: debs $(HELM)
 
 ## fuzz-smoke: every fuzz target for $(FUZZTIME) (go test runs one target at a time).
 fuzz-smoke:
-	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '/integration/apiserver/' | xargs grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func /:/'); do \
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v -e '/integration/apiserver/' -e '/integration/aiadiff/' | xargs grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func /:/'); do \
 	  file=$${spec%%:*}; target=$${spec##*:}; pkg=./$$(dirname $${file#./}); \
 	  echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
 	  $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
+	cd integration/aiadiff && $(GO) test -run='^$$' -fuzz='^FuzzDifferential$$' -fuzztime=$(FUZZTIME) .
 
 fuzz:
 	$(MAKE) fuzz-smoke FUZZTIME=$(LONG_FUZZTIME)
@@ -138,7 +148,7 @@ fuzz:
 integration: debs envoy build apiserver kube-apiserver
 	$(GO) test -count=1 -tags integration -timeout 20m -parallel 8 ./envoy/... ./integration/...
 
-test: lint unit fuzz-smoke apiserver-check integration bench-smoke
+test: lint unit fuzz-smoke apiserver-check aiadiff-check integration bench-smoke
 
 ## soak: a long run through the real Envoy, not part of `make test` (issue 8): open-loop
 ## load with a mix of cached, new, malformed, forged and unmapped tokens, a mapping swap

@@ -54,7 +54,7 @@ func TestHelmLint(t *testing.T) {
 }
 
 // TestHelmRequiredValues: a chart that cannot work refuses to render, and says
-// which value to set.
+// which value to set (values.schema.json catches misspelt keys and wrong types).
 func TestHelmRequiredValues(t *testing.T) {
 	tests := map[string]struct {
 		set     []string
@@ -65,7 +65,10 @@ func TestHelmRequiredValues(t *testing.T) {
 		"cert-manager, no issuer":  {set: []string{"clusterId=c", "tls.certManager.enabled=true"}, wantErr: "tls.certManager.issuerRef.name is required"},
 		"existing mapping unnamed": {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=existingConfigMap"}, wantErr: "awsAuth.existingConfigMap.name is required"},
 		"cluster mapping source":   {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=cluster"}, wantErr: "needs serve --mapping-configmap"},
-		"unknown mapping source":   {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=file"}, wantErr: `awsAuth.source "file"`},
+		"unknown mapping source":   {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=file"}, wantErr: "awsAuth.source"},
+		"misspelt value":           {set: []string{"clusterID=c", "tls.existingSecret=s"}, wantErr: "additional properties 'clusterID' not allowed"},
+		"unknown service type":     {set: []string{"clusterId=c", "tls.existingSecret=s", "service.type=Public"}, wantErr: "service.type"},
+		"serve arg without --":     {set: []string{"clusterId=c", "tls.existingSecret=s", "serve.extraArgs={cache-ttl=5m}"}, wantErr: "serve.extraArgs"},
 		"minimal":                  {set: []string{"clusterId=c", "tls.existingSecret=s"}},
 	}
 	for name, tc := range tests {

@@ -75,7 +75,10 @@ func where(source Source, index, line int) string {
 }
 
 // compile validates raw entries and builds the snapshot's indexes. It
-// reports every problem; the caller discards the snapshot if there are any.
+// reports every problem. An entry with an error is dropped: it is kept in
+// the index (so that it still replaces an earlier entry for the same ARN)
+// but never matches. Whether structural errors or, in strict mode, any
+// error discards the snapshot is the caller's decision.
 func (d *decoder) compile(doc *document) *Snapshot {
 	if d.exhausted {
 		return nil
@@ -99,6 +102,7 @@ func (d *decoder) compile(doc *document) *Snapshot {
 		// per entry avoids growing the map while compiling.
 		compiled: make(map[string]compiledName, len(doc.roles)+len(doc.users)),
 	}
+	c.snap.counts.Dropped = doc.droppedAccounts
 	for i := range doc.roles {
 		c.role(&doc.roles[i])
 	}
@@ -109,26 +113,69 @@ func (d *decoder) compile(doc *document) *Snapshot {
 		c.account(a)
 	}
 	s := c.snap
-	s.counts = Counts{Roles: len(s.roles), SSO: len(s.sso), Users: len(s.users), Accounts: len(s.accounts)}
+	for _, index := range []map[string]*entry{s.roles, s.sso, s.users} {
+		for _, e := range index {
+			if e.drop != nil {
+				continue
+			}
+			switch {
+			case e.sso:
+				s.counts.SSO++
+			case e.source == SourceRoles:
+				s.counts.Roles++
+			default:
+				s.counts.Users++
+			}
+		}
+	}
+	s.counts.Accounts = len(s.accounts)
 	for v := varAccountID; v <= varEC2PrivateDNSName; v++ {
 		if c.usedVars&(1<<v) != 0 {
 			s.templates = append(s.templates, v.String())
 		}
 	}
 	slices.Sort(s.templates)
-	if len(d.errs) == 0 && s.counts.Total() == 0 {
+	if d.nstructural == 0 && s.counts.Total() == 0 {
 		d.warnf(0, "", "the mapping has no entries: every identity is unmapped")
 	}
 	return s
 }
 
+// finish ends an entry's scope, marks it dropped if it had an error, and
+// indexes it under key (unless key is empty: nothing could match it). A
+// later entry for the same key replaces the earlier one, as in
+// aws-iam-authenticator, which stores entries in a map by ARN in file order.
+func (c *compiler) finish(e *entry, r *rawEntry, before int, index map[string]*entry, key string, path func() string) {
+	p := c.endEntry(before)
+	if r.problem != nil {
+		p = r.problem
+	}
+	if p != nil {
+		e.drop = p
+		c.snap.counts.Dropped++
+	}
+	if key == "" {
+		return
+	}
+	if prev, dup := index[key]; dup && c.wantWarning() {
+		switch {
+		case e.drop != nil && prev.drop == nil:
+			c.warnf(r.line, path(), "duplicate of %s, which it replaces; this entry is dropped, so neither applies (%s)", prev.ref(), RuleShadowed)
+		default:
+			c.warnf(r.line, path(), "duplicate of %s; this later entry replaces it, as in aws-iam-authenticator", prev.ref())
+		}
+	}
+	index[key] = e
+}
+
 func (c *compiler) role(r *rawEntry) {
+	before := c.beginEntry()
 	// Paths are built only when a problem is reported: this runs for
 	// every entry of files with thousands.
 	path := func() string { return indexPath(string(SourceRoles), r.index) }
 	e := &entry{source: SourceRoles, index: r.index, line: r.line}
 	var key string
-	var index map[string]*entry
+	index := c.snap.roles
 	switch {
 	case r.sso != nil && r.arn.set:
 		c.errorf(r.line, path(), "only one of rolearn or sso may be set")
@@ -137,11 +184,10 @@ func (c *compiler) role(r *rawEntry) {
 		e.sso = true
 		e.arn = key
 		if r.userID.set {
-			c.errorf(r.userID.line, path()+".userid", "cannot pin an sso entry to one principal: it matches every role of its permission set")
+			c.ruleErrorf(RuleUserID, r.userID.line, path()+".userid", "cannot pin an sso entry to one principal: it matches every role of its permission set")
 		}
 	case r.arn.set:
-		e.arn, key = c.roleARN(r.arn, func() string { return path() + ".rolearn" })
-		index = c.snap.roles
+		e.arn, key = c.principalARN(r.arn, SourceRoles, func() string { return path() + ".rolearn" })
 	default:
 		if !r.broken {
 			c.errorf(r.line, path(), "one of rolearn or sso is required")
@@ -149,30 +195,37 @@ func (c *compiler) role(r *rawEntry) {
 	}
 	c.names(e, r, path)
 	c.pin(e, r, path)
-	if key == "" {
-		return
-	}
-	if prev, dup := index[key]; dup {
-		switch {
-		case e.sso:
-			c.errorf(r.line, path()+".sso", "duplicate of %s: same partition, account and permission set", where(prev.source, prev.index, prev.line))
-		case strings.EqualFold(prev.arn, e.arn):
-			c.errorf(r.arn.line, path()+".rolearn", "duplicate of %s", where(prev.source, prev.index, prev.line))
-		default:
-			// Anchors C.13: role/dev/admin and role/prod/admin both arrive
-			// from STS as assumed-role/admin/..., so which mapping applies
-			// would depend on file order.
-			c.errorf(r.arn.line, path()+".rolearn", "%s has the same role name as %s (%s) in another path; STS session ARNs carry no path, so the two cannot be told apart", e.arn, where(prev.source, prev.index, prev.line), prev.arn)
-		}
-		return
-	}
-	index[key] = e
+	c.finish(e, r, before, index, key, path)
 }
 
-// roleARN validates a rolearn and returns it canonicalised plus its index key.
-func (c *compiler) roleARN(f rawField, path func() string) (canonical, key string) {
+func (c *compiler) user(r *rawEntry) {
+	before := c.beginEntry()
+	path := func() string { return indexPath(string(SourceUsers), r.index) }
+	e := &entry{source: SourceUsers, index: r.index, line: r.line}
+	var key string
+	if r.arn.set {
+		e.arn, key = c.principalARN(r.arn, SourceUsers, func() string { return path() + ".userarn" })
+	} else if !r.broken {
+		c.errorf(r.line, path()+".userarn", "is required")
+	}
+	c.names(e, r, path)
+	c.pin(e, r, path)
+	c.finish(e, r, before, c.snap.users, key, path)
+}
+
+// principalARN validates the ARN of a mapRoles or mapUsers entry and
+// returns it and its index key (the lower-cased ARN), or "" when the entry
+// can never match. aws-iam-authenticator compares the ARN as written,
+// case-insensitively, with the principal's canonical ARN (an assumed-role
+// session becomes arn:P:iam::A:role/NAME, without the role's path), first
+// against every mapRoles entry, then every mapUsers entry; the kind of ARN
+// does not matter. So a role ARN under mapUsers maps that role's sessions
+// (after mapRoles), and an ARN that no canonical ARN can equal (a role
+// path, an STS session ARN, a malformed ARN) grants nothing: such an entry
+// is dropped with the fix in the message.
+func (c *compiler) principalARN(f rawField, source Source, path func() string) (canonical, key string) {
 	if strings.TrimSpace(f.value) != f.value {
-		c.errorf(f.line, path(), "has leading or trailing whitespace")
+		c.errorf(f.line, path(), "has leading or trailing whitespace, so it never equals a principal's ARN")
 		return "", ""
 	}
 	canonical, kind, err := identity.Canonicalize(f.value)
@@ -180,31 +233,38 @@ func (c *compiler) roleARN(f rawField, path func() string) (canonical, key strin
 		c.errorf(f.line, path(), "%v", err)
 		return "", ""
 	}
+	_, _, resource, _ := splitARN(canonical)
 	switch kind {
-	case identity.KindRole:
 	case identity.KindAssumedRole:
-		c.warnf(f.line, path(), "is an STS session ARN; it is matched as the role %s, for every session", canonical)
-	default:
-		c.errorf(f.line, path(), "is an IAM %s ARN, not a role; map it in mapUsers", kind)
+		c.errorf(f.line, path(), "is an STS session ARN, which never equals a principal's canonical ARN; write the role ARN %s", canonical)
 		return "", ""
+	case identity.KindRole:
+		name := resource[strings.LastIndexByte(resource, '/')+1:]
+		if !isRoleName(name) {
+			c.errorf(f.line, path(), "role name %q is not a valid IAM role name", name)
+			return "", ""
+		}
+		if len(resource) != len("role/")+len(name) {
+			head := canonical[:len(canonical)-len(resource)]
+			hint := ""
+			if strings.HasPrefix(strings.ToLower(resource), "role/aws-reserved/sso.amazonaws.com/") {
+				hint = " (an IAM Identity Center role: or map its permission set with sso:)"
+			}
+			c.errorf(f.line, path(), "has a role path, which the ARNs of role sessions do not carry, so it never matches (as in aws-iam-authenticator); write %srole/%s%s", head, name, hint)
+			return "", ""
+		}
+		if source == SourceUsers && c.wantWarning() {
+			c.warnf(f.line, path(), "is a role ARN under mapUsers; like aws-iam-authenticator this maps the role's sessions, after every mapRoles entry; move it to mapRoles")
+		}
+	default:
+		if source == SourceRoles && c.wantWarning() {
+			c.warnf(f.line, path(), "is an IAM %s ARN under mapRoles; like aws-iam-authenticator this maps it, before every mapUsers entry; move it to mapUsers", kind)
+		}
 	}
 	if !c.accountOf(canonical, f.line, path) {
 		return "", ""
 	}
-	// identity.StripPath semantics, without parsing the ARN a third time:
-	// the key is the lower-cased arn:partition:iam::account:role/name.
-	_, _, resource, _ := splitARN(canonical)
-	name := resource[strings.LastIndexByte(resource, '/')+1:]
-	if !isRoleName(name) {
-		c.errorf(f.line, path(), "role name %q is not a valid IAM role name", name)
-		return "", ""
-	}
-	if len(resource) != len("role/")+len(name) && c.wantWarning() {
-		c.warnf(f.line, path(), "the role path is ignored: STS session ARNs carry no path, so this matches the role named %q", name)
-	}
-	head := canonical[:len(canonical)-len(resource)]
-	key = string(appendLower(appendLower(appendLower(make([]byte, 0, len(head)+len("role/")+len(name)), head), "role/"), name))
-	return canonical, key
+	return canonical, lowerASCII(canonical)
 }
 
 // accountOf checks the account field of an ARN.
@@ -240,7 +300,7 @@ func (c *compiler) ssoKey(s *rawSSO, path string) string {
 	if s.partition.set {
 		// The reference builds an empty partition into its pattern whenever
 		// partition is set, so such entries never match (reference §4.7).
-		// Here a set partition is used as written.
+		// Here a set partition is used as written (RuleSSO).
 		partition = s.partition.value
 		if !identity.IsPartition(partition) {
 			c.errorf(s.partition.line, path+".partition", "%q is not an AWS partition (known: %s)", partition, strings.Join(identity.Partitions(), ", "))
@@ -260,41 +320,6 @@ func accountMessage(f rawField) string {
 	return fmt.Sprintf("%q is not a 12-digit account ID", f.value)
 }
 
-func (c *compiler) user(r *rawEntry) {
-	path := func() string { return indexPath(string(SourceUsers), r.index) }
-	e := &entry{source: SourceUsers, index: r.index, line: r.line}
-	c.names(e, r, path)
-	c.pin(e, r, path)
-	if !r.arn.set {
-		if !r.broken {
-			c.errorf(r.line, path()+".userarn", "is required")
-		}
-		return
-	}
-	apath := func() string { return path() + ".userarn" }
-	canonical, kind, err := identity.Canonicalize(r.arn.value)
-	if err != nil {
-		c.errorf(r.arn.line, apath(), "%v", err)
-		return
-	}
-	switch kind {
-	case identity.KindUser, identity.KindRoot, identity.KindFederatedUser:
-	default:
-		c.errorf(r.arn.line, apath(), "is a role ARN, not a user; map it in mapRoles")
-		return
-	}
-	if !c.accountOf(canonical, r.arn.line, apath) {
-		return
-	}
-	e.arn = canonical
-	key := lowerASCII(canonical)
-	if prev, dup := c.snap.users[key]; dup {
-		c.errorf(r.arn.line, apath(), "duplicate of %s", where(prev.source, prev.index, prev.line))
-		return
-	}
-	c.snap.users[key] = e
-}
-
 // pin validates the optional userid / roleid.
 func (c *compiler) pin(e *entry, r *rawEntry, path func() string) {
 	if !r.userID.set {
@@ -302,12 +327,13 @@ func (c *compiler) pin(e *entry, r *rawEntry, path func() string) {
 	}
 	id := r.userID.value
 	if !isUniqueID(id) {
-		c.errorf(r.userID.line, path()+".userid", "%q is not an IAM unique ID (letters and digits, such as AROAEXAMPLE...)", id)
+		c.ruleErrorf(RuleUserID, r.userID.line, path()+".userid", "%q is not an IAM unique ID (letters and digits, such as AROAEXAMPLE...)", id)
 		return
 	}
 	if prev, dup := c.userIDs[id]; dup {
-		c.errorf(r.userID.line, path()+".userid", "duplicate of %s", prev)
-		return
+		// One principal has one ARN, so at most one of the two can match
+		// it; harmless, but likely a copy-and-paste slip.
+		c.warnf(r.userID.line, path()+".userid", "duplicate of %s", prev)
 	}
 	c.userIDs[id] = entryRef{source: e.source, index: e.index, line: e.line}
 	e.userID = id
@@ -318,7 +344,7 @@ func (c *compiler) names(e *entry, r *rawEntry, path func() string) {
 	e.literal = true
 	if !r.username.set {
 		if !r.broken {
-			c.errorf(r.line, path()+".username", "is required")
+			c.ruleErrorf(RuleEmptyName, r.line, path()+".username", "is required")
 		}
 	} else {
 		e.username = c.template(e, r.username, func() string { return path() + ".username" })
@@ -376,8 +402,15 @@ func firstGroup(groups []rawField, seen map[string]int, i int) int {
 func (c *compiler) template(e *entry, f rawField, path func() string) *template {
 	t, err := c.compileName(f.value)
 	if err != nil {
-		c.errorf(f.line, path(), "%v", err)
+		c.ruleErrorf(RuleOf(err), f.line, path(), "%v", err)
 		return nil
+	}
+	if hasSpace(f.value) && c.wantWarning() {
+		if strings.Contains(f.value, " - ") {
+			c.warnf(f.line, path(), "%q contains whitespace; is a YAML list item mis-indented so that two groups became one?", f.value)
+		} else {
+			c.warnf(f.line, path(), "%q contains whitespace", f.value)
+		}
 	}
 	if t.literal() {
 		return t
@@ -406,6 +439,9 @@ func (c *compiler) compileName(s string) (*template, error) {
 	err := checkName(s)
 	if err == nil {
 		t, err = compileTemplate(s)
+		if err != nil {
+			err = &ruleError{rule: RuleTemplateSyntax, err: err}
+		}
 	}
 	c.compiled[s] = compiledName{t: t, err: err}
 	return t, err
@@ -420,7 +456,10 @@ func (c *compiler) account(f rawField) {
 	i := f.index
 	path := indexPath(string(SourceAccounts), i)
 	if !isAccountID(f.value) {
+		before := c.beginEntry()
 		c.errorf(f.line, path, "%s", accountMessage(f))
+		c.endEntry(before)
+		c.snap.counts.Dropped++
 		return
 	}
 	if f.number {

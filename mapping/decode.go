@@ -75,8 +75,10 @@ type rawEntry struct {
 	userID   rawField
 	sso      *rawSSO
 	// broken is set when decoding the entry already reported a problem, so
-	// that validation does not pile "is required" on top of it.
-	broken bool
+	// that validation does not pile "is required" on top of it; problem is
+	// the first one.
+	broken  bool
+	problem *Problem
 }
 
 type rawSSO struct {
@@ -91,7 +93,8 @@ type document struct {
 	roles    []rawEntry
 	users    []rawEntry
 	accounts []rawField
-	// accountsIndex remembers each account's position in mapAccounts.
+	// droppedAccounts counts mapAccounts items dropped while decoding.
+	droppedAccounts int
 }
 
 // decoder accumulates problems; it never stops at the first one.
@@ -100,14 +103,57 @@ type decoder struct {
 	warns     []Problem
 	budget    int
 	exhausted bool
+
+	// nerrs counts every error, also those past the maxProblems cap, and
+	// nstructural those outside an entry: whether an entry is dropped or
+	// the file refused must not depend on how many problems are listed.
+	nerrs, nstructural int
+	// inEntry is set while one mapRoles, mapUsers or mapAccounts entry is
+	// decoded or compiled: errors then drop that entry only.
+	inEntry bool
+	// entryProblem is the first error of the current entry.
+	entryProblem *Problem
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
+	d.ruleErrorf("", line, path, format, args...)
+}
+
+// ruleErrorf records an error that stems from a divergence Rule.
+func (d *decoder) ruleErrorf(rule string, line int, path, format string, args ...any) {
+	d.nerrs++
+	if !d.inEntry {
+		d.nstructural++
+	}
+	p := Problem{Line: line, Path: path, Message: fmt.Sprintf(format, args...), Entry: d.inEntry, Rule: rule}
+	if d.inEntry && d.entryProblem == nil {
+		d.entryProblem = &p
+	}
 	if len(d.errs) >= maxProblems {
-		d.errs = addProblem(d.errs, Problem{}) // only the marker is kept
+		d.errs = addProblem(d.errs, Problem{Entry: d.inEntry}) // only the marker is kept
 		return
 	}
-	d.errs = addProblem(d.errs, Problem{Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
+	d.errs = addProblem(d.errs, p)
+}
+
+// beginEntry starts an entry's scope; the returned count tells endEntry
+// whether the entry had errors.
+func (d *decoder) beginEntry() int {
+	d.inEntry, d.entryProblem = true, nil
+	return d.nerrs
+}
+
+// endEntry ends an entry's scope and returns its first error, nil if it
+// had none.
+func (d *decoder) endEntry(before int) *Problem {
+	d.inEntry = false
+	if d.nerrs == before {
+		return nil
+	}
+	if d.entryProblem == nil {
+		return &Problem{Message: "invalid entry"}
+	}
+	return d.entryProblem
 }
 
 func (d *decoder) warnf(line int, path, format string, args ...any) {
@@ -143,7 +189,10 @@ func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
 	d.budget--
 	if d.budget < 0 && !d.exhausted {
 		d.exhausted = true
+		inEntry := d.inEntry
+		d.inEntry = false // the whole file is refused, not one entry
 		d.errorf(0, "", "the document expands to more than %d YAML nodes (aliases included); refusing to decode it", maxNodes)
+		d.inEntry = inEntry
 	}
 	if n != nil && n.Kind == yaml.AliasNode {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
@@ -236,7 +285,9 @@ func (d *decoder) configMap(root *yaml.Node, doc *document) {
 	}
 }
 
-// dataKey checks a data or top-level key and reports unknown ones.
+// dataKey checks a data or top-level key and reports unknown ones. They are
+// ignored, as aws-iam-authenticator ignores them (so `mapusers` grants
+// nothing), with a warning: `mapping check --strict` fails on it.
 func (d *decoder) dataKey(k *yaml.Node, path string) bool {
 	switch k.Value {
 	case keyRoles, keyUsers, keyAccounts:
@@ -244,11 +295,11 @@ func (d *decoder) dataKey(k *yaml.Node, path string) bool {
 	}
 	for _, known := range []string{keyRoles, keyUsers, keyAccounts} {
 		if strings.EqualFold(k.Value, known) {
-			d.errorf(k.Line, path, "unknown key; keys are case-sensitive, did you mean %s? (aws-iam-authenticator ignores it silently)", known)
+			d.warnf(k.Line, path, "unknown key, ignored; keys are case-sensitive, did you mean %s? (aws-iam-authenticator ignores it too)", known)
 			return false
 		}
 	}
-	d.errorf(k.Line, path, "unknown key (known: mapRoles, mapUsers, mapAccounts)")
+	d.warnf(k.Line, path, "unknown key, ignored (known: mapRoles, mapUsers, mapAccounts)")
 	return false
 }
 
@@ -337,14 +388,15 @@ func (d *decoder) list(doc *document, key string, n *yaml.Node, loc locator) {
 		}
 		path := indexPath(key, i)
 		item = d.resolve(item)
+		before := d.beginEntry()
 		switch key {
 		case keyAccounts:
 			f := d.scalar(item, loc, path, "", true)
-			if !f.set && !isNull(item) {
-				continue
-			}
-			if !f.set {
+			if !f.set && isNull(item) {
 				d.errorf(loc.at(item), path, "is empty")
+			}
+			if d.endEntry(before) != nil {
+				doc.droppedAccounts++
 				continue
 			}
 			f.index = i
@@ -353,12 +405,18 @@ func (d *decoder) list(doc *document, key string, n *yaml.Node, loc locator) {
 			if doc.roles == nil {
 				doc.roles = make([]rawEntry, 0, len(n.Content))
 			}
-			doc.roles = append(doc.roles, d.entry(item, loc, path, i, true))
+			e := d.entry(item, loc, path, i, true)
+			e.problem = d.endEntry(before)
+			e.broken = e.problem != nil
+			doc.roles = append(doc.roles, e)
 		case keyUsers:
 			if doc.users == nil {
 				doc.users = make([]rawEntry, 0, len(n.Content))
 			}
-			doc.users = append(doc.users, d.entry(item, loc, path, i, false))
+			e := d.entry(item, loc, path, i, false)
+			e.problem = d.endEntry(before)
+			e.broken = e.problem != nil
+			doc.users = append(doc.users, e)
 		}
 	}
 }
@@ -374,11 +432,9 @@ func (d *decoder) entry(n *yaml.Node, loc locator, path string, index int, role 
 		if role {
 			what = "rolearn"
 		}
-		d.errorf(e.line, path, "must be a mapping with %s, username and groups, found %s", what, kindName(n))
-		e.broken = true
+		d.ruleErrorf(RuleWrongType, e.line, path, "must be a mapping with %s, username and groups, found %s", what, kindName(n))
 		return e
 	}
-	errsBefore := len(d.errs)
 	// Known fields seen so far (a fixed set, so no map per entry).
 	var seen [len(entryFields)]bool
 	var seenLine [len(entryFields)]int
@@ -388,7 +444,7 @@ func (d *decoder) entry(n *yaml.Node, loc locator, path string, index int, role 
 		name := strings.ToLower(k.Value)
 		if slot := fieldSlot(name); slot >= 0 {
 			if seen[slot] {
-				d.errorf(loc.at(k), path+"."+name, "duplicate field (first at line %d; field names are case-insensitive)", seenLine[slot])
+				d.ruleErrorf(RuleDuplicateField, loc.at(k), path+"."+name, "duplicate field (first at line %d; field names are case-insensitive)", seenLine[slot])
 				continue
 			}
 			seen[slot], seenLine[slot] = true, loc.at(k)
@@ -402,26 +458,28 @@ func (d *decoder) entry(n *yaml.Node, loc locator, path string, index int, role 
 			e.arn = d.scalar(v, loc, path, name, false)
 		case name == "userid", role && name == "roleid":
 			if idKey != "" {
-				d.errorf(loc.at(k), path+"."+name, "both %s and %s are set; use one", idKey, name)
+				d.ruleErrorf(RuleUserID, loc.at(k), path+"."+name, "both %s and %s are set; use one", idKey, name)
 				continue
 			}
 			idKey = name
 			e.userID = d.scalar(v, loc, path, "userid", false)
 		case role && name == "sso":
 			e.sso = d.sso(v, loc, path+".sso")
+		// Unknown fields are ignored, as aws-iam-authenticator's JSON
+		// decoding ignores them: a misspelt rolearn leaves the entry without
+		// one (dropped), a misspelt groups leaves it without groups.
 		case role && name == "userarn":
-			d.errorf(loc.at(k), path+"."+name, "userarn belongs in mapUsers; mapRoles entries use rolearn")
+			d.warnf(loc.at(k), path+"."+name, "ignored: userarn belongs in mapUsers; mapRoles entries use rolearn (any principal's ARN works there)")
 		case !role && name == "rolearn":
-			d.errorf(loc.at(k), path+"."+name, "rolearn belongs in mapRoles; mapUsers entries use userarn")
+			d.warnf(loc.at(k), path+"."+name, "ignored: rolearn belongs in mapRoles; mapUsers entries use userarn (any principal's ARN works there)")
 		default:
 			known := "userarn, username, groups, userid"
 			if role {
 				known = "rolearn, sso, username, groups, userid (or roleid)"
 			}
-			d.errorf(loc.at(k), path+"."+name, "unknown field (known: %s)", known)
+			d.warnf(loc.at(k), path+"."+name, "unknown field, ignored (known: %s)", known)
 		}
 	}
-	e.broken = len(d.errs) > errsBefore
 	return e
 }
 
@@ -440,7 +498,7 @@ func fieldSlot(name string) int {
 func (d *decoder) sso(n *yaml.Node, loc locator, path string) *rawSSO {
 	s := &rawSSO{line: loc.at(n)}
 	if n.Kind != yaml.MappingNode {
-		d.errorf(s.line, path, "must be a mapping with permissionSetName, accountID and optional partition, found %s", kindName(n))
+		d.ruleErrorf(RuleWrongType, s.line, path, "must be a mapping with permissionSetName, accountID and optional partition, found %s", kindName(n))
 		return s
 	}
 	seen := map[string]int{}
@@ -448,7 +506,7 @@ func (d *decoder) sso(n *yaml.Node, loc locator, path string) *rawSSO {
 		k, v := d.resolve(n.Content[i]), d.resolve(n.Content[i+1])
 		name := strings.ToLower(k.Value)
 		if prev, dup := seen[name]; dup {
-			d.errorf(loc.at(k), path+"."+k.Value, "duplicate field (first at line %d; field names are case-insensitive)", prev)
+			d.ruleErrorf(RuleDuplicateField, loc.at(k), path+"."+k.Value, "duplicate field (first at line %d; field names are case-insensitive)", prev)
 			continue
 		}
 		seen[name] = loc.at(k)
@@ -460,7 +518,7 @@ func (d *decoder) sso(n *yaml.Node, loc locator, path string) *rawSSO {
 		case "partition":
 			s.partition = d.scalar(v, loc, path, "partition", false)
 		default:
-			d.errorf(loc.at(k), path+"."+k.Value, "unknown field (known: permissionSetName, accountID, partition)")
+			d.warnf(loc.at(k), path+"."+k.Value, "unknown field, ignored (known: permissionSetName, accountID, partition)")
 		}
 	}
 	return s
@@ -477,6 +535,10 @@ func (d *decoder) scalar(n *yaml.Node, loc locator, path, field string, numberOK
 	switch {
 	case isNull(n):
 		return f
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!str" && !numberOK && isPlain(n) && yaml11NonString(n.Value):
+		// aws-iam-authenticator reads these strings as YAML 1.1 (through
+		// sigs.k8s.io/yaml), where yes, on, 0o17 or 1_000 are not strings.
+		d.ruleErrorf(RuleWrongType, f.line, joinPath(path, field), "must be a string, found %q, which YAML 1.1 (read by aws-iam-authenticator) takes for a boolean, number or date; quote it", n.Value)
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!str":
 		f.value, f.set = n.Value, true
 	case n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") && numberOK && allDigits(n.Value):
@@ -484,9 +546,9 @@ func (d *decoder) scalar(n *yaml.Node, loc locator, path, field string, numberOK
 		// the literal text keeps the leading zero.
 		f.value, f.set, f.number = n.Value, true, true
 	case n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool"):
-		d.errorf(f.line, joinPath(path, field), "must be a string, found %s %s; quote it", kindName(n), n.Value)
+		d.ruleErrorf(RuleWrongType, f.line, joinPath(path, field), "must be a string, found %s %s; quote it", kindName(n), n.Value)
 	default:
-		d.errorf(f.line, joinPath(path, field), "must be a string, found %s", kindName(n))
+		d.ruleErrorf(RuleWrongType, f.line, joinPath(path, field), "must be a string, found %s", kindName(n))
 	}
 	return f
 }
@@ -506,11 +568,11 @@ func (d *decoder) stringList(n *yaml.Node, loc locator, path string) []rawField 
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(loc.at(n), path, "must be a list of strings (`groups: [a, b]` or one `- name` per line), found %s", kindName(n))
+		d.ruleErrorf(RuleWrongType, loc.at(n), path, "must be a list of strings (`groups: [a, b]` or one `- name` per line), found %s", kindName(n))
 		return nil
 	}
 	if len(n.Content) > maxGroups {
-		d.errorf(loc.at(n), path, "has %d groups, more than %d", len(n.Content), maxGroups)
+		d.ruleErrorf(RuleTooManyGroups, loc.at(n), path, "has %d groups, more than %d", len(n.Content), maxGroups)
 		return nil
 	}
 	out := make([]rawField, 0, len(n.Content))
@@ -519,14 +581,14 @@ func (d *decoder) stringList(n *yaml.Node, loc locator, path string) []rawField 
 			return nil
 		}
 		item = d.resolve(item)
-		if item.Kind == yaml.ScalarNode && item.Tag == "!!str" {
+		if item.Kind == yaml.ScalarNode && item.Tag == "!!str" && !(isPlain(item) && yaml11NonString(item.Value)) {
 			// The common case, without building a path nobody reads.
 			out = append(out, rawField{value: item.Value, line: loc.at(item), set: true})
 			continue
 		}
 		ipath := indexPath(path, i)
 		if isNull(item) {
-			d.errorf(loc.at(item), ipath, "is empty")
+			d.ruleErrorf(RuleEmptyName, loc.at(item), ipath, "is empty")
 			continue
 		}
 		d.scalar(item, loc, ipath, "", false) // reports the type problem

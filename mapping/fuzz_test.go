@@ -45,8 +45,26 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse is not deterministic: %v", err)
 		}
 		c := snap.Counts()
-		if c.Roles != len(snap.roles) || c.SSO != len(snap.sso) || c.Users != len(snap.users) || c.Accounts != len(snap.accounts) {
+		live := func(index map[string]*entry) (n int) {
+			for _, e := range index {
+				if e.drop == nil {
+					n++
+				}
+			}
+			return n
+		}
+		if c.Roles+c.Users != live(snap.roles)+live(snap.users) || c.SSO != live(snap.sso) || c.Accounts != len(snap.accounts) {
 			t.Fatalf("Counts %+v disagree with the indexes", c)
+		}
+		if (c.Dropped > 0) != (len(snap.Dropped()) > 0) {
+			t.Fatalf("Counts.Dropped = %d but %d dropped problems", c.Dropped, len(snap.Dropped()))
+		}
+		strict, err := ParseWith(data, ParseOptions{Strict: true})
+		if (err == nil) != (c.Dropped == 0 && len(snap.Dropped()) == 0) {
+			t.Fatalf("strict Parse error = %v with %d dropped entries", err, c.Dropped)
+		}
+		if err == nil && strict.Counts() != c {
+			t.Fatalf("strict Counts %+v, default %+v", strict.Counts(), c)
 		}
 		for _, id := range ids {
 			if _, err := snap.Lookup(id); err != nil && !errors.Is(err, ErrUnmapped) {

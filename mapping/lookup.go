@@ -39,14 +39,16 @@ func (e *entry) match() Match {
 // an allocation.
 const lookupBuf = 256
 
-// Lookup finds the entry for id in the reference's order: mapRoles (an exact
-// role ARN before an sso permission set), then mapUsers, then mapAccounts.
-// The comparison is on the canonical ARN, case-insensitively (IAM names are
-// unique case-insensitively); role ARNs are compared by role name, since
-// STS session ARNs carry no path. An entry pinned to a principal ID
-// (userid) matches only that principal, so a deleted and recreated role of
-// the same name falls through to the next list, like an EKS access entry.
-// No match is an error wrapping ErrUnmapped.
+// Lookup finds the entry for id in aws-iam-authenticator's order: mapRoles
+// (an exact ARN before an sso permission set), then mapUsers, then
+// mapAccounts. An entry's ARN is compared with the identity's canonical ARN
+// (an assumed-role session as arn:P:iam::A:role/NAME), case-insensitively
+// (IAM names are unique case-insensitively), whichever list it is in: a
+// role ARN under mapUsers maps that role's sessions after mapRoles, as the
+// reference does. A dropped entry never matches, and neither does an entry
+// pinned (userid) to another principal ID, so a deleted and recreated role
+// of the same name falls through to the next list, like an EKS access
+// entry. No match is an error wrapping ErrUnmapped.
 func (s *Snapshot) Lookup(id identity.Identity) (Match, error) {
 	arn := id.CanonicalARN
 	partition, account, resource, ok := splitARN(arn)
@@ -54,24 +56,32 @@ func (s *Snapshot) Lookup(id identity.Identity) (Match, error) {
 		return Match{}, fmt.Errorf("%w: %q is not an ARN", ErrUnmapped, arn)
 	}
 	var buf [lookupBuf]byte
-	var pinned *entry
+	key := appendLower(buf[:0], arn)
+	var skipped *entry
+	use := func(e *entry) bool {
+		if e == nil {
+			return false
+		}
+		if e.drop == nil && (e.userID == "" || e.userID == id.PrincipalID) {
+			return true
+		}
+		if skipped == nil {
+			skipped = e
+		}
+		return false
+	}
+	if e := s.roles[string(key)]; use(e) {
+		return e.match(), nil
+	}
 	if strings.HasPrefix(resource, "role/") {
 		name := resource[strings.LastIndexByte(resource, '/')+1:]
-		key := appendLower(appendLower(buf[:0], arn[:len(arn)-len(resource)]), "role/")
-		key = appendLower(key, name)
-		if e := s.roles[string(key)]; e != nil {
-			if e.userID == "" || e.userID == id.PrincipalID {
-				return e.match(), nil
-			}
-			pinned = e
-		} else if e := s.ssoLookup(buf[:0], partition, account, name); e != nil {
+		var sbuf [lookupBuf]byte
+		if e := s.ssoLookup(sbuf[:0], partition, account, name); use(e) {
 			return e.match(), nil
 		}
-	} else if e := s.users[string(appendLower(buf[:0], arn))]; e != nil {
-		if e.userID == "" || e.userID == id.PrincipalID {
-			return e.match(), nil
-		}
-		pinned = e
+	}
+	if e := s.users[string(key)]; use(e) {
+		return e.match(), nil
 	}
 	acct := id.AccountID
 	if acct == "" {
@@ -80,10 +90,47 @@ func (s *Snapshot) Lookup(id identity.Identity) (Match, error) {
 	if a, ok := s.accounts[acct]; ok {
 		return Match{Source: SourceAccounts, Index: a.index, Line: a.line}, nil
 	}
-	if pinned != nil {
-		return Match{}, fmt.Errorf("%w: %s matches %s, which is pinned to another principal ID (deleted and recreated?)", ErrUnmapped, arn, where(pinned.source, pinned.index, pinned.line))
+	if skipped != nil {
+		return Match{}, skipped.skipError(id)
 	}
 	return Match{}, fmt.Errorf("%w: no mapRoles, mapUsers or mapAccounts entry for %s", ErrUnmapped, arn)
+}
+
+// skipError explains why an entry that matches id's ARN was not used.
+func (e *entry) skipError(id identity.Identity) error {
+	if e.drop != nil {
+		rule := e.drop.Rule
+		if rule == "" {
+			rule = RuleShadowed // invalid to both; it only shadows
+		}
+		return &ruleError{rule: rule, err: fmt.Errorf("%w: %s matches %s, which is dropped: %s", ErrUnmapped, id.CanonicalARN, e.ref(), e.drop.String())}
+	}
+	return &ruleError{rule: RuleUserID, err: fmt.Errorf("%w: %s matches %s, which is pinned to another principal ID (deleted and recreated?)", ErrUnmapped, id.CanonicalARN, e.ref())}
+}
+
+// Bypassed lists, for a decision log or the differential test, the entries
+// whose ARN matches id but which Lookup passed over: dropped ones and ones
+// pinned to another principal, each as the error Lookup would give (RuleOf
+// names its divergence).
+func (s *Snapshot) Bypassed(id identity.Identity) []error {
+	partition, account, resource, ok := splitARN(id.CanonicalARN)
+	if !ok {
+		return nil
+	}
+	key := lowerASCII(id.CanonicalARN)
+	candidates := []*entry{s.roles[key]}
+	if strings.HasPrefix(resource, "role/") {
+		name := resource[strings.LastIndexByte(resource, '/')+1:]
+		candidates = append(candidates, s.ssoLookup(nil, partition, account, name))
+	}
+	candidates = append(candidates, s.users[key])
+	var out []error
+	for _, e := range candidates {
+		if e != nil && (e.drop != nil || (e.userID != "" && e.userID != id.PrincipalID)) {
+			out = append(out, e.skipError(id))
+		}
+	}
+	return out
 }
 
 // ssoPrefix is the name IAM Identity Center gives the roles it provisions;

@@ -116,7 +116,7 @@ func (m *Mapper) render(ctx context.Context, match Match, id identity.Identity) 
 	// and either would let a session name forge structure in a name such
 	// as system:node:<name> (anchors C.12).
 	if e.usesSession && strings.ContainsAny(id.SessionName, ":/") {
-		return User{}, fmt.Errorf("%w: %s: session name %q contains ':' or '/'", ErrForbidden, match, id.SessionName)
+		return User{}, &ruleError{rule: RuleNameChars, err: fmt.Errorf("%w: %s: session name %q contains ':' or '/'", ErrForbidden, match, id.SessionName)}
 	}
 	if e.usesDNS {
 		name, err := m.privateDNSName(ctx, id.SessionName)
@@ -127,13 +127,13 @@ func (m *Mapper) render(ctx context.Context, match Match, id identity.Identity) 
 	}
 	username := e.username.render(&v)
 	if err := checkRendered(e.username, username); err != nil {
-		return User{}, fmt.Errorf("%w: %s: username %w", ErrForbidden, match, err)
+		return User{}, &ruleError{rule: RuleOf(err), err: fmt.Errorf("%w: %s: username %w", ErrForbidden, match, err)}
 	}
 	groups := make([]string, len(e.groups))
 	for i, t := range e.groups {
 		groups[i] = t.render(&v)
 		if err := checkRendered(t, groups[i]); err != nil {
-			return User{}, fmt.Errorf("%w: %s: group %w", ErrForbidden, match, err)
+			return User{}, &ruleError{rule: RuleOf(err), err: fmt.Errorf("%w: %s: group %w", ErrForbidden, match, err)}
 		}
 	}
 	if len(groups) == 0 {
@@ -144,7 +144,7 @@ func (m *Mapper) render(ctx context.Context, match Match, id identity.Identity) 
 
 func (m *Mapper) privateDNSName(ctx context.Context, session string) (string, error) {
 	if !instanceIDPattern.MatchString(session) {
-		return "", fmt.Errorf("%w: session name %q is not an EC2 instance ID", ErrForbidden, session)
+		return "", &ruleError{rule: RuleInstanceID, err: fmt.Errorf("%w: session name %q is not an EC2 instance ID", ErrForbidden, session)}
 	}
 	if m.ec2 == nil {
 		return "", fmt.Errorf("%w: no EC2 resolver is configured", ErrUnavailable)
@@ -172,10 +172,10 @@ func checkRendered(t *template, rendered string) error {
 		return nil
 	}
 	if err := checkName(rendered); err != nil {
-		return fmt.Errorf("from template %q %w", t.raw, err)
+		return &ruleError{rule: RuleOf(err), err: fmt.Errorf("from template %q %w", t.raw, err)}
 	}
 	if p := reservedPrefix(rendered); p != "" && reservedPrefix(t.prefix) != p {
-		return fmt.Errorf("from template %q rendered %q, which starts with the reserved prefix %q that the template does not spell out", t.raw, rendered, p)
+		return &ruleError{rule: RuleReservedTemplate, err: fmt.Errorf("from template %q rendered %q, which starts with the reserved prefix %q that the template does not spell out", t.raw, rendered, p)}
 	}
 	return nil
 }

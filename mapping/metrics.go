@@ -36,6 +36,7 @@ type Metrics struct {
 	lastSuccess  *prometheus.GaugeVec
 	lastReloadOK *prometheus.GaugeVec
 	entries      *prometheus.GaugeVec
+	dropped      *prometheus.GaugeVec
 	info         *prometheus.GaugeVec
 
 	mu    sync.Mutex
@@ -64,13 +65,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "kube_iam_authz_mapping_entries",
 			Help: "Entries of the mapping in force by kind: role, sso, user, account.",
 		}, []string{"mapping", "kind"}),
+		dropped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kube_iam_authz_mapping_dropped_entries",
+			Help: "Entries of the mapping in force that are invalid on their own and were dropped (they grant nothing); the log lists each with FILE:LINE.",
+		}, []string{"mapping"}),
 		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kube_iam_authz_mapping_info",
 			Help: "Always 1; sha256 is the content hash of the mapping file in force (compare with sha256sum).",
 		}, []string{"mapping", "sha256"}),
 		names: map[string]bool{},
 	}
-	for _, c := range []prometheus.Collector{m.reloads, m.lastSuccess, m.lastReloadOK, m.entries, m.info} {
+	for _, c := range []prometheus.Collector{m.reloads, m.lastSuccess, m.lastReloadOK, m.entries, m.dropped, m.info} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("mapping: registering metrics: %w", err)
 		}
@@ -120,6 +125,7 @@ func (s *storeMetrics) swapped(snap *Snapshot, unixSeconds float64) {
 	s.m.entries.WithLabelValues(s.name, "sso").Set(float64(c.SSO))
 	s.m.entries.WithLabelValues(s.name, "user").Set(float64(c.Users))
 	s.m.entries.WithLabelValues(s.name, "account").Set(float64(c.Accounts))
+	s.m.dropped.WithLabelValues(s.name).Set(float64(c.Dropped))
 	s.m.info.DeletePartialMatch(prometheus.Labels{"mapping": s.name})
 	s.m.info.WithLabelValues(s.name, snap.Hash()).Set(1)
 }

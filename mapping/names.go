@@ -19,41 +19,47 @@ const maxNameLen = 1024
 var reservedPrefixes = [...]string{"system:", "eks:", "aws:", "amazon:", "iam:"}
 
 // checkName is the load-time and request-time shape check of a username or
-// group. A comma matters because header lists are comma-joined: Envoy or a
-// client library folding several Impersonate-Group values into one line would
-// turn "a,system:masters" into two groups. Whitespace is refused because the
+// group; its errors carry their Rule. A comma matters because header lists
+// are comma-joined: Envoy or a client library folding several
+// Impersonate-Group values into one line would turn "a,system:masters" into
+// two groups. Control characters (CR, LF, NUL...) could split or truncate
+// headers, and HTTP trims leading and trailing whitespace, so such a name
+// would reach the API server changed. Inner spaces pass (see hasSpace): the
 // classic aws-auth mis-indentation (an extra space before "- system:nodes")
-// yields one group "system:bootstrappers - system:nodes" that the reference
-// accepts silently. Control characters (CR, LF, NUL...) could split or
-// truncate headers.
+// yields one group "system:bootstrappers - system:nodes", which
+// aws-iam-authenticator accepts too; it is warned about at load time.
 func checkName(s string) error {
 	if s == "" {
-		return fmt.Errorf("is empty")
+		return &ruleError{rule: RuleEmptyName, err: fmt.Errorf("is empty")}
 	}
 	if len(s) > maxNameLen {
-		return fmt.Errorf("is %d bytes long, more than %d", len(s), maxNameLen)
+		return &ruleError{rule: RuleNameChars, err: fmt.Errorf("is %d bytes long, more than %d", len(s), maxNameLen)}
 	}
 	if asciiNameOK(s) {
 		return nil // the common case, decided without decoding runes
 	}
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("is not valid UTF-8")
+		return &ruleError{rule: RuleNameChars, err: fmt.Errorf("is not valid UTF-8")}
+	}
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return &ruleError{rule: RuleNameChars, err: fmt.Errorf("%q has leading or trailing whitespace, which HTTP header values lose", s)}
 	}
 	for _, r := range s {
 		switch {
 		case r == ',':
-			return fmt.Errorf("%q contains a comma, which would split it into two names when header values are joined", s)
+			return &ruleError{rule: RuleNameChars, err: fmt.Errorf("%q contains a comma, which would split it into two names when header values are joined", s)}
 		case unicode.IsControl(r):
-			return fmt.Errorf("%q contains a control character %U", s, r)
-		case unicode.IsSpace(r):
-			if strings.Contains(s, " - ") {
-				return fmt.Errorf("%q contains whitespace; is a YAML list item mis-indented so that two groups became one?", s)
-			}
-			return fmt.Errorf("%q contains whitespace", s)
+			return &ruleError{rule: RuleNameChars, err: fmt.Errorf("%q contains a control character %U", s, r)}
 		}
 	}
 	return nil
 }
+
+// hasSpace reports whether a name that passed checkName has inner
+// whitespace, which is legal but most often a YAML slip.
+func hasSpace(s string) bool { return strings.ContainsFunc(s, unicode.IsSpace) }
 
 // asciiNameOK reports whether s is printable ASCII without a comma or a
 // space: such a name passes every check of checkName. Anything else (also a

@@ -87,21 +87,9 @@ func TestParseShapes(t *testing.T) {
 			wantWarnings: []string{"the mapping has no entries"},
 		},
 		"yaml anchors and aliases for shared groups": {
-			in:         "mapRoles:\n  - rolearn: arn:aws:iam::111122223333:role/A\n    username: a\n    groups: &g [x, y]\n  - rolearn: arn:aws:iam::111122223333:role/B\n    username: b\n    groups: *g\n",
+			in:         "mapRoles:\n  - rolearn: arn:aws:iam::111122223333:role/A\n    username: a\n    groups: &g [x, z]\n  - rolearn: arn:aws:iam::111122223333:role/B\n    username: b\n    groups: *g\n",
 			wantShape:  ShapeStructured,
 			wantCounts: Counts{Roles: 2},
-		},
-		"role path is stripped with a warning": {
-			in:           "mapRoles:\n  - rolearn: arn:aws:iam::111122223333:role/team/Dev\n    username: dev\n",
-			wantShape:    ShapeStructured,
-			wantCounts:   Counts{Roles: 1},
-			wantWarnings: []string{`line 2: mapRoles[0].rolearn: the role path is ignored`},
-		},
-		"assumed-role rolearn is canonicalised with a warning": {
-			in:           "mapRoles:\n  - rolearn: arn:aws:sts::111122223333:assumed-role/Dev/sess\n    username: dev\n",
-			wantShape:    ShapeStructured,
-			wantCounts:   Counts{Roles: 1},
-			wantWarnings: []string{"is an STS session ARN; it is matched as the role arn:aws:iam::111122223333:role/Dev"},
 		},
 		"unquoted account keeps its leading zero with a warning": {
 			in:           cm("  mapAccounts: |\n    - 012345678901\n    - 111122223333\n"),
@@ -177,53 +165,52 @@ func problemList(ps []Problem) string {
 	return b.String()
 }
 
+// TestParseErrors: structural problems refuse the file in both modes; an
+// entry's own problems refuse it in strict mode and drop just that entry
+// (reported by Dropped) by default.
 func TestParseErrors(t *testing.T) {
 	role := func(fields string) string { return "mapRoles:\n  - " + fields + "\n" }
 	tests := map[string]struct {
-		in       string
-		wantErrs []string // one substring per problem, in file order
+		in         string
+		structural bool
+		wantErrs   []string // one substring per problem, in file order
+		// wantRules are the Rules of the problems, in order, when any is set.
+		wantRules []string
+		// wantDropped is the number of dropped entries by default (1 if 0).
+		wantDropped int
 	}{
-		"empty file":              {in: "  \n", wantErrs: []string{"the file is empty"}},
-		"comment only":            {in: "# nothing\n", wantErrs: []string{"holds no YAML document"}},
-		"bad yaml at top level":   {in: "mapRoles: [\n", wantErrs: []string{"line 1: YAML syntax error"}}, // yaml.v3 reports where the construct began
-		"bad yaml inside block":   {in: cm("  mapRoles: |\n    - rolearn: a\n     username: [\n"), wantErrs: []string{"line 8: mapRoles: YAML syntax error"}},
-		"multiple documents":      {in: "mapAccounts: []\n---\nmapUsers: []\n", wantErrs: []string{"more than one YAML document"}},
-		"top level list":          {in: "- a\n", wantErrs: []string{"line 1: the top level must be a mapping"}},
-		"unknown top level key":   {in: "mapRoles: []\nmapGroups: []\n", wantErrs: []string{"line 2: mapGroups: unknown key"}},
-		"wrong case data key":     {in: cm("  mapusers: |\n    - userarn: x\n"), wantErrs: []string{"line 7: data.mapusers: unknown key; keys are case-sensitive, did you mean mapUsers?"}},
-		"duplicate data key":      {in: cm("  mapAccounts: \"\"\n  mapAccounts: \"\"\n"), wantErrs: []string{"line 8: data.mapAccounts: duplicate key (first at line 7)"}},
-		"missing block indicator": {in: cm("  mapRoles:\n    - rolearn: arn:aws:iam::111122223333:role/A\n      username: a\n"), wantErrs: []string{"line 8: data.mapRoles: must be a string holding a YAML list (write `mapRoles: |`"}},
-		"misspelt metadata":       {in: "apiVersion: v1\nkind: ConfigMap\nmetdata: {}\ndata: {}\n", wantErrs: []string{`not a valid ConfigMap: json: unknown field "metdata"`}},
-		"not a configmap":         {in: "apiVersion: v1\nkind: Secret\ndata: {}\n", wantErrs: []string{`line 2: kind: is "Secret", want ConfigMap`}},
-		"a list of configmaps":    {in: "apiVersion: v1\nkind: List\n", wantErrs: []string{"line 2: kind: is a List"}},
-		"data without kind":       {in: "data:\n  mapAccounts: \"\"\n", wantErrs: []string{"kind: is missing", "apiVersion: is missing"}},
-		"mixed shapes":            {in: "mapRoles: []\nmapUsers: \"\"\nmapAccounts: |\n  - \"111122223333\"\n", wantErrs: []string{"mixes string values"}},
-		"entry not a mapping":     {in: "mapRoles:\n  - just-a-string\n", wantErrs: []string{"line 2: mapRoles[0]: must be a mapping with rolearn"}},
-		"unknown field with position": {
-			in:       cm("  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/A\n      username: a\n    - rolearn: arn:aws:iam::111122223333:role/B\n      username: b\n      grups: [x]\n"),
-			wantErrs: []string{"line 12: mapRoles[1].grups: unknown field"},
+		"empty file":              {structural: true, in: "  \n", wantErrs: []string{"the file is empty"}},
+		"comment only":            {structural: true, in: "# nothing\n", wantErrs: []string{"holds no YAML document"}},
+		"bad yaml at top level":   {structural: true, in: "mapRoles: [\n", wantErrs: []string{"line 1: YAML syntax error"}}, // yaml.v3 reports where the construct began
+		"bad yaml inside block":   {structural: true, in: cm("  mapRoles: |\n    - rolearn: a\n     username: [\n"), wantErrs: []string{"line 8: mapRoles: YAML syntax error"}},
+		"multiple documents":      {structural: true, in: "mapAccounts: []\n---\nmapUsers: []\n", wantErrs: []string{"more than one YAML document"}},
+		"top level list":          {structural: true, in: "- a\n", wantErrs: []string{"line 1: the top level must be a mapping"}},
+		"duplicate data key":      {structural: true, in: cm("  mapAccounts: \"\"\n  mapAccounts: \"\"\n"), wantErrs: []string{"line 8: data.mapAccounts: duplicate key (first at line 7)"}},
+		"missing block indicator": {structural: true, in: cm("  mapRoles:\n    - rolearn: arn:aws:iam::111122223333:role/A\n      username: a\n"), wantErrs: []string{"line 8: data.mapRoles: must be a string holding a YAML list (write `mapRoles: |`"}},
+		"key holds a mapping":     {structural: true, in: cm("  mapRoles: |\n    rolearn: arn:aws:iam::111122223333:role/A\n"), wantErrs: []string{"line 8: mapRoles: must be a list, found a mapping"}},
+		"misspelt metadata":       {structural: true, in: "apiVersion: v1\nkind: ConfigMap\nmetdata: {}\ndata: {}\n", wantErrs: []string{`not a valid ConfigMap: json: unknown field "metdata"`}},
+		"not a configmap":         {structural: true, in: "apiVersion: v1\nkind: Secret\ndata: {}\n", wantErrs: []string{`line 2: kind: is "Secret", want ConfigMap`}},
+		"a list of configmaps":    {structural: true, in: "apiVersion: v1\nkind: List\n", wantErrs: []string{"line 2: kind: is a List"}},
+		"data without kind":       {structural: true, in: "data:\n  mapAccounts: \"\"\n", wantErrs: []string{"kind: is missing", "apiVersion: is missing"}},
+		"mixed shapes":            {structural: true, in: "mapRoles: []\nmapUsers: \"\"\nmapAccounts: |\n  - \"111122223333\"\n", wantErrs: []string{"mixes string values"}},
+		"entry not a mapping":     {in: "mapRoles:\n  - just-a-string\n", wantErrs: []string{"line 2: mapRoles[0]: must be a mapping with rolearn"}, wantRules: []string{RuleWrongType}},
+		"duplicate field any case": {
+			in:        role("rolearn: arn:aws:iam::111122223333:role/A\n    roleARN: arn:aws:iam::111122223333:role/B\n    username: a"),
+			wantErrs:  []string{"line 3: mapRoles[0].rolearn: duplicate field (first at line 2"},
+			wantRules: []string{RuleDuplicateField},
 		},
-		"unknown field in json manifest has path but key line": {
-			in:       `{"apiVersion":"v1","kind":"ConfigMap","data":{"mapRoles":"- rolearn: arn:aws:iam::111122223333:role/A\n  username: a\n  extra: 1\n"}}`,
-			wantErrs: []string{"line 1: mapRoles[0].extra: unknown field"},
+		"role path never matches": {
+			in:       role("rolearn: arn:aws:iam::111122223333:role/dev/admin\n    username: a"),
+			wantErrs: []string{"line 2: mapRoles[0].rolearn: has a role path, which the ARNs of role sessions do not carry, so it never matches (as in aws-iam-authenticator); write arn:aws:iam::111122223333:role/admin"},
 		},
-		"userarn in mapRoles":      {in: role("userarn: arn:aws:iam::111122223333:user/A\n    username: a"), wantErrs: []string{"line 2: mapRoles[0].userarn: userarn belongs in mapUsers"}},
-		"rolearn in mapUsers":      {in: "mapUsers:\n  - rolearn: arn:aws:iam::111122223333:role/A\n    username: a\n", wantErrs: []string{"mapUsers[0].rolearn: rolearn belongs in mapRoles"}},
-		"duplicate field any case": {in: role("rolearn: arn:aws:iam::111122223333:role/A\n    roleARN: arn:aws:iam::111122223333:role/B\n    username: a"), wantErrs: []string{"line 3: mapRoles[0].rolearn: duplicate field (first at line 2"}},
-		"duplicate role arn any case": {
-			in:       role("rolearn: arn:aws:iam::111122223333:role/Dev\n    username: a") + "  - rolearn: arn:aws:iam::111122223333:role/dev\n    username: b\n",
-			wantErrs: []string{"line 4: mapRoles[1].rolearn: duplicate of mapRoles[0] (line 2)"},
+		"sso role path points at the sso matcher": {
+			in:       role("rolearn: arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123456789abcdef\n    username: a"),
+			wantErrs: []string{"write arn:aws:iam::111122223333:role/AWSReservedSSO_Admin_0123456789abcdef (an IAM Identity Center role: or map its permission set with sso:)"},
 		},
-		"path-distinct roles with one name": {
-			in:       role("rolearn: arn:aws:iam::111122223333:role/dev/admin\n    username: a") + "  - rolearn: arn:aws:iam::111122223333:role/prod/admin\n    username: b\n",
-			wantErrs: []string{"line 4: mapRoles[1].rolearn: arn:aws:iam::111122223333:role/prod/admin has the same role name as mapRoles[0] (line 2)"},
+		"assumed-role rolearn never matches": {
+			in:       role("rolearn: arn:aws:sts::111122223333:assumed-role/Dev/sess\n    username: dev"),
+			wantErrs: []string{"is an STS session ARN, which never equals a principal's canonical ARN; write the role ARN arn:aws:iam::111122223333:role/Dev"},
 		},
-		"duplicate user arn": {
-			in:       "mapUsers:\n  - userarn: arn:aws:iam::111122223333:user/Bob\n    username: a\n  - userarn: arn:aws:iam::111122223333:user/bob\n    username: b\n",
-			wantErrs: []string{"line 4: mapUsers[1].userarn: duplicate of mapUsers[0] (line 2)"},
-		},
-		"user arn in mapRoles":    {in: role("rolearn: arn:aws:iam::111122223333:user/Bob\n    username: a"), wantErrs: []string{"is an IAM user ARN, not a role; map it in mapUsers"}},
-		"role arn in mapUsers":    {in: "mapUsers:\n  - userarn: arn:aws:iam::111122223333:role/R\n    username: a\n", wantErrs: []string{"is a role ARN, not a user; map it in mapRoles"}},
 		"not an arn":              {in: role("rolearn: NOT AN ARN\n    username: a"), wantErrs: []string{"mapRoles[0].rolearn: invalid ARN"}},
 		"unknown partition":       {in: role("rolearn: arn:aws-nk:iam::111122223333:role/R\n    username: a"), wantErrs: []string{"does not have a recognised partition"}},
 		"short account in arn":    {in: role("rolearn: arn:aws:iam::1234:role/R\n    username: a"), wantErrs: []string{"account ID in arn:aws:iam::1234:role/R must be 12 digits"}},
@@ -242,32 +229,23 @@ func TestParseErrors(t *testing.T) {
 				`mapRoles[0].sso.partition: "aws-nk" is not an AWS partition`,
 			},
 		},
-		"sso unknown field": {in: role("sso: {permissionSet: A, accountID: \"111122223333\"}\n    username: a"), wantErrs: []string{"sso.permissionSet: unknown field", "sso.permissionSetName: is required"}},
-		"duplicate sso": {
-			in:       role("sso: {permissionSetName: Admin, accountID: \"111122223333\"}\n    username: a") + "  - sso: {permissionSetName: admin, accountID: \"111122223333\", partition: aws}\n    username: b\n",
-			wantErrs: []string{"line 4: mapRoles[1].sso: duplicate of mapRoles[0] (line 2)"},
-		},
-		"userid on sso":     {in: role("sso: {permissionSetName: A, accountID: \"111122223333\"}\n    userid: AROAEXAMPLE\n    username: a"), wantErrs: []string{"cannot pin an sso entry"}},
-		"invalid userid":    {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    userid: \"AROA:x\"\n    username: a"), wantErrs: []string{`mapRoles[0].userid: "AROA:x" is not an IAM unique ID`}},
-		"userid and roleid": {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    userid: AROAA\n    roleid: AROAB\n    username: a"), wantErrs: []string{"both userid and roleid are set"}},
-		"duplicate userid": {
-			in:       role("rolearn: arn:aws:iam::111122223333:role/R\n    roleid: AROASAME\n    username: a") + "mapUsers:\n  - userarn: arn:aws:iam::111122223333:user/U\n    userid: AROASAME\n    username: b\n",
-			wantErrs: []string{"line 7: mapUsers[0].userid: duplicate of mapRoles[0] (line 2)"},
-		},
-		"missing username":            {in: role("rolearn: arn:aws:iam::111122223333:role/R"), wantErrs: []string{"line 2: mapRoles[0].username: is required"}},
-		"empty username":              {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"\""), wantErrs: []string{"mapRoles[0].username: is empty"}},
-		"numeric username":            {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: 1234"), wantErrs: []string{"username: must be a string, found a number 1234; quote it"}},
-		"groups as a string":          {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: system:masters"), wantErrs: []string{"groups: must be a list of strings"}},
-		"empty group":                 {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [x, ~]"), wantErrs: []string{"groups[1]: is empty"}},
-		"comma in group":              {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [\"a,system:masters\"]"), wantErrs: []string{"contains a comma"}},
-		"newline in group":            {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [\"a\\nb\"]"), wantErrs: []string{"contains a control character U+000A"}},
-		"carriage return in username": {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"a\\rb\""), wantErrs: []string{"contains a control character U+000D"}},
-		"nul in group":                {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [\"a\\0b\"]"), wantErrs: []string{"contains a control character U+0000"}},
-		"mis-indented group list": {
-			in:       cm("  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/R\n      username: a\n      groups:\n        - system:bootstrappers\n         - system:nodes\n"),
-			wantErrs: []string{`line 11: mapRoles[0].groups[0]: "system:bootstrappers - system:nodes" contains whitespace; is a YAML list item mis-indented`},
-		},
-		"unknown template":               {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"{{Session}}\""), wantErrs: []string{"unknown template {{Session}}"}},
+		"sso without permission set":     {in: role("sso: {permissionSet: A, accountID: \"111122223333\"}\n    username: a"), wantErrs: []string{"sso.permissionSetName: is required"}},
+		"userid on sso":                  {in: role("sso: {permissionSetName: A, accountID: \"111122223333\"}\n    userid: AROAEXAMPLE\n    username: a"), wantErrs: []string{"cannot pin an sso entry"}, wantRules: []string{RuleUserID}},
+		"invalid userid":                 {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    userid: \"AROA:x\"\n    username: a"), wantErrs: []string{`mapRoles[0].userid: "AROA:x" is not an IAM unique ID`}, wantRules: []string{RuleUserID}},
+		"userid and roleid":              {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    userid: AROAA\n    roleid: AROAB\n    username: a"), wantErrs: []string{"both userid and roleid are set"}, wantRules: []string{RuleUserID}},
+		"missing username":               {in: role("rolearn: arn:aws:iam::111122223333:role/R"), wantErrs: []string{"line 2: mapRoles[0].username: is required"}, wantRules: []string{RuleEmptyName}},
+		"empty username":                 {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"\""), wantErrs: []string{"mapRoles[0].username: is empty"}, wantRules: []string{RuleEmptyName}},
+		"numeric username":               {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: 1234"), wantErrs: []string{"username: must be a string, found a number 1234; quote it"}, wantRules: []string{RuleWrongType}},
+		"yaml 1.1 boolean username":      {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"ok\"\n    groups: [on]"), wantErrs: []string{`groups[0]: must be a string, found "on", which YAML 1.1`}, wantRules: []string{RuleWrongType}},
+		"yaml 1.1 octal group":           {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [0o17, n]"), wantErrs: []string{`groups[0]: must be a string, found a number 0o17`, `groups[1]: must be a string, found "n", which YAML 1.1`}},
+		"groups as a string":             {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: system:masters"), wantErrs: []string{"groups: must be a list of strings"}, wantRules: []string{RuleWrongType}},
+		"empty group":                    {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [x, ~]"), wantErrs: []string{"groups[1]: is empty"}, wantRules: []string{RuleEmptyName}},
+		"comma in group":                 {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [\"a,system:masters\"]"), wantErrs: []string{"contains a comma"}, wantRules: []string{RuleNameChars}},
+		"newline in group":               {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [\"a\\nb\"]"), wantErrs: []string{"contains a control character U+000A"}, wantRules: []string{RuleNameChars}},
+		"carriage return in username":    {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"a\\rb\""), wantErrs: []string{"contains a control character U+000D"}, wantRules: []string{RuleNameChars}},
+		"nul in group":                   {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [\"a\\0b\"]"), wantErrs: []string{"contains a control character U+0000"}, wantRules: []string{RuleNameChars}},
+		"trailing space in group":        {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: a\n    groups: [\"admins \"]"), wantErrs: []string{"has leading or trailing whitespace"}, wantRules: []string{RuleNameChars}},
+		"unknown template":               {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"{{Session}}\""), wantErrs: []string{"unknown template {{Session}}"}, wantRules: []string{RuleTemplateSyntax}},
 		"template wrong case":            {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"{{sessionname}}\""), wantErrs: []string{"unknown template {{sessionname}}"}},
 		"unclosed template":              {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"a-{{SessionName\""), wantErrs: []string{"unclosed {{"}},
 		"stray braces":                   {in: role("rolearn: arn:aws:iam::111122223333:role/R\n    username: \"a}}\""), wantErrs: []string{"stray \"}}\""}},
@@ -276,27 +254,133 @@ func TestParseErrors(t *testing.T) {
 		"unquoted account lost its zero": {in: cm("  mapAccounts: |\n    - 12345678901\n"), wantErrs: []string{"line 8: mapAccounts[0]: 12345678901 is 11 digits, not 12; if the account ID starts with 0, quote it"}},
 		"account is a list":              {in: "mapAccounts: [[1]]\n", wantErrs: []string{"mapAccounts[0]: must be a string, found a list"}},
 		"every problem is reported": {
-			in:       cm("  mapRoles: |\n    - rolearn: bad\n      username: a\n  mapUsers: |\n    - userarn: arn:aws:iam::111122223333:user/U\n  mapAccounts: |\n    - \"1\"\n"),
-			wantErrs: []string{"line 8: mapRoles[0].rolearn: invalid ARN", "line 11: mapUsers[0].username: is required", `line 13: mapAccounts[0]: "1" is not`},
+			in:          cm("  mapRoles: |\n    - rolearn: bad\n      username: a\n  mapUsers: |\n    - userarn: arn:aws:iam::111122223333:user/U\n  mapAccounts: |\n    - \"1\"\n"),
+			wantErrs:    []string{"line 8: mapRoles[0].rolearn: invalid ARN", "line 11: mapUsers[0].username: is required", `line 13: mapAccounts[0]: "1" is not`},
+			wantDropped: 3,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			// Strict: every problem refuses the file.
+			snap, err := ParseWith([]byte(tc.in), ParseOptions{Strict: true})
+			if snap != nil {
+				t.Errorf("strict Parse() returned a snapshot alongside an error")
+			}
+			var perr *ParseError
+			if !errors.As(err, &perr) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("strict Parse() error = %v, want a *ParseError wrapping ErrInvalid", err)
+			}
+			assertProblems(t, "problem", perr.Problems, tc.wantErrs)
+			for i, p := range perr.Problems {
+				if p.Entry == tc.structural {
+					t.Errorf("problem %d Entry = %v, want %v", i, p.Entry, !tc.structural)
+				}
+				if tc.wantRules != nil && i < len(tc.wantRules) && p.Rule != tc.wantRules[i] {
+					t.Errorf("problem %d Rule = %q, want %q", i, p.Rule, tc.wantRules[i])
+				}
+			}
+			// Default: structural problems refuse the file, an entry's
+			// problems drop that entry and the snapshot loads.
+			snap, err = Parse([]byte(tc.in))
+			if tc.structural {
+				if snap != nil || !errors.As(err, &perr) {
+					t.Fatalf("Parse() = %v, %v; want a *ParseError", snap, err)
+				}
+				assertProblems(t, "problem", perr.Problems, tc.wantErrs)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse() error = %v, want the entries dropped", err)
+			}
+			assertProblems(t, "dropped", snap.Dropped(), tc.wantErrs)
+			want := max(tc.wantDropped, 1)
+			if snap.Counts().Dropped != want {
+				t.Errorf("Counts().Dropped = %d, want %d", snap.Counts().Dropped, want)
+			}
+		})
+	}
+}
+
+// TestParseAIALeniencies: what aws-iam-authenticator accepts without a
+// complaint loads here too, with a warning for `mapping check --strict`.
+func TestParseAIALeniencies(t *testing.T) {
+	role := func(fields string) string { return "mapRoles:\n  - " + fields + "\n" }
+	tests := map[string]struct {
+		in           string
+		wantCounts   Counts
+		wantWarnings []string
+	}{
+		"unknown top level key": {in: "mapRoles: []\nmapGroups: []\n", wantWarnings: []string{"the mapping has no entries", "line 2: mapGroups: unknown key, ignored"}},
+		"wrong case data key":   {in: cm("  mapusers: |\n    - userarn: x\n"), wantWarnings: []string{"the mapping has no entries", "line 7: data.mapusers: unknown key, ignored; keys are case-sensitive, did you mean mapUsers?"}},
+		"unknown field ignored": {in: cm("  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/A\n      username: a\n      grups: [x]\n"), wantCounts: Counts{Roles: 1}, wantWarnings: []string{"line 10: mapRoles[0].grups: unknown field, ignored"}},
+		"unknown field in json": {in: `{"apiVersion":"v1","kind":"ConfigMap","data":{"mapRoles":"- rolearn: arn:aws:iam::111122223333:role/A\n  username: a\n  extra: x\n"}}`, wantCounts: Counts{Roles: 1}, wantWarnings: []string{"line 1: mapRoles[0].extra: unknown field, ignored"}},
+		"rolearn under mapUsers is ignored so userarn is missing": {
+			in:           "mapUsers:\n  - rolearn: arn:aws:iam::111122223333:role/A\n    username: a\n",
+			wantCounts:   Counts{Dropped: 1},
+			wantWarnings: []string{"the mapping has no entries", "mapUsers[0].rolearn: ignored: rolearn belongs in mapRoles"},
+		},
+		"role arn under mapUsers maps the role": {
+			in:           "mapUsers:\n  - userarn: arn:aws:iam::111122223333:role/R\n    username: a\n",
+			wantCounts:   Counts{Users: 1},
+			wantWarnings: []string{"is a role ARN under mapUsers; like aws-iam-authenticator this maps the role's sessions, after every mapRoles entry"},
+		},
+		"user arn under mapRoles maps the user": {
+			in:           role("rolearn: arn:aws:iam::111122223333:user/Bob\n    username: a"),
+			wantCounts:   Counts{Roles: 1},
+			wantWarnings: []string{"is an IAM user ARN under mapRoles"},
+		},
+		"duplicate role arn any case, the later wins": {
+			in:           role("rolearn: arn:aws:iam::111122223333:role/Dev\n    username: a") + "  - rolearn: arn:aws:iam::111122223333:role/dev\n    username: b\n",
+			wantCounts:   Counts{Roles: 1},
+			wantWarnings: []string{"line 4: mapRoles[1]: duplicate of mapRoles[0] (line 2); this later entry replaces it"},
+		},
+		"duplicate user arn": {
+			in:           "mapUsers:\n  - userarn: arn:aws:iam::111122223333:user/Bob\n    username: a\n  - userarn: arn:aws:iam::111122223333:user/bob\n    username: b\n",
+			wantCounts:   Counts{Users: 1},
+			wantWarnings: []string{"line 4: mapUsers[1]: duplicate of mapUsers[0] (line 2)"},
+		},
+		"duplicate sso": {
+			in:           role("sso: {permissionSetName: Admin, accountID: \"111122223333\"}\n    username: a") + "  - sso: {permissionSetName: admin, accountID: \"111122223333\", partition: aws}\n    username: b\n",
+			wantCounts:   Counts{SSO: 1},
+			wantWarnings: []string{"line 4: mapRoles[1]: duplicate of mapRoles[0] (line 2)"},
+		},
+		"a dropped later duplicate shadows the earlier entry": {
+			in:           role("rolearn: arn:aws:iam::111122223333:role/Dev\n    username: a\n    groups: [system:masters]") + "  - rolearn: arn:aws:iam::111122223333:role/Dev\n    username: a\n    groups: [\"view,edit\"]\n",
+			wantCounts:   Counts{Dropped: 1},
+			wantWarnings: []string{"the mapping has no entries", "line 5: mapRoles[1]: duplicate of mapRoles[0] (line 2), which it replaces; this entry is dropped, so neither applies"},
+		},
+		"duplicate userid": {
+			in:           role("rolearn: arn:aws:iam::111122223333:role/R\n    roleid: AROASAME\n    username: a") + "mapUsers:\n  - userarn: arn:aws:iam::111122223333:user/U\n    userid: AROASAME\n    username: b\n",
+			wantCounts:   Counts{Roles: 1, Users: 1},
+			wantWarnings: []string{"line 7: mapUsers[0].userid: duplicate of mapRoles[0] (line 2)"},
+		},
+		"mis-indented group list": {
+			in:           cm("  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/R\n      username: a\n      groups:\n        - system:bootstrappers\n         - system:nodes\n"),
+			wantCounts:   Counts{Roles: 1},
+			wantWarnings: []string{`line 11: mapRoles[0].groups[0]: "system:bootstrappers - system:nodes" contains whitespace; is a YAML list item mis-indented`},
+		},
+		"sso unknown field": {
+			in:           role("sso: {permissionSetName: A, accountID: \"111122223333\", region: eu-west-1}\n    username: a"),
+			wantCounts:   Counts{SSO: 1},
+			wantWarnings: []string{"sso.region: unknown field, ignored"},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			snap, err := Parse([]byte(tc.in))
-			if snap != nil {
-				t.Errorf("Parse() returned a snapshot alongside an error")
+			if err != nil {
+				t.Fatalf("Parse() error = %v", err)
 			}
-			var perr *ParseError
-			if !errors.As(err, &perr) || !errors.Is(err, ErrInvalid) {
-				t.Fatalf("Parse() error = %v, want a *ParseError wrapping ErrInvalid", err)
+			if snap.Counts() != tc.wantCounts {
+				t.Errorf("Counts() = %+v, want %+v", snap.Counts(), tc.wantCounts)
 			}
-			assertProblems(t, "problem", perr.Problems, tc.wantErrs)
+			assertProblems(t, "warning", snap.Warnings(), tc.wantWarnings)
 		})
 	}
 }
 
 func TestParseErrorMessageListsEveryProblem(t *testing.T) {
-	_, err := Parse([]byte("mapAccounts: [\"1\", \"2\"]\n"))
+	_, err := ParseWith([]byte("mapAccounts: [\"1\", \"2\"]\n"), ParseOptions{Strict: true})
 	want := `invalid aws-auth mapping: 2 problems: line 1: mapAccounts[0]: "1" is not a 12-digit account ID; line 1: mapAccounts[1]: "2" is not a 12-digit account ID`
 	if err == nil || err.Error() != want {
 		t.Errorf("Error() = %v, want %s", err, want)

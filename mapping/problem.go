@@ -17,6 +17,17 @@ type Problem struct {
 	Path string
 	// Message says what is wrong and, where useful, how to fix it.
 	Message string
+	// Entry is true for an error confined to one mapRoles, mapUsers or
+	// mapAccounts entry. By default such an entry is dropped (it grants
+	// nothing) and the rest of the file loads, as aws-iam-authenticator
+	// does; in strict mode it rejects the file. An error with Entry false is
+	// structural (the file or one data key does not parse) and always
+	// rejects the file.
+	Entry bool
+	// Rule names the check, for the divergence table in docs/mapping.md
+	// (one of the Rule* constants) when this problem makes the project
+	// behave differently from aws-iam-authenticator; empty otherwise.
+	Rule string
 }
 
 // String renders "line 12: mapRoles[2].rolearn: message", dropping the
@@ -37,10 +48,9 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// ParseError is returned by Parse when a file has at least one problem. The
-// whole file is rejected (there is no "keep the good rows" mode: the
-// reference's EKSConfigMap backend silently drops invalid entries, which
-// turns a typo into a lost mapping nobody notices).
+// ParseError is returned by Parse when a file cannot be loaded: a structural
+// problem (the file, or one data key's YAML, does not parse), or in strict
+// mode any error at all. There is no partial result.
 type ParseError struct {
 	Problems []Problem
 	// Warnings found on the way, for linters; they did not cause the error.

@@ -26,9 +26,12 @@ type Counts struct {
 	Users int
 	// Accounts counts mapAccounts entries.
 	Accounts int
+	// Dropped counts entries that are invalid on their own and grant
+	// nothing (see Snapshot.Dropped); they are not in the counts above.
+	Dropped int
 }
 
-// Total is the number of entries of every kind.
+// Total is the number of entries in force, of every kind.
 func (c Counts) Total() int { return c.Roles + c.SSO + c.Users + c.Accounts }
 
 // entry is a compiled mapRoles or mapUsers item.
@@ -51,7 +54,13 @@ type entry struct {
 	literalGroups []string
 	usesDNS       bool
 	usesSession   bool
+	// drop is the entry's first error when it is dropped: it never
+	// matches, but it still replaces earlier entries for the same key.
+	drop *Problem
 }
+
+// ref is "mapRoles[3] (line 12)".
+func (e *entry) ref() string { return where(e.source, e.index, e.line) }
 
 type accountEntry struct {
 	index int
@@ -67,6 +76,7 @@ type Snapshot struct {
 	counts    Counts
 	templates []string
 	warnings  []Problem
+	dropped   []Problem
 
 	// roles is keyed by the lower-cased role ARN with its path stripped
 	// (arn:aws:iam::111122223333:role/name); users by the lower-cased
@@ -101,24 +111,46 @@ func (s *Snapshot) UsesTemplate(name string) bool {
 // Warnings are the problems that did not stop the file from loading.
 func (s *Snapshot) Warnings() []Problem { return slices.Clone(s.warnings) }
 
-// Parse reads an aws-auth mapping in any of the three shapes (see Shape),
-// validates all of it and returns an immutable, indexed snapshot. On any
-// problem it returns a *ParseError (wrapping ErrInvalid) listing every
-// problem found, each with its line and path; there is no partial result.
-func Parse(data []byte) (*Snapshot, error) {
+// Dropped are the errors of the entries that were dropped (Problem.Entry is
+// set on each; an entry with several errors appears several times, and the
+// list is capped: Counts().Dropped is the number of entries).
+func (s *Snapshot) Dropped() []Problem { return slices.Clone(s.dropped) }
+
+// ParseOptions tune Parse.
+type ParseOptions struct {
+	// Strict refuses the whole file on any error, also one confined to a
+	// single entry (the all-or-nothing behaviour of --mapping-strict).
+	// Without it such an entry is dropped and the rest loads, as
+	// aws-iam-authenticator does.
+	Strict bool
+}
+
+// Parse is ParseWith default options: entries invalid on their own are
+// dropped, structural errors refuse the file.
+func Parse(data []byte) (*Snapshot, error) { return ParseWith(data, ParseOptions{}) }
+
+// ParseWith reads an aws-auth mapping in any of the three shapes (see
+// Shape), validates all of it and returns an immutable, indexed snapshot.
+// When the file, or one data key's YAML, does not parse (or, with
+// opts.Strict, on any error) it returns a *ParseError (wrapping ErrInvalid)
+// listing every problem found, each with its line and path; there is no
+// partial result. Otherwise entries with errors are dropped (they grant
+// nothing) and listed by Snapshot.Dropped.
+func ParseWith(data []byte, opts ParseOptions) (*Snapshot, error) {
 	doc, d := decode(data)
 	snap := d.compile(doc)
 	// Problems are found shape first, entries second; report them in file
 	// order (problems without a line first).
 	slices.SortStableFunc(d.errs, byLine)
 	slices.SortStableFunc(d.warns, byLine)
-	if len(d.errs) > 0 {
+	if snap == nil || d.nstructural > 0 || (opts.Strict && d.nerrs > 0) {
 		return nil, &ParseError{Problems: d.errs, Warnings: d.warns}
 	}
 	sum := sha256.Sum256(data)
 	snap.hash = hex.EncodeToString(sum[:])
 	snap.shape = doc.shape
 	snap.warnings = d.warns
+	snap.dropped = d.errs
 	return snap, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,11 @@ type StoreOptions struct {
 	// MaxFileBytes bounds the file size. Defaults to (and may not exceed)
 	// MaxFileBytes.
 	MaxFileBytes int64
+	// Strict refuses a file with any error, also one confined to a single
+	// entry (--mapping-strict). By default such an entry is dropped and
+	// reported, and the rest of the file loads, as aws-iam-authenticator
+	// does.
+	Strict bool
 }
 
 // Validate reports every problem with the options.
@@ -90,6 +96,7 @@ type Store struct {
 	maxDelay        time.Duration
 	resync          time.Duration
 	maxBytes        int64
+	strict          bool
 	// after is time.After; tests replace it to drive the debounce timer.
 	after func(time.Duration) <-chan time.Time
 
@@ -157,6 +164,7 @@ func NewStore(opts StoreOptions) (*Store, error) {
 		maxDelay: opts.MaxDelay,
 		resync:   opts.Resync,
 		maxBytes: opts.MaxFileBytes,
+		strict:   opts.Strict,
 		after:    time.After,
 	}
 	if s.name == "" {
@@ -229,7 +237,7 @@ func (s *Store) reload() (result string, err error) {
 		s.log.Debug("mapping file unchanged", zap.String("sha256", cur.Hash()))
 		return ResultUnchanged, nil
 	}
-	snap, err := Parse(data)
+	snap, err := ParseWith(data, ParseOptions{Strict: s.strict})
 	if err != nil {
 		s.metrics.reload(ResultInvalid)
 		s.logFailure("the mapping file is invalid", cur, err)
@@ -244,11 +252,25 @@ func (s *Store) reload() (result string, err error) {
 		zap.String("shape", string(snap.Shape())),
 		zap.Int("roles", c.Roles), zap.Int("sso", c.SSO), zap.Int("users", c.Users), zap.Int("accounts", c.Accounts),
 		zap.Strings("templates", snap.Templates()),
+		zap.Int("dropped", c.Dropped),
 		zap.Int("warnings", len(snap.warnings)))
+	// A dropped entry grants nothing: an operator must see it, at error
+	// level, with the FILE:LINE an editor jumps to.
+	for _, p := range snap.dropped {
+		s.log.Error("mapping entry dropped; it grants nothing", zap.String("position", s.position(p)), zap.String("at", p.Path), zap.String("problem", p.Message), zap.String("divergence", p.Rule))
+	}
 	for _, w := range snap.warnings {
-		s.log.Warn("mapping warning", zap.Int("line", w.Line), zap.String("at", w.Path), zap.String("warning", w.Message))
+		s.log.Warn("mapping warning", zap.String("position", s.position(w)), zap.Int("line", w.Line), zap.String("at", w.Path), zap.String("warning", w.Message))
 	}
 	return ResultSuccess, nil
+}
+
+// position is "FILE:LINE" (or FILE when the line is unknown).
+func (s *Store) position(p Problem) string {
+	if p.Line > 0 {
+		return s.path + ":" + strconv.Itoa(p.Line)
+	}
+	return s.path
 }
 
 // readRetries and readRetryPause bound how long a failed read is retried

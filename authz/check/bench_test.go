@@ -36,13 +36,18 @@ mapUsers:
 // (the encoding cost is measured), and a request shaped like Envoy's with
 // encode_raw_headers (a dozen headers, a 1.5 KB token).
 func benchServer(b *testing.B, logging bool) (*Server, *authv3.CheckRequest) {
-	return benchServerWith(b, logging, false)
+	return benchServerWith(b, logging, false, false)
+}
+
+// benchServerLogging is benchServer with Options.LogCacheHits set as given.
+func benchServerLogging(b *testing.B, logging, logCacheHits bool) (*Server, *authv3.CheckRequest) {
+	return benchServerWith(b, logging, logCacheHits, false)
 }
 
 // benchServerWith: nested adds kubectl --as bob --as-group devs to the
 // request, authorized by the production SubjectAccessReview cache (sar.Cached)
 // in front of a fake reviewer: a review cache hit per attribute.
-func benchServerWith(b *testing.B, logging, nested bool) (*Server, *authv3.CheckRequest) {
+func benchServerWith(b *testing.B, logging, logCacheHits, nested bool) (*Server, *authv3.CheckRequest) {
 	b.Helper()
 	tok := "k8s-aws-v1." + strings.Repeat("aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8", 42)
 	fv := &fakeVerifier{results: map[string]verify.Result{
@@ -67,11 +72,12 @@ func benchServerWith(b *testing.B, logging, nested bool) (*Server, *authv3.Check
 		log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	}
 	opts := Options{
-		Verifier:   c,
-		Clusters:   []Cluster{{Name: "default", ID: "dev-cluster", Mapper: mapper}},
-		Upstream:   &fakeBearer{tok: proxySA},
-		Logger:     log,
-		Registerer: prometheus.NewRegistry(),
+		Verifier:     c,
+		Clusters:     []Cluster{{Name: "default", ID: "dev-cluster", Mapper: mapper}},
+		Upstream:     &fakeBearer{tok: proxySA},
+		Logger:       log,
+		Registerer:   prometheus.NewRegistry(),
+		LogCacheHits: logCacheHits,
 	}
 	lines := []string{
 		":authority", "kube.example.com:8443", ":path", "/api/v1/namespaces/default/pods?limit=500", ":method", "GET",
@@ -101,14 +107,17 @@ func benchServerWith(b *testing.B, logging, nested bool) (*Server, *authv3.Check
 
 // BenchmarkCheckCacheHit is one Check answered from the verification cache:
 // header scan, token fingerprint, HMAC cache lookup, mapping, response
-// reuse, metrics and (log=json) the decision log line encoded as JSON.
+// reuse, metrics and the decision log: log=json counts the hit in the
+// cache-hit summary (serve's default), log=json-every-hit encodes one JSON
+// line per hit (--log-cache-hits), log=off logs nothing.
 func BenchmarkCheckCacheHit(b *testing.B) {
-	b.Run("log=json", func(b *testing.B) { benchCheckCacheHit(b, true) })
-	b.Run("log=off", func(b *testing.B) { benchCheckCacheHit(b, false) })
+	b.Run("log=json", func(b *testing.B) { benchCheckCacheHit(b, true, false) })
+	b.Run("log=json-every-hit", func(b *testing.B) { benchCheckCacheHit(b, true, true) })
+	b.Run("log=off", func(b *testing.B) { benchCheckCacheHit(b, false, false) })
 }
 
-func benchCheckCacheHit(b *testing.B, logging bool) {
-	s, req := benchServer(b, logging)
+func benchCheckCacheHit(b *testing.B, logging, logCacheHits bool) {
+	s, req := benchServerLogging(b, logging, logCacheHits)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -144,7 +153,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 // --allow-impersonation adds to a cache hit (parsing the client's lines, two
 // review-cache lookups keyed by the whole subject, building the response).
 func BenchmarkCheckNestedCacheHit(b *testing.B) {
-	s, req := benchServerWith(b, true, true)
+	s, req := benchServerWith(b, true, false, true)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

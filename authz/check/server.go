@@ -57,6 +57,13 @@ type Options struct {
 	// ResponseCacheSize bounds the OK-response cache; 0 means
 	// DefaultResponseCacheSize, negative disables it.
 	ResponseCacheSize int
+	// LogCacheHits writes a decision line for every allowed Check answered from
+	// the verification cache. By default they are summarised: one line per
+	// identity per HitSummaryInterval (hitsummary.go), and each at debug.
+	LogCacheHits bool
+	// HitSummaryInterval is how often the cache-hit summary is written (run
+	// RunCacheHitSummary); 0 means DefaultHitSummaryInterval.
+	HitSummaryInterval time.Duration
 	// AllowImpersonation accepts client Impersonate-* headers (kubectl
 	// --as) on a request with a valid AWS token: each requested attribute
 	// is authorized for the mapped caller with a SubjectAccessReview
@@ -93,6 +100,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Registerer == nil {
 		errs = append(errs, errors.New("check: Registerer is required"))
+	}
+	if o.HitSummaryInterval < 0 {
+		errs = append(errs, errors.New("check: HitSummaryInterval must not be negative"))
 	}
 	if o.ReviewTimeout < 0 {
 		errs = append(errs, errors.New("check: ReviewTimeout must not be negative"))
@@ -136,6 +146,11 @@ type Server struct {
 	// and, thanks to the random base, unlikely to repeat across restarts.
 	decisionBase uint64
 	decisions    atomic.Uint64
+
+	// hits counts cache-hit decisions between summary lines; nil when every
+	// hit is logged (Options.LogCacheHits).
+	hits        *hitSummary
+	hitInterval time.Duration
 }
 
 // New builds a Server.
@@ -182,6 +197,13 @@ func New(o Options) (*Server, error) {
 	}
 	for _, row := range outcomes {
 		s.denied[row] = deniedResponse(row, row.statusBody(), unavailableRetryAfter(row))
+	}
+	if !o.LogCacheHits {
+		s.hits = newHitSummary(now())
+		s.hitInterval = o.HitSummaryInterval
+		if s.hitInterval == 0 {
+			s.hitInterval = DefaultHitSummaryInterval
+		}
 	}
 	return s, nil
 }
@@ -428,15 +450,7 @@ func (s *Server) record(d *decision, start time.Time) {
 	} else {
 		s.metrics.denied.Observe(d.latency.Seconds())
 	}
-	level := zap.InfoLevel
-	if o.httpCode >= 500 {
-		level = zap.WarnLevel
-	}
-	if ce := s.log.Check(level, "decision"); ce != nil {
-		// One inline object instead of a dozen fields: zap encodes it in
-		// place, so the hot path allocates no field slice.
-		ce.Write(zap.Inline(d))
-	}
+	s.logDecision(d, o)
 }
 
 // MarshalLogObject writes the decision's log fields. It never writes the

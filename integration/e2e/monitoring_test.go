@@ -17,21 +17,36 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 )
 
-// TestEnvoyStatsListener: the reviewed sidecar's stats listener serves Envoy's
+// TestEnvoyStatsListener: each reviewed config's stats listener serves Envoy's
 // Prometheus metrics and nothing else of the admin interface, on the wire against the
 // real Envoy. Every other admin path and every other method is 404, a path that
 // only starts with /stats/prometheus or climbs out of it is 404, and Envoy is still
 // serving afterwards (no /quitquitquit got through).
 func TestEnvoyStatsListener(t *testing.T) {
 	t.Parallel()
-	c := harness.StartChain(t, harness.ChainOptions{})
+	for _, cfg := range []struct {
+		file     string
+		clusters []harness.ChainCluster
+	}{
+		{"envoy/sidecar.yaml", harness.SidecarClusters()},
+		{"envoy/multi-cluster.yaml", harness.MultiClusters()},
+	} {
+		t.Run(filepath.Base(cfg.file), func(t *testing.T) {
+			t.Parallel()
+			testEnvoyStatsListener(t, harness.StartChain(t, harness.ChainOptions{EnvoyConfig: cfg.file, Clusters: cfg.clusters}), cfg.clusters[0].Name)
+		})
+	}
+}
+
+func testEnvoyStatsListener(t *testing.T, c *harness.Chain, cluster string) {
 	addr := c.EnvoyStats["stats"]
 	if addr == "" {
-		t.Fatalf("envoy/sidecar.yaml has no stats listener (have %v)", c.EnvoyStats)
+		t.Fatalf("the Envoy config has no stats listener (have %v)", c.EnvoyStats)
 	}
+	user := harness.KubeUser(harness.IdentityAdmin, harness.ProducerToken, cluster)
 
 	// Some traffic first, so that ext_authz counters have moved.
-	if r := c.Kubectl(t, harness.KubeUser(harness.IdentityAdmin, harness.ProducerToken, "default"), "auth", "whoami"); r.ExitCode != 0 {
+	if r := c.KubectlOn(t, cluster, user, "auth", "whoami"); r.ExitCode != 0 {
 		t.Fatalf("kubectl auth whoami: %+v", r)
 	}
 
@@ -74,7 +89,7 @@ func TestEnvoyStatsListener(t *testing.T) {
 	if exited, err := c.Envoy.Exited(); exited {
 		t.Fatalf("Envoy exited: %v", err)
 	}
-	if r := c.Kubectl(t, harness.KubeUser(harness.IdentityAdmin, harness.ProducerToken, "default"), "auth", "whoami"); r.ExitCode != 0 {
+	if r := c.KubectlOn(t, cluster, user, "auth", "whoami"); r.ExitCode != 0 {
 		t.Fatalf("kubectl after the probes: %+v", r)
 	}
 	if v, err := c.Envoy.Stat("server.state"); err != nil || v != 0 {

@@ -224,6 +224,7 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 		CA:         c.CA,
 		ServerCert: c.CA.Issue(t, "envoy", "localhost", "127.0.0.1"),
 		Files:      renderFiles,
+		Stats:      true,
 	})
 	for _, rc := range c.Clusters {
 		addr, ok := ports.Listeners[rc.Listener]

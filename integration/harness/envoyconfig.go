@@ -27,6 +27,11 @@ type RenderOptions struct {
 	// above apply (e.g. each API server cluster's trusted CA file to the CA of the
 	// stand-in it reaches).
 	Files map[string]string
+	// Stats also runs the config's stats listeners (Envoy's /stats/prometheus, see
+	// envoyconfig.RuleStatsListener) on free ports, listed with the other listeners
+	// in the returned LocalPorts. Without it they are left out of the rendering, so
+	// every returned listener is one that fronts an API server.
+	Stats bool
 	// Edit, if set, changes the loaded config before rendering (e.g. a shorter
 	// max_stream_duration for a test). The reviewed policy still applies unless the
 	// test means to break it.
@@ -58,8 +63,11 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 		APIServers: map[string]string{},
 		Files:      map[string]string{},
 	}
-	// Stats listeners too: tests scrape Envoy's /stats/prometheus through them.
-	for _, name := range append(inv.Listeners, inv.StatsListeners...) {
+	listeners := inv.Listeners
+	if o.Stats {
+		listeners = append(listeners, inv.StatsListeners...)
+	}
+	for _, name := range listeners {
 		p.Listeners[name] = FreeAddr(t)
 	}
 	for _, name := range inv.APIServers {

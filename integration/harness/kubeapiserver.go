@@ -100,6 +100,7 @@ type KubeAPIServer struct {
 	adminToken string
 	client     *http.Client
 
+	rotateMu   sync.Mutex // one token rotation at a time
 	mu         sync.Mutex
 	tokenErr   error     // last refresh failure, nil after a success
 	tokenUntil time.Time // expiry of the token in the volume
@@ -196,6 +197,11 @@ func startKubeAPIServer() (_ *KubeAPIServer, err error) {
 		"--initial-advertise-peer-urls", "http://"+peerAddr,
 		"--initial-cluster", "kia=http://"+peerAddr,
 		"--logger", "zap", "--log-level", "warn",
+		// The API server's watch cache learns that a resource's revision moved on
+		// (without a change to that resource) only from progress notifications; a
+		// watch that must start at the current revision waits for one, up to 3 s,
+		// then fails with "Too large resource version". etcd 3.4's default is 10 min.
+		"--experimental-watch-progress-notify-interval", "500ms",
 	)
 	if err != nil {
 		return nil, err
@@ -320,31 +326,62 @@ func startKubeAPIServer() (_ *KubeAPIServer, err error) {
 // the kubelet rotates a projected token, until Stop.
 func (k *KubeAPIServer) refreshProxyToken(issued, until time.Time) {
 	defer close(k.stopped)
+	next := refreshTime(issued, until)
 	for {
-		wait := time.Until(issued.Add(time.Duration(float64(until.Sub(issued)) * proxyTokenRefreshAt)))
 		select {
 		case <-k.stop:
 			return
-		case <-time.After(wait):
+		case <-time.After(time.Until(next)):
 		}
 		now := time.Now()
-		tok, newUntil, err := k.RequestToken(ProxyNamespace, ProxyServiceAccount, proxyTokenTTL)
-		if err == nil {
-			err = k.ProxyTokenVolume.update(map[string][]byte{ProxyTokenFileName: []byte(tok)})
-		}
+		newUntil, err := k.rotateProxyToken()
 		k.mu.Lock()
 		k.tokenErr = err
-		if err == nil {
-			k.tokenUntil = newUntil
-		}
 		k.mu.Unlock()
 		if err != nil {
 			// Try again soon: the old token is still valid for 20 % of its life.
-			issued, until = now.Add(5*time.Second-proxyTokenTTL), now.Add(5*time.Second)
+			next = now.Add(5 * time.Second)
 			continue
 		}
-		issued, until = now, newUntil
+		next = refreshTime(now, newUntil)
 	}
+}
+
+// refreshTime is when a token issued at issued and valid until until is replaced.
+func refreshTime(issued, until time.Time) time.Time {
+	return issued.Add(time.Duration(float64(until.Sub(issued)) * proxyTokenRefreshAt))
+}
+
+// rotateProxyToken writes a new TokenRequest token into ProxyTokenVolume.
+func (k *KubeAPIServer) rotateProxyToken() (time.Time, error) {
+	k.rotateMu.Lock()
+	defer k.rotateMu.Unlock()
+	tok, until, err := k.RequestToken(ProxyNamespace, ProxyServiceAccount, proxyTokenTTL)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := k.ProxyTokenVolume.update(map[string][]byte{ProxyTokenFileName: []byte(tok)}); err != nil {
+		return time.Time{}, err
+	}
+	k.mu.Lock()
+	k.tokenUntil = until
+	k.mu.Unlock()
+	return until, nil
+}
+
+// RotateProxyToken rotates the proxy's token now, as the fixture does at 80 % of
+// its lifetime, and returns the new one. Every chain on this server shares the
+// token; the earlier one stays valid until it expires, as with the kubelet.
+func (k *KubeAPIServer) RotateProxyToken(t testing.TB) string {
+	t.Helper()
+	if _, err := k.rotateProxyToken(); err != nil {
+		t.Fatalf("harness: rotate the proxy token: %v", err)
+	}
+	b, err := os.ReadFile(k.ProxyTokenVolume.Path(ProxyTokenFileName))
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return string(b)
 }
 
 // TokenError is the last proxy-token refresh failure (nil when the last one worked).
@@ -393,11 +430,19 @@ func (k *KubeAPIServer) RequestToken(ns, name string, ttl time.Duration) (string
 
 // do sends one request as the fixture's admin and returns the status and body.
 func (k *KubeAPIServer) do(method, path string, body []byte) (int, []byte, error) {
+	return k.doAs("", method, path, body)
+}
+
+// doAs is do acting as user (the admin impersonates it; "" is the admin itself).
+func (k *KubeAPIServer) doAs(user, method, path string, body []byte) (int, []byte, error) {
 	req, err := http.NewRequest(method, k.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+k.adminToken)
+	if user != "" {
+		req.Header.Set("Impersonate-User", user)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -417,6 +462,17 @@ func (k *KubeAPIServer) Do(t testing.TB, method, path string, body []byte) (int,
 	code, out, err := k.do(method, path, body)
 	if err != nil {
 		t.Fatalf("harness: kube-apiserver %s %s: %v", method, path, err)
+	}
+	return code, out
+}
+
+// DoAs is Do acting as user: the admin impersonates it (for a service account the
+// API server adds its groups), as `kubectl --as` does.
+func (k *KubeAPIServer) DoAs(t testing.TB, user, method, path string, body []byte) (int, []byte) {
+	t.Helper()
+	code, out, err := k.doAs(user, method, path, body)
+	if err != nil {
+		t.Fatalf("harness: kube-apiserver %s %s as %s: %v", method, path, user, err)
 	}
 	return code, out
 }

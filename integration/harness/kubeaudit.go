@@ -86,16 +86,31 @@ func (k *KubeAPIServer) AuditEvents(t testing.TB) []AuditEvent {
 // auditWait bounds how long an event takes to reach the log after its response.
 const auditWait = 10 * time.Second
 
+// Audit stages the policy records (RequestReceived is omitted).
+const (
+	// AuditResponseStarted is logged when a long-running request (a watch, an
+	// exec session) starts its response.
+	AuditResponseStarted = "ResponseStarted"
+	// AuditResponseComplete is logged when the response is done.
+	AuditResponseComplete = "ResponseComplete"
+)
+
 // WaitAuditEvents polls the audit log until match accepts at least one
-// ResponseComplete event and returns those it accepts, failing the test after
-// auditWait with what the log holds for uri.
+// ResponseComplete event whose requestURI starts with uri and returns those it
+// accepts, failing the test after auditWait with what the log holds for uri.
 func (k *KubeAPIServer) WaitAuditEvents(t testing.TB, uri string, match func(AuditEvent) bool) []AuditEvent {
+	t.Helper()
+	return k.WaitAuditStage(t, AuditResponseComplete, uri, match)
+}
+
+// WaitAuditStage is WaitAuditEvents for events of stage.
+func (k *KubeAPIServer) WaitAuditStage(t testing.TB, stage, uri string, match func(AuditEvent) bool) []AuditEvent {
 	t.Helper()
 	deadline := time.Now().Add(auditWait)
 	for {
 		var found, forURI []AuditEvent
 		for _, e := range k.AuditEvents(t) {
-			if e.Stage != "ResponseComplete" || !strings.HasPrefix(e.RequestURI, uri) {
+			if e.Stage != stage || !strings.HasPrefix(e.RequestURI, uri) {
 				continue
 			}
 			forURI = append(forURI, e)

@@ -76,7 +76,11 @@ func TestImageRunsAsNonRootOnAMinimalBase(t *testing.T) {
 // local path or a fork, each has its go.sum (go mod verify in `make lint` checks the
 // root one), and the Makefile installs every tool at a fixed version, never @latest.
 //
-// One module may replace, and only one way: integration/kubeapiserver builds the real
+// The differential test against aws-iam-authenticator (integration/aiadiff) may
+// replace exactly one thing, this repository's own module, with the repository root
+// as a relative path, so that it tests the code in this tree.
+//
+// One module may replace staging modules, and only one way: integration/kubeapiserver builds the real
 // kube-apiserver (test-only, never shipped) from k8s.io/kubernetes, whose go.mod
 // points its staging modules (k8s.io/api, k8s.io/apiserver, ...) at ./staging
 // directories that do not exist in the module zip. Replacing each with the same module
@@ -104,9 +108,13 @@ func TestDependenciesArePinned(t *testing.T) {
 		// kubernetes: the module builds k8s.io/kubernetes and replaces its staging
 		// modules (see above); everywhere else a replace is an error.
 		kubernetes bool
+		// ownModule: the module tests this repository's code and replaces
+		// ownModulePath with the repository root (see above).
+		ownModule bool
 	}{
 		{dir: "."},
 		{dir: "integration/apiserver"},
+		{dir: "integration/aiadiff", ownModule: true},
 		{dir: "integration/kubeapiserver", kubernetes: true},
 	}
 	// Every go.mod in the tree is one of these: a new module is added here, with
@@ -142,6 +150,19 @@ func TestDependenciesArePinned(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join("../..", tc.dir, "go.sum")); err != nil {
 				t.Errorf("go.sum: %v", err)
+			}
+			if tc.ownModule {
+				if len(mod.Replace) != 1 {
+					t.Errorf("%s: %d replace directives, want exactly one (%s => ../..)", path, len(mod.Replace), ownModulePath)
+				}
+				for _, r := range mod.Replace {
+					if r.Old.Path != ownModulePath || r.Old.Version != "" || r.New.Version != "" || !strings.HasPrefix(r.New.Path, ".") ||
+						filepath.Clean(filepath.Join(tc.dir, r.New.Path)) != "." {
+						t.Errorf("%s: replace %s => %s %s: a test module may only replace %s, with the repository root as a relative path",
+							path, r.Old.Path, r.New.Path, r.New.Version, ownModulePath)
+					}
+				}
+				return
 			}
 			if !tc.kubernetes {
 				for _, r := range mod.Replace {
@@ -194,3 +215,6 @@ func readGoMod(t *testing.T, path string) goMod {
 	}
 	return m
 }
+
+// ownModulePath is this repository's module path.
+const ownModulePath = "github.com/kube-iam-authz/kube-iam-authz"

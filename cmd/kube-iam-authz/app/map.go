@@ -144,6 +144,9 @@ func (o *MapOptions) Run(ctx context.Context, streams Streams) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.MappingFile, err)
 	}
+	for _, p := range snap.Dropped() {
+		fmt.Fprintf(streams.Err, "%s: error (entry dropped): %s\n", o.MappingFile, p)
+	}
 	for _, w := range snap.Warnings() {
 		fmt.Fprintf(streams.Err, "%s: warning: %s\n", o.MappingFile, w)
 	}

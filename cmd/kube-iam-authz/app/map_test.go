@@ -182,9 +182,15 @@ func TestMapValidate(t *testing.T) {
 }
 
 func TestMapInvalidFile(t *testing.T) {
-	file := writeTemp(t, "bad.yaml", "mapRoles:\n  - rolearn: nope\n")
+	file := writeTemp(t, "bad.yaml", "mapRoles: |\n  - rolearn: nope\n   - x\n")
 	code, _, stderr := runCLI(t, "map", "--mapping-file", file, "--arn", "arn:aws:iam::111122223333:user/bob")
 	if code != 1 || !strings.Contains(stderr, "invalid aws-auth mapping") {
+		t.Errorf("exit %d stderr %q", code, stderr)
+	}
+	// An entry invalid on its own is dropped and said so; the rest maps.
+	file = writeTemp(t, "entry.yaml", "mapRoles:\n  - rolearn: nope\n    username: x\nmapUsers:\n  - userarn: arn:aws:iam::111122223333:user/bob\n    username: bob\n")
+	code, _, stderr = runCLI(t, "map", "--mapping-file", file, "--arn", "arn:aws:iam::111122223333:user/bob")
+	if code != 0 || !strings.Contains(stderr, "error (entry dropped): line 2: mapRoles[0].rolearn: invalid ARN") {
 		t.Errorf("exit %d stderr %q", code, stderr)
 	}
 }

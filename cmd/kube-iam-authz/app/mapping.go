@@ -45,9 +45,10 @@ func newMappingCheckCommand(streams Streams) *cobra.Command {
 
 FILE may be the ConfigMap (kubectl get cm aws-auth -n kube-system -o yaml),
 its bare data map, or mapRoles/mapUsers/mapAccounts as YAML or JSON lists.
-Every problem is printed as FILE:LINE: error: PATH: MESSAGE and the command
-exits 1; otherwise it prints a summary (entries per kind, templates used)
-and any warnings, and exits 0 (1 with --strict if there are warnings).`,
+It prints a summary (entries per kind, templates used) and every problem as
+FILE:LINE: SEVERITY: PATH: MESSAGE. Exit status: 1 if there is any error
+(a file the server refuses, or an entry it drops because the entry is
+invalid on its own), 1 with --strict also if there are warnings, else 0.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.File = args[0]
@@ -57,7 +58,7 @@ and any warnings, and exits 0 (1 with --strict if there are warnings).`,
 			return o.Run(streams)
 		},
 	}
-	cmd.Flags().BoolVar(&o.Strict, "strict", false, "exit 1 if there are warnings")
+	cmd.Flags().BoolVar(&o.Strict, "strict", false, "exit 1 also if there are warnings (for CI linting of the ConfigMap)")
 	return cmd
 }
 
@@ -92,9 +93,16 @@ func (o *mappingCheckOptions) Run(streams Streams) error {
 	fmt.Fprintf(streams.Out, "  mapUsers:    %d\n", c.Users)
 	fmt.Fprintf(streams.Out, "  mapAccounts: %d\n", c.Accounts)
 	fmt.Fprintf(streams.Out, "  templates:   %s\n", templates)
+	fmt.Fprintf(streams.Out, "  dropped:     %d\n", c.Dropped)
 	fmt.Fprintf(streams.Out, "  warnings:    %d\n", len(warnings))
+	for _, p := range snap.Dropped() {
+		printDiagnostic(streams.Err, o.File, "error", p)
+	}
 	for _, w := range warnings {
 		printDiagnostic(streams.Err, o.File, "warning", w)
+	}
+	if c.Dropped > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%s: %d %s dropped (each grants nothing; serve --mapping-strict refuses the file)", o.File, c.Dropped, plural(c.Dropped, "entry is", "entries are"))}
 	}
 	if o.Strict && len(warnings) > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%s: %d %s (--strict)", o.File, len(warnings), plural(len(warnings), "warning"))}
@@ -116,9 +124,13 @@ func printDiagnostic(w io.Writer, file, severity string, p mapping.Problem) {
 	fmt.Fprintf(w, "%s: %s: %s\n", pos, severity, p.Message)
 }
 
-func plural(n int, word string) string {
+// plural is word for 1, else word+"s" or the given plural form.
+func plural(n int, word string, pluralForm ...string) string {
 	if n == 1 {
 		return word
+	}
+	if len(pluralForm) > 0 {
+		return pluralForm[0]
 	}
 	return word + "s"
 }

@@ -19,7 +19,8 @@ func TestMappingCheck(t *testing.T) {
 		return p
 	}
 	bad := write("bad.yaml", "apiVersion: v1\nkind: ConfigMap\ndata:\n  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/A\n      username: \"{{Session}}\"\n    - rolearn: arn:aws:iam::111122223333:user/B\n      username: b\n  mapAccounts: |\n    - \"123\"\n")
-	warn := write("warn.yaml", "mapRoles:\n  - rolearn: arn:aws:iam::111122223333:role/team/A\n    username: a\n")
+	warn := write("warn.yaml", "mapUsers:\n  - userarn: arn:aws:iam::111122223333:role/A\n    username: a\n")
+	broken := write("broken.yaml", "mapRoles: |\n  - rolearn: arn:aws:iam::111122223333:role/A\n    username: a\n   - rolearn: x\n")
 	tests := map[string]struct {
 		args       []string
 		wantCode   int
@@ -36,22 +37,28 @@ func TestMappingCheck(t *testing.T) {
 				"templates:   {{AccountID}}, {{EC2PrivateDNSName}}, {{SessionName}}", "warnings:    0",
 			},
 		},
-		"every error with its position": {
+		"dropped entries are errors with their position": {
 			args:     []string{"mapping", "check", bad},
 			wantCode: 1,
+			wantOut:  []string{"mapRoles:    1 (1 rolearn, 0 sso)", "dropped:     2"},
 			wantErr: []string{
 				bad + ":6: error: mapRoles[0].username: unknown template {{Session}}",
-				bad + ":7: error: mapRoles[1].rolearn: is an IAM user ARN, not a role; map it in mapUsers",
+				bad + ":7: warning: mapRoles[1].rolearn: is an IAM user ARN under mapRoles",
 				bad + `:10: error: mapAccounts[0]: "123" is not a 12-digit account ID`,
-				"kube-iam-authz: " + bad + ": 3 problems",
+				"kube-iam-authz: " + bad + ": 2 entries are dropped",
 			},
+		},
+		"a structural error refuses the file": {
+			args:       []string{"mapping", "check", broken},
+			wantCode:   1,
+			wantErr:    []string{broken + ":3: error: mapRoles: YAML syntax error", ": 1 problem"},
 			wantNotOut: "ok (",
 		},
 		"warnings pass": {
 			args:     []string{"mapping", "check", warn},
 			wantCode: 0,
 			wantOut:  []string{"warnings:    1"},
-			wantErr:  []string{warn + ":2: warning: mapRoles[0].rolearn: the role path is ignored"},
+			wantErr:  []string{warn + ":2: warning: mapUsers[0].userarn: is a role ARN under mapUsers"},
 		},
 		"warnings fail with --strict": {
 			args:     []string{"mapping", "check", "--strict", warn},

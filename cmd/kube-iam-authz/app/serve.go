@@ -142,7 +142,11 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	var clusters []check.Cluster
 	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile}}, o.Clusters...)
 	for _, c := range all {
-		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics})
+		strict := o.MappingStrict
+		if c.MappingStrict != nil {
+			strict = *c.MappingStrict
+		}
+		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict})
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
@@ -182,10 +186,16 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		AllowImpersonation:      o.AllowImpersonation,
 		Reviewer:                reviewer,
 		PassthroughNonAWSTokens: o.PassthroughNonAWSTokens,
+		LogCacheHits:            o.LogCacheHits,
+		HitSummaryInterval:      o.LogCacheHitInterval.Duration,
 	})
 	if err != nil {
 		return err
 	}
+	background = append(background, authz.RunCacheHitSummary)
+	// The hits counted since the last summary line, written once the server has
+	// drained (before the log is flushed and closed).
+	defer authz.FlushCacheHits()
 
 	log.Info("starting",
 		zap.String("version", build.Version), zap.String("commit", build.Commit), zap.String("go_version", build.GoVersion),
@@ -194,6 +204,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		zap.String("partition", o.Partition), zap.Strings("sts_regions", o.STSRegions),
 		zap.String("sts_endpoint", o.STSEndpoint), zap.Duration("sts_timeout", o.STSTimeout.Duration),
 		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil), zap.Bool("ec2_lookups", ec2 != nil),
+		zap.Bool("log_cache_hits", o.LogCacheHits), zap.Duration("log_cache_hit_interval", o.LogCacheHitInterval.Duration),
 		zap.Bool("allow_impersonation", o.AllowImpersonation), zap.Bool("passthrough_non_aws_tokens", o.PassthroughNonAWSTokens))
 	return server.Run(ctx, server.Options{
 		GRPCAddr:      o.GRPCListen,

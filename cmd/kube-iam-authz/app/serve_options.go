@@ -37,6 +37,11 @@ const (
 	// timeout (envoy/sidecar.yaml uses 6s for the 5s default), and a Check
 	// that waits longer than this is worse than a 503 the client retries.
 	maxSTSTimeout = 30 * time.Second
+	// The cache-hit summary interval: at least a second (a shorter one is the
+	// line-per-hit flood the summary exists to avoid), at most an hour (a
+	// crash loses at most one interval of counts).
+	minLogCacheHitInterval = time.Second
+	maxLogCacheHitInterval = time.Hour
 	// maxConfigBytes bounds the --config file.
 	maxConfigBytes = 1 << 20
 	// defaultClusterName names the cluster the flags define; routes select
@@ -55,6 +60,9 @@ type ServeOptions struct {
 
 	ClusterID   string `json:"cluster-id"`
 	MappingFile string `json:"mapping-file"`
+	// MappingStrict refuses a mapping file with any error instead of
+	// dropping the invalid entries (all-or-nothing).
+	MappingStrict bool `json:"mapping-strict"`
 	// Clusters are extra clusters served from this process, selected per
 	// route by Envoy context_extensions (cluster_id or mapping).
 	Clusters []ClusterOptions `json:"clusters,omitempty"`
@@ -81,8 +89,10 @@ type ServeOptions struct {
 	SARCacheTTL             metav1.Duration `json:"sar-cache-ttl"`
 	PassthroughNonAWSTokens bool            `json:"passthrough-non-aws-tokens"`
 
-	LogLevel      string          `json:"log-level"`
-	ShutdownGrace metav1.Duration `json:"shutdown-grace"`
+	LogLevel            string          `json:"log-level"`
+	LogCacheHits        bool            `json:"log-cache-hits"`
+	LogCacheHitInterval metav1.Duration `json:"log-cache-hit-interval"`
+	ShutdownGrace       metav1.Duration `json:"shutdown-grace"`
 }
 
 // ClusterOptions is one extra cluster in the config file.
@@ -94,6 +104,8 @@ type ClusterOptions struct {
 	ClusterID string `json:"clusterID"`
 	// MappingFile is this cluster's aws-auth file.
 	MappingFile string `json:"mappingFile"`
+	// MappingStrict overrides --mapping-strict for this cluster's file.
+	MappingStrict *bool `json:"mappingStrict,omitempty"`
 	// UpstreamTokenFile is this cluster's own proxy token file; empty uses
 	// --upstream-token-file.
 	UpstreamTokenFile string `json:"upstreamTokenFile,omitempty"`
@@ -102,19 +114,20 @@ type ClusterOptions struct {
 // defaultServeOptions returns the defaults, before the file and flags.
 func defaultServeOptions() ServeOptions {
 	return ServeOptions{
-		GRPCListen:       defaultGRPCListen,
-		HTTPListen:       defaultHTTPListen,
-		Partition:        token.DefaultPartition,
-		STSTimeout:       metav1.Duration{Duration: defaultSTSTimeout},
-		STSRateLimit:     defaultSTSRateLimit,
-		STSRateBurst:     defaultSTSRateBurst,
-		CacheMaxEntries:  cache.DefaultMaxEntries,
-		CacheTTL:         metav1.Duration{Duration: cache.DefaultMaxTTL},
-		CacheNegativeTTL: metav1.Duration{Duration: cache.DefaultNegativeTTL},
-		SARTimeout:       metav1.Duration{Duration: sar.DefaultTimeout},
-		SARCacheTTL:      metav1.Duration{Duration: sar.DefaultTTL},
-		LogLevel:         defaultLogLevel,
-		ShutdownGrace:    metav1.Duration{Duration: defaultShutdownGrace},
+		GRPCListen:          defaultGRPCListen,
+		HTTPListen:          defaultHTTPListen,
+		Partition:           token.DefaultPartition,
+		STSTimeout:          metav1.Duration{Duration: defaultSTSTimeout},
+		STSRateLimit:        defaultSTSRateLimit,
+		STSRateBurst:        defaultSTSRateBurst,
+		CacheMaxEntries:     cache.DefaultMaxEntries,
+		CacheTTL:            metav1.Duration{Duration: cache.DefaultMaxTTL},
+		CacheNegativeTTL:    metav1.Duration{Duration: cache.DefaultNegativeTTL},
+		SARTimeout:          metav1.Duration{Duration: sar.DefaultTimeout},
+		SARCacheTTL:         metav1.Duration{Duration: sar.DefaultTTL},
+		LogLevel:            defaultLogLevel,
+		LogCacheHitInterval: metav1.Duration{Duration: check.DefaultHitSummaryInterval},
+		ShutdownGrace:       metav1.Duration{Duration: defaultShutdownGrace},
 	}
 }
 
@@ -127,6 +140,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HTTPListen, "http-listen", o.HTTPListen, "Listen `ADDR` for the HTTP server serving /metrics, /healthz and /readyz.")
 	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "Required. Cluster `ID` tokens must be signed for (x-k8s-aws-id), for routes without context_extensions.")
 	fs.StringVar(&o.MappingFile, "mapping-file", o.MappingFile, "Required. aws-auth mapping `FILE` (ConfigMap YAML, its data, or kubectl get -o json/yaml output); reloaded when it changes.")
+	fs.BoolVar(&o.MappingStrict, "mapping-strict", o.MappingStrict, "Refuse a mapping file with any error (keeping the last good one) instead of dropping each entry that is invalid on its own, which is what aws-iam-authenticator does and the default. Per cluster in --config: mappingStrict.")
 	fs.StringVar(&o.Partition, "partition", o.Partition, "AWS partition of the STS endpoints tokens may be signed for.")
 	fs.StringSliceVar(&o.STSRegions, "sts-regions", o.STSRegions, "Restrict accepted STS endpoints to these regions (comma-separated; the global endpoint counts as us-east-1). Default: every region of the partition.")
 	fs.StringVar(&o.STSEndpoint, "sts-endpoint", o.STSEndpoint, "Send STS calls to this base `URL` instead of the token's STS host (tests, VPC endpoints); the signed Host is kept.")
@@ -145,6 +159,8 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.SARCacheTTL.Duration, "sar-cache-ttl", o.SARCacheTTL.Duration, "How long a SubjectAccessReview answer (allowed or denied) is reused for the same caller and attribute.")
 	fs.BoolVar(&o.PassthroughNonAWSTokens, "passthrough-non-aws-tokens", o.PassthroughNonAWSTokens, "Forward a bearer token that is not a k8s-aws-v1 token (service account, OIDC) untouched, with the client's own Impersonate-* headers, for the API server to authenticate. Off: such a token is a 401. Needs --upstream-token-file: never use it with a client certificate on Envoy's upstream, which the API server would trust first.")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "Log level: debug, info, warn or error.")
+	fs.BoolVar(&o.LogCacheHits, "log-cache-hits", o.LogCacheHits, "Log every allowed Check answered from the verification cache at info. Default: one \"cache hits\" line per identity per --log-cache-hit-interval (each hit at debug); misses, denials and errors are always logged one by one.")
+	fs.DurationVar(&o.LogCacheHitInterval.Duration, "log-cache-hit-interval", o.LogCacheHitInterval.Duration, "How often the cache-hit summary is logged (1s to 1h).")
 	fs.DurationVar(&o.ShutdownGrace.Duration, "shutdown-grace", o.ShutdownGrace.Duration, "On SIGTERM, how long in-flight Checks may take to finish.")
 }
 
@@ -279,6 +295,9 @@ func (o *ServeOptions) Validate() error {
 	}
 	if _, err := zapcore.ParseLevel(o.LogLevel); err != nil {
 		add("--log-level %q: want debug, info, warn or error", o.LogLevel)
+	}
+	if d := o.LogCacheHitInterval.Duration; d < minLogCacheHitInterval || d > maxLogCacheHitInterval {
+		add("--log-cache-hit-interval %s: must be between %s and %s", d, minLogCacheHitInterval, maxLogCacheHitInterval)
 	}
 	if o.ShutdownGrace.Duration < 0 {
 		add("--shutdown-grace %s: must not be negative", o.ShutdownGrace.Duration)

@@ -35,10 +35,15 @@ sts-timeout: 3s
 sts-regions: [eu-west-1, us-east-1]
 cache-ttl: 1m
 grpc-listen: 127.0.0.1:7001
+mapping-strict: true
 clusters:
   - name: prod
     clusterID: prod-cluster
     mappingFile: /etc/aws-auth/prod.yaml
+    mappingStrict: false
+  - name: dev
+    clusterID: dev-cluster
+    mappingFile: /etc/aws-auth/dev.yaml
 `)
 	o, err := parseServe(t, "--config", cfg, "--cluster-id", "from-flag", "--sts-timeout", "4s")
 	if err != nil {
@@ -56,7 +61,10 @@ clusters:
 		"file address":               {o.GRPCListen, "127.0.0.1:7001"},
 		"default kept":               {o.HTTPListen, "127.0.0.1:9090"},
 		"default negative ttl kept":  {o.CacheNegativeTTL.Duration, 10 * time.Second},
-		"clusters from file":         {len(o.Clusters), 1},
+		"clusters from file":         {len(o.Clusters), 2},
+		"file mapping-strict":        {o.MappingStrict, true},
+		"cluster mappingStrict":      {*o.Clusters[0].MappingStrict, false},
+		"cluster inherits strict":    {o.Clusters[1].MappingStrict == nil, true},
 		"cluster name":               {o.Clusters[0].Name, "prod"},
 		"cluster id":                 {o.Clusters[0].ClusterID, "prod-cluster"},
 		"cluster mapping":            {o.Clusters[0].MappingFile, "/etc/aws-auth/prod.yaml"},
@@ -108,7 +116,7 @@ clusters:
 		"--grpc-listen", "nope", "--http-listen", "127.0.0.1:9090", "--grpc-tls-cert", "c.pem",
 		"--partition", "aws-moon", "--sts-endpoint", "ftp://x", "--sts-timeout", "0s",
 		"--sts-rate-limit", "-1", "--cache-max-entries", "0", "--cache-ttl", "20m", "--cache-negative-ttl", "0s",
-		"--log-level", "loud", "--shutdown-grace", "-1s",
+		"--log-level", "loud", "--shutdown-grace", "-1s", "--log-cache-hit-interval", "10ms",
 		"--sar-timeout", "1m", "--sar-cache-ttl", "0s", "--kubeconfig", "/k", "--passthrough-non-aws-tokens")
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +129,7 @@ clusters:
 		"--grpc-listen", "--grpc-tls-cert and --grpc-tls-key", "--cluster-id is required", "--mapping-file is required",
 		`name "default" is already used`, "clusterID is required", "mappingFile is required", `name "a" is already used`,
 		`clusterID "x" is already used`, "--partition", "--sts-endpoint", "--sts-timeout", "--sts-rate-limit",
-		"--cache-max-entries", "MaxTTL", "--cache-negative-ttl", "--log-level", "--shutdown-grace",
+		"--cache-max-entries", "MaxTTL", "--cache-negative-ttl", "--log-level", "--shutdown-grace", "--log-cache-hit-interval",
 		"--sar-timeout", "--sar-cache-ttl", "--kubeconfig is only used with --allow-impersonation",
 		"--passthrough-non-aws-tokens needs --upstream-token-file",
 	} {
