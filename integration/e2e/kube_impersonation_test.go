@@ -134,10 +134,24 @@ func wantOriginal(t *testing.T, c *harness.Chain) map[string][]string {
 // v1.37 with RBAC: every decision is the API server's RBAC answering the proxy's
 // SubjectAccessReviews for the mapped AWS caller, and what the proxy passes on is
 // seen in `kubectl auth whoami` and in the audit log.
+//
+// The RBAC is applied once; then two chains share it: this one, on the real
+// kube-apiserver, and the one of testKubectlAsUpstreamLines.
 func TestKubectlAs(t *testing.T) {
 	t.Parallel()
 	k := kube.Get(t)
 	k.Apply(t, asRBAC)
+	t.Run("kube-apiserver", func(t *testing.T) {
+		t.Parallel()
+		testKubectlAsKube(t, k)
+	})
+	t.Run("upstream lines", func(t *testing.T) {
+		t.Parallel()
+		testKubectlAsUpstreamLines(t, k)
+	})
+}
+
+func testKubectlAsKube(t *testing.T, k *harness.KubeAPIServer) {
 	clusters := harness.SidecarClusters()
 	clusters[0].Mapping = asMapping
 	c := startKubeChain(t, harness.ChainOptions{Clusters: clusters, ServeArgs: asServeArgs(t, k)})
@@ -282,15 +296,12 @@ func parseWhoami(t *testing.T, res harness.KubectlResult) userInfo {
 	return got
 }
 
-// TestKubectlAsUpstreamLines: the same decisions (serve asks the real
+// testKubectlAsUpstreamLines: the same decisions (serve asks the real
 // kube-apiserver's RBAC), with the API-server stand-in as the upstream so that
 // every case asserts the whole set of identity header lines that arrived: the
 // requested user, the client's group lines exactly once each, the reserved extras
 // and the proxy's credential, or nothing at all when refused or passed through.
-func TestKubectlAsUpstreamLines(t *testing.T) {
-	t.Parallel()
-	k := kube.Get(t)
-	k.Apply(t, asRBAC)
+func testKubectlAsUpstreamLines(t *testing.T, k *harness.KubeAPIServer) {
 	clusters := harness.SidecarClusters()
 	clusters[0].Mapping = asMapping
 	c := harness.StartChain(t, harness.ChainOptions{Clusters: clusters, ServeArgs: asServeArgs(t, k)})
