@@ -255,6 +255,9 @@ func TestServeStartupFailures(t *testing.T) {
 		"invalid entry with --mapping-strict": {args: []string{"--cluster-id", "c", "--mapping-strict", "--mapping-file", writeTemp(t, "entry.yaml", "mapRoles:\n  - rolearn: nope\n")}, want: "mapRoles[0].rolearn: invalid ARN"},
 		"missing upstream token":              {args: []string{"--cluster-id", "c", "--mapping-file", good, "--upstream-token-file", "/nonexistent/token"}, want: "upstream token"},
 		"http STS endpoint by name":           {args: []string{"--cluster-id", "c", "--mapping-file", good, "--sts-endpoint", "http://sts.example.com"}, want: "loopback"},
+		"impersonation without a usable kubeconfig": {
+			args: []string{"--cluster-id", "c", "--mapping-file", good, "--allow-impersonation", "--kubeconfig", "/nonexistent/kubeconfig"}, want: "--allow-impersonation",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
