@@ -59,6 +59,8 @@ func demoFlagsMarkdown() string {
 		switch {
 		case f.Name == "kubectl":
 			def = "`/usr/bin/kubectl`, else `kubectl` on PATH"
+		case f.Name == "etcd":
+			def = "`/usr/bin/etcd`, else `etcd` on PATH"
 		case def == "" || def == "false":
 			def = " "
 		default:
