@@ -11,6 +11,9 @@ ENVOY_VERSION       := 1.40.0
 STATICCHECK_VERSION := v0.8.2
 GHZ_VERSION         := v0.120.0
 VEGETA_VERSION      := v12.13.0
+# The real kube-apiserver the e2e suite runs behind Envoy (integration/kubeapiserver
+# requires k8s.io/kubernetes at this version and its staging modules at v0.MINOR.PATCH).
+KUBE_VERSION        := v1.37.2
 
 ENVOY       := $(TOOLS)/py/bin/envoy
 STATICCHECK := $(TOOLS)/bin/staticcheck
@@ -24,7 +27,7 @@ LONG_FUZZTIME ?= 10m
 export KIA_ENVOY := $(ENVOY)
 export KIA_BIN   := $(BIN)
 
-.PHONY: all debs build apiserver apiserver-check test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
+.PHONY: all debs build apiserver apiserver-check kube-apiserver test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
 
 all: build
 
@@ -40,6 +43,26 @@ apiserver:
 ## module's ./... never sees. No -race: it would recompile the whole k8s tree.
 apiserver-check: $(STATICCHECK)
 	cd integration/apiserver && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) mod verify && $(GO) test -count=1 ./...
+
+## kube-apiserver: the real kube-apiserver $(KUBE_VERSION), built from its own module
+## (integration/kubeapiserver) with the version stamped the way Kubernetes' release
+## build does, so `kube-apiserver --version` and `kubectl version` name it. The module
+## proxy carries no commit for the tag, so gitCommit stays empty rather than invented.
+## Cold (empty module and build caches) this takes minutes; see README.md.
+KUBE_VERSION_PKG := k8s.io/component-base/version
+KUBE_LDFLAGS := -s -w \
+  -X $(KUBE_VERSION_PKG).gitVersion=$(KUBE_VERSION) \
+  -X $(KUBE_VERSION_PKG).gitMajor=$(word 1,$(subst ., ,$(patsubst v%,%,$(KUBE_VERSION)))) \
+  -X $(KUBE_VERSION_PKG).gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) \
+  -X $(KUBE_VERSION_PKG).gitCommit= \
+  -X $(KUBE_VERSION_PKG).gitTreeState= \
+  -X $(KUBE_VERSION_PKG).buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+kube-apiserver: $(BIN)/kube-apiserver
+$(BIN)/kube-apiserver: integration/kubeapiserver/go.mod integration/kubeapiserver/go.sum
+	@grep -qE '^(require)?[[:space:]]+k8s.io/kubernetes $(KUBE_VERSION)([[:space:]]|$$)' integration/kubeapiserver/go.mod || \
+	  { echo "integration/kubeapiserver/go.mod does not require k8s.io/kubernetes $(KUBE_VERSION)"; exit 1; }
+	cd integration/kubeapiserver && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+	$@ --version
 
 ## debs: Debian packages the tests need, installed when missing (CI runs as root on a
 ## clean machine): etcd-server serves the real kube-apiserver, prometheus ships promtool.
@@ -94,7 +117,7 @@ fuzz:
 ## integration: the end-to-end suite alone (real Envoy, kubectl, awscli and the built
 ## binaries; KIA_ENVOY and KIA_BIN are exported above). The e2e tests wait on child
 ## processes, not CPU, so more of them run at once than the default GOMAXPROCS.
-integration: debs envoy build apiserver
+integration: debs envoy build apiserver kube-apiserver
 	$(GO) test -count=1 -tags integration -timeout 20m -parallel 8 ./envoy/... ./integration/...
 
 test: lint unit fuzz-smoke apiserver-check integration bench-smoke
