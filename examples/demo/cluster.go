@@ -41,7 +41,7 @@ func (d *demo) startCluster(ctx context.Context) error {
 		return err
 	}
 
-	args, err := kubeAPIServerArgs(a, d.files, pki)
+	args, err := kubeAPIServerArgs(a, d.o.RepoDir, d.files, pki)
 	if err != nil {
 		return err
 	}

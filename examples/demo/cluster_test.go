@@ -90,7 +90,7 @@ func TestClusterPKI(t *testing.T) {
 func TestKubeAPIServerArgs(t *testing.T) {
 	l := newLayout("/state")
 	p := clusterPKI{CAFile: "/p/ca.crt", ServingCertFile: "/p/s.crt", ServingKeyFile: "/p/s.key", SAKeyFile: "/p/sa.key", SAPubFile: "/p/sa.pub"}
-	args, err := kubeAPIServerArgs(addrs{APIServer: "127.0.0.1:16443", EtcdClient: "127.0.0.1:12379"}, l, p)
+	args, err := kubeAPIServerArgs(addrs{APIServer: "127.0.0.1:16443", EtcdClient: "127.0.0.1:12379"}, "/repo", l, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestKubeAPIServerArgs(t *testing.T) {
 		"--service-account-key-file":         "/p/sa.pub",
 		"--service-account-signing-key-file": "/p/sa.key",
 		"--service-account-issuer":           serviceAccountIssuer,
-		"--audit-policy-file":                l.AuditPolicy,
+		"--audit-policy-file":                "/repo/" + auditPolicyFile,
 		"--audit-log-path":                   l.AuditLog,
 	}
 	for k, v := range want {
@@ -122,7 +122,7 @@ func TestKubeAPIServerArgs(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if _, err := kubeAPIServerArgs(addrs{APIServer: "no-port"}, l, p); err == nil {
+	if _, err := kubeAPIServerArgs(addrs{APIServer: "no-port"}, "/repo", l, p); err == nil {
 		t.Errorf("an address without a port was accepted")
 	}
 }

@@ -16,7 +16,6 @@ type layout struct {
 	STSCA         string // CA the STS stand-in generated, trusted by serve
 	APIServerCert string // the cluster PKI: ca.crt, apiserver.crt/.key, sa.key, the bootstrap admin's
 	Etcd          string // etcd's data directory, fresh every run
-	AuditPolicy   string // kube-apiserver's audit policy (Metadata for everything)
 	AuditLog      string // kube-apiserver's audit log
 	AdminKube     string // kubeconfig of the bootstrap admin, straight to kube-apiserver
 	ProxyToken    string // the proxy's own bearer token: a TokenRequest token of its service account
@@ -35,7 +34,6 @@ func newLayout(dir string) layout {
 		STSCA:         filepath.Join(dir, "sts-ca.crt"),
 		APIServerCert: filepath.Join(dir, "apiserver"),
 		Etcd:          filepath.Join(dir, "etcd"),
-		AuditPolicy:   filepath.Join(dir, "apiserver", "audit-policy.yaml"),
 		AuditLog:      filepath.Join(dir, "logs", "kube-apiserver-audit.log"),
 		AdminKube:     filepath.Join(dir, "admin.kubeconfig"),
 		ProxyToken:    filepath.Join(dir, "proxy-token"),
@@ -76,13 +74,9 @@ func (l layout) prepare(repoDir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(l.Mapping, mapping, 0o600); err != nil {
-		return err
-	}
-
 	// The proxy's own credential comes later, from the TokenRequest API
 	// (bootstrap.go), once kube-apiserver is up.
-	return os.WriteFile(l.AuditPolicy, []byte(auditPolicy), 0o600)
+	return os.WriteFile(l.Mapping, mapping, 0o600)
 }
 
 // writeKubeconfig writes the demo's kubeconfig (see buildKubeconfig).

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
@@ -30,14 +31,9 @@ const (
 	serviceClusterIPRange = "10.96.0.0/16"
 )
 
-// auditPolicy records every request at Metadata level: who (the proxy's
-// service account), as whom (impersonatedUser), what, and the answer, but
-// no bodies. The demo shows one such line.
-const auditPolicy = `apiVersion: audit.k8s.io/v1
-kind: Policy
-rules:
-  - level: Metadata
-`
+// auditPolicyFile records every request at Metadata level; docker-compose.yml
+// mounts the same file.
+const auditPolicyFile = "examples/demo/audit-policy.yaml"
 
 // etcdArgs runs a one-member etcd on loopback with a fresh data directory
 // (the state directory is wiped at every start).
@@ -60,7 +56,7 @@ func etcdArgs(a addrs, dataDir string) []string {
 // on loopback: client certificates and service-account tokens as
 // authenticators, Node and RBAC as authorizers (so a request the mapping
 // lets through is still judged by RBAC), the audit log on.
-func kubeAPIServerArgs(a addrs, l layout, pki clusterPKI) ([]string, error) {
+func kubeAPIServerArgs(a addrs, repoDir string, l layout, pki clusterPKI) ([]string, error) {
 	host, port, err := net.SplitHostPort(a.APIServer)
 	if err != nil {
 		return nil, err
@@ -78,7 +74,7 @@ func kubeAPIServerArgs(a addrs, l layout, pki clusterPKI) ([]string, error) {
 		"--service-account-key-file", pki.SAPubFile,
 		"--service-account-signing-key-file", pki.SAKeyFile,
 		"--service-cluster-ip-range", serviceClusterIPRange,
-		"--audit-policy-file", l.AuditPolicy,
+		"--audit-policy-file", filepath.Join(repoDir, auditPolicyFile),
 		"--audit-log-path", l.AuditLog,
 		"--cert-dir", l.APIServerCert,
 		// A loopback advertise address cannot go into the "kubernetes"

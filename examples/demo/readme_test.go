@@ -34,9 +34,13 @@ var otherToolsFlags = map[string]string{
 	"--context":      "kubectl",
 	"--raw":          "kubectl",
 	"--as":           "kubectl",
+	"--kubeconfig":   "kubectl",
 	"--cluster-name": "aws eks get-token",
 	"--build":        "docker compose up",
 	"--wait":         "docker compose up",
+	// The demo's kube-apiserver (examples/demo/kubeapiserver.go).
+	"--authorization-mode": "kube-apiserver",
+	"--token-auth-file":    "kube-apiserver",
 }
 
 func commandFlags(t *testing.T, path []string) *pflag.FlagSet {
