@@ -372,9 +372,10 @@ func TestDeployment(t *testing.T) {
 
 // TestRBACImpersonatesExactlyWhatServeSends: the proxy's ClusterRole grants
 // the impersonate verb on users, groups, uids and userextras/<key> for each
-// extra key the server emits (impersonate.ExtraKeys, the list the Check
-// server's headers are built from), and on nothing else: no
-// serviceaccounts, no wildcard, no other verb.
+// extra key the server emits (impersonate.ExtraKeys and
+// impersonate.ReservedExtraKeys, the lists the Check server's headers are
+// built from), create on subjectaccessreviews (--allow-impersonation), and
+// nothing else: no serviceaccounts, no wildcard, no other verb.
 func TestRBACImpersonatesExactlyWhatServeSends(t *testing.T) {
 	m := loadManifests(t)
 	role := m.get(t, "ClusterRole", "kube-iam-authz-impersonator").(*rbacv1.ClusterRole)
@@ -385,9 +386,10 @@ func TestRBACImpersonatesExactlyWhatServeSends(t *testing.T) {
 		{"", "groups", "impersonate"}:                    true,
 		{"authentication.k8s.io", "uids", "impersonate"}: true,
 	}
-	for _, k := range impersonate.ExtraKeys() {
+	for _, k := range append(impersonate.ExtraKeys(), impersonate.ReservedExtraKeys()...) {
 		want[grant{"authentication.k8s.io", "userextras/" + k, "impersonate"}] = true
 	}
+	want[grant{"authorization.k8s.io", "subjectaccessreviews", "create"}] = true
 	got := map[grant]bool{}
 	for _, r := range role.Rules {
 		if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {

@@ -163,12 +163,21 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		stores = append(stores, store)
 	}
 
+	var reviewer check.AccessReviewer
+	if o.AllowImpersonation {
+		if reviewer, err = o.reviewer(reg); err != nil {
+			return fmt.Errorf("--allow-impersonation: %w", err)
+		}
+	}
 	authz, err := check.New(check.Options{
-		Verifier:   verifier,
-		Clusters:   clusters,
-		Upstream:   bearer,
-		Logger:     log,
-		Registerer: reg,
+		Verifier:                verifier,
+		Clusters:                clusters,
+		Upstream:                bearer,
+		Logger:                  log,
+		Registerer:              reg,
+		AllowImpersonation:      o.AllowImpersonation,
+		Reviewer:                reviewer,
+		PassthroughNonAWSTokens: o.PassthroughNonAWSTokens,
 	})
 	if err != nil {
 		return err
@@ -179,7 +188,8 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		zap.String("cluster_id", o.ClusterID), zap.Int("extra_clusters", len(o.Clusters)),
 		zap.String("partition", o.Partition), zap.Strings("sts_regions", o.STSRegions),
 		zap.String("sts_endpoint", o.STSEndpoint), zap.Duration("sts_timeout", o.STSTimeout.Duration),
-		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil), zap.Bool("ec2_lookups", ec2 != nil))
+		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil), zap.Bool("ec2_lookups", ec2 != nil),
+		zap.Bool("allow_impersonation", o.AllowImpersonation), zap.Bool("passthrough_non_aws_tokens", o.PassthroughNonAWSTokens))
 	return server.Run(ctx, server.Options{
 		GRPCAddr:      o.GRPCListen,
 		HTTPAddr:      o.HTTPListen,

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 )
@@ -73,6 +75,12 @@ type ServeOptions struct {
 
 	EC2Options
 
+	AllowImpersonation      bool            `json:"allow-impersonation"`
+	Kubeconfig              string          `json:"kubeconfig"`
+	SARTimeout              metav1.Duration `json:"sar-timeout"`
+	SARCacheTTL             metav1.Duration `json:"sar-cache-ttl"`
+	PassthroughNonAWSTokens bool            `json:"passthrough-non-aws-tokens"`
+
 	LogLevel      string          `json:"log-level"`
 	ShutdownGrace metav1.Duration `json:"shutdown-grace"`
 }
@@ -103,6 +111,8 @@ func defaultServeOptions() ServeOptions {
 		CacheMaxEntries:  cache.DefaultMaxEntries,
 		CacheTTL:         metav1.Duration{Duration: cache.DefaultMaxTTL},
 		CacheNegativeTTL: metav1.Duration{Duration: cache.DefaultNegativeTTL},
+		SARTimeout:       metav1.Duration{Duration: sar.DefaultTimeout},
+		SARCacheTTL:      metav1.Duration{Duration: sar.DefaultTTL},
 		LogLevel:         defaultLogLevel,
 		ShutdownGrace:    metav1.Duration{Duration: defaultShutdownGrace},
 	}
@@ -129,6 +139,11 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.CacheTTL.Duration, "cache-ttl", o.CacheTTL.Duration, "Longest time a verified token is served from the cache (never past the token's own expiry; at most 15m).")
 	fs.DurationVar(&o.CacheNegativeTTL.Duration, "cache-negative-ttl", o.CacheNegativeTTL.Duration, "How long a token STS or the parser definitively rejected is remembered (throttling and outages are never cached).")
 	o.EC2Options.AddFlags(fs)
+	fs.BoolVar(&o.AllowImpersonation, "allow-impersonation", o.AllowImpersonation, "Accept client Impersonate-* headers (kubectl --as) with an AWS token: each requested user, group, uid and extra is authorized for the mapped caller with a SubjectAccessReview, as the API server would. Off: any Impersonate-* header is a 403.")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig `FILE` for the SubjectAccessReviews of --allow-impersonation (default: the in-cluster API server address and CA, with the --upstream-token-file token if set, else the pod's service account token).")
+	fs.DurationVar(&o.SARTimeout.Duration, "sar-timeout", o.SARTimeout.Duration, "Deadline of one SubjectAccessReview; a review that fails or times out is a 503, never an allow.")
+	fs.DurationVar(&o.SARCacheTTL.Duration, "sar-cache-ttl", o.SARCacheTTL.Duration, "How long a SubjectAccessReview answer (allowed or denied) is reused for the same caller and attribute.")
+	fs.BoolVar(&o.PassthroughNonAWSTokens, "passthrough-non-aws-tokens", o.PassthroughNonAWSTokens, "Forward a bearer token that is not a k8s-aws-v1 token (service account, OIDC) untouched, with the client's own Impersonate-* headers, for the API server to authenticate. Off: such a token is a 401.")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "Log level: debug, info, warn or error.")
 	fs.DurationVar(&o.ShutdownGrace.Duration, "shutdown-grace", o.ShutdownGrace.Duration, "On SIGTERM, how long in-flight Checks may take to finish.")
 }
@@ -248,6 +263,15 @@ func (o *ServeOptions) Validate() error {
 	if err := o.cacheOptions().Validate(); err != nil {
 		add("cache: %w", err)
 	}
+	if d := o.SARTimeout.Duration; d <= 0 || d > sar.MaxTimeout {
+		add("--sar-timeout %s: must be in (0, %s]", d, sar.MaxTimeout)
+	}
+	if d := o.SARCacheTTL.Duration; d <= 0 || d > sar.MaxTTL {
+		add("--sar-cache-ttl %s: must be in (0, %s]", d, sar.MaxTTL)
+	}
+	if o.Kubeconfig != "" && !o.AllowImpersonation {
+		add("--kubeconfig is only used with --allow-impersonation")
+	}
 	if _, err := zapcore.ParseLevel(o.LogLevel); err != nil {
 		add("--log-level %q: want debug, info, warn or error", o.LogLevel)
 	}
@@ -288,4 +312,22 @@ func (o *ServeOptions) stsOptions() sts.Options {
 		RateLimit: o.STSRateLimit,
 		RateBurst: burst,
 	}
+}
+
+// reviewer builds the SubjectAccessReview client behind its cache.
+func (o *ServeOptions) reviewer(reg prometheus.Registerer) (check.AccessReviewer, error) {
+	m, err := sar.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := sar.NewClient(sar.ClientOptions{Kubeconfig: o.Kubeconfig, TokenFile: o.UpstreamTokenFile, Timeout: o.SARTimeout.Duration, Metrics: m})
+	if err != nil {
+		return nil, err
+	}
+	return sar.NewCached(client, sar.CacheOptions{
+		AllowedTTL:    o.SARCacheTTL.Duration,
+		DeniedTTL:     o.SARCacheTTL.Duration,
+		FlightTimeout: o.SARTimeout.Duration + time.Second,
+		Metrics:       m,
+	})
 }

@@ -108,7 +108,8 @@ clusters:
 		"--grpc-listen", "nope", "--http-listen", "127.0.0.1:9090", "--grpc-tls-cert", "c.pem",
 		"--partition", "aws-moon", "--sts-endpoint", "ftp://x", "--sts-timeout", "0s",
 		"--sts-rate-limit", "-1", "--cache-max-entries", "0", "--cache-ttl", "20m", "--cache-negative-ttl", "0s",
-		"--log-level", "loud", "--shutdown-grace", "-1s")
+		"--log-level", "loud", "--shutdown-grace", "-1s",
+		"--sar-timeout", "1m", "--sar-cache-ttl", "0s", "--kubeconfig", "/k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +122,7 @@ clusters:
 		`name "default" is already used`, "clusterID is required", "mappingFile is required", `name "a" is already used`,
 		`clusterID "x" is already used`, "--partition", "--sts-endpoint", "--sts-timeout", "--sts-rate-limit",
 		"--cache-max-entries", "MaxTTL", "--cache-negative-ttl", "--log-level", "--shutdown-grace",
+		"--sar-timeout", "--sar-cache-ttl", "--kubeconfig is only used with --allow-impersonation",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate error lacks %q", want)
@@ -154,5 +156,30 @@ func TestServeConfigEC2Keys(t *testing.T) {
 	}
 	if !o.Lookups || o.Region != "eu-west-1" || o.Endpoint != "https://ec2.example" {
 		t.Errorf("EC2 options %+v", o.EC2Options)
+	}
+}
+
+func TestServeImpersonationFlags(t *testing.T) {
+	o, err := parseServe(t, "--cluster-id", "c", "--mapping-file", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.AllowImpersonation || o.PassthroughNonAWSTokens {
+		t.Fatal("impersonation or pass-through on by default")
+	}
+	if o.SARTimeout.Duration != 2*time.Second || o.SARCacheTTL.Duration != 5*time.Second {
+		t.Errorf("SAR defaults %s, %s", o.SARTimeout.Duration, o.SARCacheTTL.Duration)
+	}
+	cfg := writeTemp(t, "config.yaml", "allow-impersonation: true\nkubeconfig: /etc/kube/config\npassthrough-non-aws-tokens: true\nsar-cache-ttl: 3s\n")
+	o, err = parseServe(t, "--config", cfg, "--cluster-id", "c", "--mapping-file", "m", "--sar-timeout", "1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !o.AllowImpersonation || !o.PassthroughNonAWSTokens || o.Kubeconfig != "/etc/kube/config" ||
+		o.SARTimeout.Duration != time.Second || o.SARCacheTTL.Duration != 3*time.Second {
+		t.Errorf("options %+v", o)
 	}
 }
