@@ -23,6 +23,11 @@ func (d *demo) startCluster(ctx context.Context) error {
 		if kc, err = buildAdminKubeconfig(a.APIServer, pki); err == nil {
 			err = os.WriteFile(d.files.AdminKube, kc, 0o600)
 		}
+		if err == nil {
+			if kc, err = buildProxyKubeconfig(a.APIServer, pki.CAFile, d.files.ProxyToken); err == nil {
+				err = os.WriteFile(d.files.ProxyKube, kc, 0o600)
+			}
+		}
 	}
 	end(err, "cluster CA and certificates in "+d.files.APIServerCert)
 	if err != nil {

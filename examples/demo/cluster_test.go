@@ -339,3 +339,35 @@ func TestFindAuditEvent(t *testing.T) {
 		t.Errorf("no matching event, but no error")
 	}
 }
+
+func TestImpersonationDenial(t *testing.T) {
+	want := `users "admin" is forbidden: User "developer:alice" cannot impersonate resource "users" in API group "" at the cluster scope`
+	if got := impersonationDenial("developer:alice", "admin"); got != want {
+		t.Errorf("impersonationDenial = %q\nwant                 %q", got, want)
+	}
+}
+
+func TestHasExtra(t *testing.T) {
+	out := `ATTRIBUTE                                    VALUE
+Username                                     developer:alice
+Extra: kube-iam-authz.io/original-username   [admin]
+Extra: kube-iam-authz.io/original-groups     [system:masters other]
+`
+	tests := map[string]struct {
+		key, want string
+		found     bool
+	}{
+		"the value":                   {key: "kube-iam-authz.io/original-username", want: "admin", found: true},
+		"one of several":              {key: "kube-iam-authz.io/original-groups", want: "other", found: true},
+		"another key's value":         {key: "kube-iam-authz.io/original-username", want: "system:masters"},
+		"a key prefix is not the key": {key: "kube-iam-authz.io/original", want: "admin"},
+		"a missing key":               {key: "kube-iam-authz.io/original-arn", want: "admin"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := hasExtra(out, tc.key, tc.want); got != tc.found {
+				t.Errorf("hasExtra(%q, %q) = %v, want %v", tc.key, tc.want, got, tc.found)
+			}
+		})
+	}
+}

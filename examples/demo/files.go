@@ -18,6 +18,7 @@ type layout struct {
 	Etcd          string // etcd's data directory, fresh every run
 	AuditLog      string // kube-apiserver's audit log
 	AdminKube     string // kubeconfig of the bootstrap admin, straight to kube-apiserver
+	ProxyKube     string // serve's --kubeconfig: its SubjectAccessReviews, as the proxy
 	ProxyToken    string // the proxy's own bearer token: a TokenRequest token of its service account
 	Mapping       string // the aws-auth file serve watches (edit it live)
 	PKI           string // CA and certificate of Envoy's listener
@@ -36,6 +37,7 @@ func newLayout(dir string) layout {
 		Etcd:          filepath.Join(dir, "etcd"),
 		AuditLog:      filepath.Join(dir, "logs", "kube-apiserver-audit.log"),
 		AdminKube:     filepath.Join(dir, "admin.kubeconfig"),
+		ProxyKube:     filepath.Join(dir, "proxy.kubeconfig"),
 		ProxyToken:    filepath.Join(dir, "proxy-token"),
 		Mapping:       filepath.Join(dir, "aws-auth.yaml"),
 		PKI:           filepath.Join(dir, "pki"),

@@ -118,6 +118,30 @@ func readyz(client *http.Client, addr string) func(context.Context) error {
 	return httpOK(client, "https://"+addr+"/readyz")
 }
 
+// buildProxyKubeconfig is serve's --kubeconfig for the SubjectAccessReviews
+// of --allow-impersonation: the proxy asks as itself, with the same token
+// file it sends upstream (client-go re-reads tokenFile as it is refreshed),
+// trusting the cluster CA as a pod's service account would.
+func buildProxyKubeconfig(apiServer, caFile, tokenFile string) ([]byte, error) {
+	return yaml.Marshal(clientcmdv1.Config{
+		Kind:       "Config",
+		APIVersion: "v1",
+		Clusters: []clientcmdv1.NamedCluster{{
+			Name:    "kube-apiserver",
+			Cluster: clientcmdv1.Cluster{Server: "https://" + apiServer, CertificateAuthority: caFile},
+		}},
+		AuthInfos: []clientcmdv1.NamedAuthInfo{{
+			Name:     "kube-iam-authz",
+			AuthInfo: clientcmdv1.AuthInfo{TokenFile: tokenFile},
+		}},
+		Contexts: []clientcmdv1.NamedContext{{
+			Name:    "kube-iam-authz",
+			Context: clientcmdv1.Context{Cluster: "kube-apiserver", AuthInfo: "kube-iam-authz"},
+		}},
+		CurrentContext: "kube-iam-authz",
+	})
+}
+
 // buildAdminKubeconfig is the bootstrap identity as a kubeconfig, for the
 // demo's `kubectl apply` and for a reader who wants to look at the cluster
 // without the proxy.

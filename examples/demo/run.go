@@ -114,6 +114,10 @@ func (d *demo) run(ctx context.Context) int {
 	if !d.auditLine() {
 		ok = false
 	}
+	d.ui.heading("kubectl --as, authorized by SubjectAccessReview for the mapped caller")
+	if !d.impersonation(ctx) {
+		ok = false
+	}
 	d.printSTSStats(ctx)
 	if !ok {
 		d.ui.printf("\nThe scripted part did not show what it should; logs are in %s\n", d.files.Logs)
@@ -229,7 +233,7 @@ func (d *demo) startChain(ctx context.Context) error {
 
 	d.metrics = "http://" + a.AuthzHTTP + "/metrics"
 	_, err = d.start(ctx, launch{
-		doing: "starting kube-iam-authz serve with examples/aws-auth.yaml",
+		doing: "starting kube-iam-authz serve with examples/aws-auth.yaml and --allow-impersonation",
 		name:  "kube-iam-authz",
 		path:  d.bin("kube-iam-authz"),
 		args: []string{
@@ -241,6 +245,10 @@ func (d *demo) startChain(ctx context.Context) error {
 			"--sts-endpoint", d.stsURL,
 			"--sts-ca-file", d.files.STSCA,
 			"--upstream-token-file", d.files.ProxyToken,
+			// kubectl --as: each requested attribute is authorized for the
+			// mapped caller with a SubjectAccessReview (as the proxy).
+			"--allow-impersonation",
+			"--kubeconfig", d.files.ProxyKube,
 		},
 		probe: httpOK(http.DefaultClient, "http://"+a.AuthzHTTP+"/readyz"),
 		ready: func(string) string {
@@ -419,6 +427,8 @@ func (d *demo) printTryIt() {
 		"kubectl --context unmapped get --raw /api  # Error from server (Forbidden): ...",
 		"kubectl --context developer get pods -n dev   # allowed by " + demoRBACFile,
 		"kubectl --context developer get secrets -A    # Forbidden by kube-apiserver's RBAC",
+		"kubectl --as developer:alice auth whoami       # admin may impersonate (system:masters)",
+		"kubectl --context developer --as admin get --raw /api   # developer may not: 403",
 		"",
 		"Metrics:      curl -s " + d.metrics + " | grep ^kube_iam_authz_",
 		"Readiness:    curl -s http://" + a.AuthzHTTP + "/readyz",

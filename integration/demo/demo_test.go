@@ -224,6 +224,14 @@ var wantScripted = []*regexp.Regexp{
 	// The audit log: the proxy's service account impersonated the mapped
 	// user with every mapped group.
 	regexp.MustCompile(`(?m)^\s+user: system:serviceaccount:kube-iam-authz:kube-iam-authz\n\s+impersonatedUser: developer:alice \[developers viewers team-111122223333 system:authenticated\]\n\s+verb: list pods in dev → 200$`),
+	// kubectl --as (serve --allow-impersonation): admin may act as the
+	// developer, and the AWS caller is recorded in the reserved extras;
+	// the developer may not act as admin, in the API server's words.
+	regexp.MustCompile(`(?m)^\$ kubectl --context admin --as developer:alice auth whoami\n.*\n\s+ATTRIBUTE\s+VALUE\n\s+Username\s+developer:alice\n\s+Groups\s+\[system:authenticated\]\n` +
+		`\s+Extra: kube-iam-authz\.io/original-arn\s+\[arn:aws:iam::111122223333:user/admin\]\n\s+Extra: kube-iam-authz\.io/original-groups\s+\[system:masters\]\n` +
+		`\s+Extra: kube-iam-authz\.io/original-uid\s+\[aws-iam-authenticator:111122223333:AIDABRLLSIBLUGGUS3LQD\]\n\s+Extra: kube-iam-authz\.io/original-username\s+\[admin\]\n`),
+	regexp.MustCompile(`(?m)^\$ kubectl --context developer --as admin auth whoami\n.*\n\s+error: `),
+	regexp.MustCompile(`(?m)^\$ kubectl --context developer --as admin get --raw /api\n.*\n\s+Error from server \(Forbidden\): users "admin" is forbidden: User "developer:alice" cannot impersonate resource "users" in API group "" at the cluster scope\n\s+→ refused`),
 	// STS really was asked.
 	regexp.MustCompile(`The STS stand-in verified [1-9]\d* presigned GetCallerIdentity URLs \(ok [1-9]`),
 }
