@@ -8,6 +8,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,6 +280,37 @@ func TestDemoInteractive(t *testing.T) {
 	if !strings.Contains(r.out.String(), "export KUBECONFIG="+s.Kubeconfig) {
 		t.Errorf("the instructions do not name the kubeconfig %s", s.Kubeconfig)
 	}
+
+	t.Run("the proxy's token is a TokenRequest token of its service account", func(t *testing.T) {
+		raw, err := os.ReadFile(filepath.Join(r.stateDir, "proxy-token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(strings.TrimSpace(string(raw)), ".")
+		if len(parts) != 3 {
+			t.Fatalf("proxy-token has %d dot-separated parts, want a JWT", len(parts))
+		}
+		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims struct {
+			Iss string   `json:"iss"`
+			Sub string   `json:"sub"`
+			Aud []string `json:"aud"`
+			Iat int64    `json:"iat"`
+			Exp int64    `json:"exp"`
+		}
+		if err := json.Unmarshal(payload, &claims); err != nil {
+			t.Fatal(err)
+		}
+		// Bound to the API server's own audience, for an hour, like the
+		// Deployment's projected token; the demo refreshes it at 80%.
+		if claims.Sub != "system:serviceaccount:kube-iam-authz:kube-iam-authz" || claims.Iss != "https://kubernetes.default.svc" ||
+			len(claims.Aud) != 1 || claims.Aud[0] != claims.Iss || claims.Exp-claims.Iat != 3600 {
+			t.Errorf("proxy token claims %+v: want sub the proxy's service account, iss and aud the API server, 1h", claims)
+		}
+	})
 
 	t.Run("every exposed metric is documented in the README", func(t *testing.T) {
 		resp, err := http.Get(s.Metrics)
