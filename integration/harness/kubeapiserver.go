@@ -100,6 +100,7 @@ type KubeAPIServer struct {
 	adminToken string
 	client     *http.Client
 
+	rotateMu   sync.Mutex // one token rotation at a time
 	mu         sync.Mutex
 	tokenErr   error     // last refresh failure, nil after a success
 	tokenUntil time.Time // expiry of the token in the volume
@@ -325,31 +326,62 @@ func startKubeAPIServer() (_ *KubeAPIServer, err error) {
 // the kubelet rotates a projected token, until Stop.
 func (k *KubeAPIServer) refreshProxyToken(issued, until time.Time) {
 	defer close(k.stopped)
+	next := refreshTime(issued, until)
 	for {
-		wait := time.Until(issued.Add(time.Duration(float64(until.Sub(issued)) * proxyTokenRefreshAt)))
 		select {
 		case <-k.stop:
 			return
-		case <-time.After(wait):
+		case <-time.After(time.Until(next)):
 		}
 		now := time.Now()
-		tok, newUntil, err := k.RequestToken(ProxyNamespace, ProxyServiceAccount, proxyTokenTTL)
-		if err == nil {
-			err = k.ProxyTokenVolume.update(map[string][]byte{ProxyTokenFileName: []byte(tok)})
-		}
+		newUntil, err := k.rotateProxyToken()
 		k.mu.Lock()
 		k.tokenErr = err
-		if err == nil {
-			k.tokenUntil = newUntil
-		}
 		k.mu.Unlock()
 		if err != nil {
 			// Try again soon: the old token is still valid for 20 % of its life.
-			issued, until = now.Add(5*time.Second-proxyTokenTTL), now.Add(5*time.Second)
+			next = now.Add(5 * time.Second)
 			continue
 		}
-		issued, until = now, newUntil
+		next = refreshTime(now, newUntil)
 	}
+}
+
+// refreshTime is when a token issued at issued and valid until until is replaced.
+func refreshTime(issued, until time.Time) time.Time {
+	return issued.Add(time.Duration(float64(until.Sub(issued)) * proxyTokenRefreshAt))
+}
+
+// rotateProxyToken writes a new TokenRequest token into ProxyTokenVolume.
+func (k *KubeAPIServer) rotateProxyToken() (time.Time, error) {
+	k.rotateMu.Lock()
+	defer k.rotateMu.Unlock()
+	tok, until, err := k.RequestToken(ProxyNamespace, ProxyServiceAccount, proxyTokenTTL)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := k.ProxyTokenVolume.update(map[string][]byte{ProxyTokenFileName: []byte(tok)}); err != nil {
+		return time.Time{}, err
+	}
+	k.mu.Lock()
+	k.tokenUntil = until
+	k.mu.Unlock()
+	return until, nil
+}
+
+// RotateProxyToken rotates the proxy's token now, as the fixture does at 80 % of
+// its lifetime, and returns the new one. Every chain on this server shares the
+// token; the earlier one stays valid until it expires, as with the kubelet.
+func (k *KubeAPIServer) RotateProxyToken(t testing.TB) string {
+	t.Helper()
+	if _, err := k.rotateProxyToken(); err != nil {
+		t.Fatalf("harness: rotate the proxy token: %v", err)
+	}
+	b, err := os.ReadFile(k.ProxyTokenVolume.Path(ProxyTokenFileName))
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return string(b)
 }
 
 // TokenError is the last proxy-token refresh failure (nil when the last one worked).
