@@ -14,25 +14,35 @@ VEGETA_VERSION      := v12.13.0
 # The real kube-apiserver the e2e suite runs behind Envoy (integration/kubeapiserver
 # requires k8s.io/kubernetes at this version and its staging modules at v0.MINOR.PATCH).
 KUBE_VERSION        := v1.37.2
+HELM_VERSION        := v3.22.0
 
 ENVOY       := $(TOOLS)/py/bin/envoy
 STATICCHECK := $(TOOLS)/bin/staticcheck
 GHZ         := $(TOOLS)/bin/ghz
 VEGETA      := $(TOOLS)/bin/vegeta
+HELM        := $(TOOLS)/bin/helm
 
 # Fuzz time per target in `make test`; `make fuzz` runs longer.
 FUZZTIME      ?= 30s
 LONG_FUZZTIME ?= 10m
 
+# Build stamps (kube-iam-authz version, kube_iam_authz_build_info): the nearest
+# tag (or "dev"), and the commit with "-dirty" for a changed tree.
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+VERSION_PKG := github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app
+LDFLAGS     := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT)
+
 export KIA_ENVOY := $(ENVOY)
 export KIA_BIN   := $(BIN)
+export KIA_HELM  := $(HELM)
 
-.PHONY: all debs build apiserver apiserver-check kube-apiserver test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
+.PHONY: all debs helm build apiserver apiserver-check kube-apiserver test unit fuzz-smoke fuzz integration soak lint tools envoy demo bench bench-smoke bench-tools bench-bins clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/kube-iam-authz ./cmd/kube-iam-authz
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/kube-iam-authz ./cmd/kube-iam-authz
 	$(GO) build -o $(BIN)/sts-fake ./integration/stsfake/cmd/sts-fake
 
 ## apiserver: the API-server stand-in (its own Go module; the first build takes minutes).
@@ -75,8 +85,14 @@ debs:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  fi
 
-## tools: pinned linters and the real Envoy, installed project-locally.
-tools: envoy $(STATICCHECK)
+## tools: pinned linters, helm and the real Envoy, installed project-locally.
+tools: envoy helm $(STATICCHECK)
+
+## helm: the pinned helm CLI, built from the Go module proxy (a few minutes the first
+## time). examples/*_test.go lints the chart and checks `helm template` output.
+helm: $(HELM)
+$(HELM):
+	GOBIN=$(TOOLS)/bin $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 envoy: $(ENVOY)
 $(ENVOY):
@@ -100,7 +116,9 @@ lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
 	$(GO) mod verify
 
-unit:
+## unit: examples/ renders the Helm chart (helm) and runs promtool on the alert rules
+## (Debian's prometheus package), so both are installed first.
+unit: debs $(HELM)
 	$(GO) test -race -count=1 ./...
 
 ## fuzz-smoke: every fuzz target for $(FUZZTIME) (go test runs one target at a time).

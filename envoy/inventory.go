@@ -12,16 +12,23 @@ import (
 // Inventory names what a config binds, dials and reads: exactly what LocalPorts must
 // cover for RenderLocal.
 type Inventory struct {
-	Listeners     []string // listener names
-	AuthzClusters []string // clusters an ext_authz filter calls
-	APIServers    []string // every other cluster
-	Files         []string // file paths read (certificates, keys, CAs, file logs)
+	Listeners      []string // listener names, except stats listeners
+	StatsListeners []string // listeners that serve only Envoy's /stats/prometheus (RuleStatsListener)
+	AuthzClusters  []string // clusters an ext_authz filter calls
+	AdminClusters  []string // clusters whose endpoints are the admin interface (stats listeners' upstream)
+	APIServers     []string // every other cluster
+	Files          []string // file paths read (certificates, keys, CAs, file logs)
 }
 
 // Inventorize lists the listeners, clusters and files of b, each sorted.
 func Inventorize(b *bootstrapv3.Bootstrap) (Inventory, error) {
 	var inv Inventory
+	stats, admin := statsParts(b)
 	for _, l := range b.GetStaticResources().GetListeners() {
+		if stats[l.GetName()] {
+			inv.StatsListeners = append(inv.StatsListeners, l.GetName())
+			continue
+		}
 		inv.Listeners = append(inv.Listeners, l.GetName())
 	}
 	authz, err := authzClusterNames(b)
@@ -29,9 +36,12 @@ func Inventorize(b *bootstrapv3.Bootstrap) (Inventory, error) {
 		return Inventory{}, err
 	}
 	for _, cl := range b.GetStaticResources().GetClusters() {
-		if authz[cl.GetName()] {
+		switch {
+		case authz[cl.GetName()]:
 			inv.AuthzClusters = append(inv.AuthzClusters, cl.GetName())
-		} else {
+		case admin[cl.GetName()]:
+			inv.AdminClusters = append(inv.AdminClusters, cl.GetName())
+		default:
 			inv.APIServers = append(inv.APIServers, cl.GetName())
 		}
 	}
@@ -55,7 +65,7 @@ func Inventorize(b *bootstrapv3.Bootstrap) (Inventory, error) {
 	for f := range files {
 		inv.Files = append(inv.Files, f)
 	}
-	for _, s := range [][]string{inv.Listeners, inv.AuthzClusters, inv.APIServers, inv.Files} {
+	for _, s := range [][]string{inv.Listeners, inv.StatsListeners, inv.AuthzClusters, inv.AdminClusters, inv.APIServers, inv.Files} {
 		sort.Strings(s)
 	}
 	return inv, nil

@@ -99,6 +99,12 @@ const (
 	// RuleClusterContext: with more than one API server, every route names its cluster
 	// to the authz server (context_extensions cluster_id and mapping), one id per cluster.
 	RuleClusterContext Rule = "cluster-context"
+	// RuleStatsListener: a listener that routes to the admin interface (a cluster whose
+	// endpoints are the admin address) is a stats listener: one HTTP connection manager
+	// with only the router, and routes that answer directly or forward exactly
+	// GET /stats/prometheus, unrewritten, to the admin. It is how Prometheus scrapes
+	// Envoy without the admin interface (quitquitquit, runtime_modify) leaving loopback.
+	RuleStatsListener Rule = "stats-listener"
 )
 
 // MinExtAuthzTimeout is the smallest ext_authz timeout the policy accepts. The server's
@@ -157,8 +163,13 @@ func CheckPolicy(b *bootstrapv3.Bootstrap) error {
 	for _, cl := range b.GetStaticResources().GetClusters() {
 		c.clusters[cl.GetName()] = cl
 	}
+	c.statsListeners, c.adminClusters = statsParts(b)
 	c.checkAdmin()
 	for _, l := range b.GetStaticResources().GetListeners() {
+		if c.statsListeners[l.GetName()] {
+			c.checkStatsListener(l)
+			continue
+		}
 		c.checkListener(l)
 	}
 	c.checkClusterContext()
@@ -174,6 +185,8 @@ type checker struct {
 	violations []Violation
 	// routed upstream cluster → set of cluster_id context extensions seen on its routes
 	clusterIDs map[string]map[string]bool
+	// stats listeners and admin clusters (statsParts): not API traffic.
+	statsListeners, adminClusters map[string]bool
 }
 
 func (c *checker) add(rule Rule, where, format string, args ...any) {
@@ -538,12 +551,12 @@ func contextExtension(vh *routev3.VirtualHost, r *routev3.Route, key string) str
 // and routed clusters.
 func (c *checker) multi() bool {
 	upstreams := 0
-	for _, cl := range c.clusters {
-		if httpOptions(cl).GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+	for name, cl := range c.clusters {
+		if !c.adminClusters[name] && httpOptions(cl).GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
 			upstreams++
 		}
 	}
-	return upstreams > 1 || len(c.b.GetStaticResources().GetListeners()) > 1
+	return upstreams > 1 || len(c.b.GetStaticResources().GetListeners())-len(c.statsListeners) > 1
 }
 
 func (c *checker) checkAPIServerCluster(where, name string) {

@@ -26,7 +26,9 @@ var ErrRender = errors.New("cannot render envoy config for local use")
 type LocalPorts struct {
 	// AdminAddr is the admin interface, e.g. "127.0.0.1:19901".
 	AdminAddr string
-	// Listeners maps each listener name to its local address.
+	// Listeners maps each listener name to its local address. A stats listener
+	// (Inventory.StatsListeners) left out is left out of the rendering too: it serves
+	// only Envoy's own metrics, which a caller that does not scrape them has no use for.
 	Listeners map[string]string
 	// AuthzAddr is the ext_authz gRPC server: every cluster an ext_authz filter calls.
 	AuthzAddr string
@@ -88,7 +90,7 @@ func sortedKeys(m map[string]string) []string {
 // RenderLocal returns b as JSON (which is also YAML) for `envoy -c`, with only its
 // addresses, ports and file paths replaced as p says: the admin and listener addresses,
 // each cluster's single endpoint (and its discovery type, STATIC, since local addresses
-// are IP literals), and file data sources. Policy, TLS settings such as SNI and SAN
+// are IP literals; admin clusters follow AdminAddr), and file data sources. Policy, TLS settings such as SNI and SAN
 // matchers, timeouts and filters stay exactly as reviewed. b is not modified.
 func RenderLocal(b *bootstrapv3.Bootstrap, p LocalPorts) ([]byte, error) {
 	if err := p.Validate(); err != nil {
@@ -96,20 +98,31 @@ func RenderLocal(b *bootstrapv3.Bootstrap, p LocalPorts) ([]byte, error) {
 	}
 	out := proto.Clone(b).(*bootstrapv3.Bootstrap)
 	var errs []error
+	// Classified before any address changes: admin clusters are recognised by the
+	// admin address.
+	stats, adminClusters := statsParts(out)
 
 	if out.GetAdmin() != nil {
 		out.Admin.Address = socketAddress(p.AdminAddr)
 	}
 
 	used := map[string]bool{}
+	kept := out.GetStaticResources().GetListeners()[:0]
 	for _, l := range out.GetStaticResources().GetListeners() {
 		addr, ok := p.Listeners[l.GetName()]
-		if !ok {
+		switch {
+		case !ok && stats[l.GetName()]:
+			continue // not asked for: dropped
+		case !ok:
 			errs = append(errs, fmt.Errorf("listener %q has no local address", l.GetName()))
 			continue
 		}
 		used["listener/"+l.GetName()] = true
 		l.Address = socketAddress(addr)
+		kept = append(kept, l)
+	}
+	if out.GetStaticResources() != nil {
+		out.StaticResources.Listeners = kept
 	}
 
 	authzClusters, err := authzClusterNames(out)
@@ -121,6 +134,8 @@ func RenderLocal(b *bootstrapv3.Bootstrap, p LocalPorts) ([]byte, error) {
 		switch {
 		case authzClusters[cl.GetName()]:
 			addr, ok = p.AuthzAddr, true
+		case adminClusters[cl.GetName()]:
+			addr, ok = p.AdminAddr, true
 		case ok:
 			used["cluster/"+cl.GetName()] = true
 		}

@@ -32,7 +32,7 @@ func localPortsFor(t *testing.T, b *bootstrapv3.Bootstrap, dir string) envoyconf
 		APIServers: map[string]string{},
 		Files:      map[string]string{},
 	}
-	for i, name := range inv.Listeners {
+	for i, name := range append(inv.Listeners, inv.StatsListeners...) {
 		p.Listeners[name] = fmt.Sprintf("127.0.0.1:%d", 20100+i)
 	}
 	for i, name := range inv.APIServers {
@@ -120,6 +120,73 @@ func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 			}
 			if got, want := rendered.GetAdmin().GetAddress().GetSocketAddress().GetPortValue(), uint32(20000); got != want {
 				t.Errorf("admin port = %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestRenderLocalStatsListener: the stats listener's upstream follows the admin
+// address, and a caller that gives the stats listener no address gets a config
+// without it (and still with every other listener).
+func TestRenderLocalStatsListener(t *testing.T) {
+	reviewed, err := envoyconfig.Load("sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := envoyconfig.Inventorize(reviewed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"stats"}; strings.Join(inv.StatsListeners, ",") != strings.Join(want, ",") {
+		t.Fatalf("StatsListeners = %v, want %v", inv.StatsListeners, want)
+	}
+	if want := []string{"envoy_admin"}; strings.Join(inv.AdminClusters, ",") != strings.Join(want, ",") {
+		t.Fatalf("AdminClusters = %v, want %v", inv.AdminClusters, want)
+	}
+	for _, name := range inv.Listeners {
+		if name == "stats" {
+			t.Errorf("Listeners also lists the stats listener")
+		}
+	}
+	tests := map[string]struct {
+		withStats     bool
+		wantListeners []string
+	}{
+		"stats listener asked for": {withStats: true, wantListeners: []string{"kube-api", "stats"}},
+		"stats listener left out":  {withStats: false, wantListeners: []string{"kube-api"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := localPortsFor(t, reviewed, "/tmp/kia-test")
+			if !tc.withStats {
+				delete(p.Listeners, "stats")
+			}
+			out, err := envoyconfig.RenderLocal(reviewed, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rendered, err := envoyconfig.Parse(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, l := range rendered.GetStaticResources().GetListeners() {
+				got = append(got, l.GetName())
+			}
+			if strings.Join(got, ",") != strings.Join(tc.wantListeners, ",") {
+				t.Errorf("listeners %v, want %v", got, tc.wantListeners)
+			}
+			for _, cl := range rendered.GetStaticResources().GetClusters() {
+				if cl.GetName() != "envoy_admin" {
+					continue
+				}
+				sa := cl.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+				if got := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()); got != p.AdminAddr {
+					t.Errorf("envoy_admin endpoint %s, want the admin address %s", got, p.AdminAddr)
+				}
+			}
+			if err := envoyconfig.CheckPolicy(rendered); err != nil {
+				t.Errorf("rendered config fails the policy: %v", err)
 			}
 		})
 	}

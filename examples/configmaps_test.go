@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,6 +51,39 @@ func renderConfigMap(name, key, sourceRel string, src []byte) []byte {
 	return b.Bytes()
 }
 
+// chartFiles are repository files the Helm chart ships a copy of (a chart can read
+// only its own files): chart path → source, both relative to examples/.
+var chartFiles = map[string]string{
+	filepath.Join(chartDir, "files", "envoy-sidecar.yaml"):     filepath.Join("..", "envoy", "sidecar.yaml"),
+	filepath.Join(chartDir, "files", "prometheus-rules.yaml"):  rulesFile,
+	filepath.Join(chartDir, "files", "grafana-dashboard.json"): dashboardFile,
+}
+
+// TestChartFilesAreCopies keeps the chart's copies byte-identical to their sources
+// (-update rewrites them).
+func TestChartFilesAreCopies(t *testing.T) {
+	for copyPath, srcPath := range chartFiles {
+		t.Run(filepath.Base(copyPath), func(t *testing.T) {
+			src, err := os.ReadFile(srcPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				if err := os.WriteFile(copyPath, src, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := os.ReadFile(copyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, src) {
+				t.Errorf("%s differs from %s; run go test ./examples -run TestChartFilesAreCopies -update", copyPath, srcPath)
+			}
+		})
+	}
+}
+
 func TestCopiedConfigMaps(t *testing.T) {
 	for name, tc := range copiedConfigMaps {
 		t.Run(name, func(t *testing.T) {
@@ -88,32 +122,62 @@ func TestCopiedConfigMaps(t *testing.T) {
 	}
 }
 
-// TestAWSAuthConfigMapParses: the mounted file is what serve loads.
+// mountedConfigMap returns the ConfigMap behind the volume that holds file in
+// container c, and the file's key; nil when the operator provides it.
+func mountedConfigMap(t *testing.T, m *manifests, c string, file string) (*corev1.ConfigMap, string) {
+	t.Helper()
+	d := theDeployment(t, m)
+	pod := &d.Spec.Template.Spec
+	_, vol := mountFor(t, pod, container(t, pod, c), file)
+	if vol.ConfigMap == nil {
+		t.Fatalf("%s is not on a ConfigMap volume", file)
+	}
+	if _, ok := m.external[vol.ConfigMap.Name]; ok {
+		return nil, filepath.Base(file)
+	}
+	return m.get(t, "ConfigMap", vol.ConfigMap.Name).(*corev1.ConfigMap), filepath.Base(file)
+}
+
+// TestAWSAuthConfigMapParses: the mounted mapping file is what serve loads, in
+// every install source that renders it.
 func TestAWSAuthConfigMapParses(t *testing.T) {
-	m := loadManifests(t)
-	cm := m.get(t, "ConfigMap", "aws-auth").(*corev1.ConfigMap)
-	snap, err := mapping.Parse([]byte(cm.Data["aws-auth.yaml"]))
-	if err != nil {
-		t.Fatalf("mapping.Parse: %v", err)
-	}
-	if c := snap.Counts(); c.Roles == 0 || c.Users == 0 {
-		t.Errorf("counts = %+v, want roles and users (the demo maps one of each)", c)
-	}
-	if w := snap.Warnings(); len(w) > 0 {
-		t.Errorf("the example mapping has warnings: %v", w)
-	}
+	forEachSource(t, func(t *testing.T, m *manifests, _ source) {
+		d := theDeployment(t, m)
+		flag := serveFlags(t, container(t, &d.Spec.Template.Spec, "kube-iam-authz"))
+		cm, key := mountedConfigMap(t, m, "kube-iam-authz", flag("mapping-file"))
+		if cm == nil {
+			t.Skipf("the mapping ConfigMap is the operator's (%v)", m.external)
+		}
+		snap, err := mapping.Parse([]byte(cm.Data[key]))
+		if err != nil {
+			t.Fatalf("mapping.Parse: %v", err)
+		}
+		if c := snap.Counts(); c.Roles == 0 || c.Users == 0 {
+			t.Errorf("counts = %+v, want roles and users (the examples map one of each)", c)
+		}
+		if w := snap.Warnings(); len(w) > 0 {
+			t.Errorf("the example mapping has warnings: %v", w)
+		}
+	})
 }
 
 // TestEnvoyConfigMapPassesPolicy: the mounted Envoy config loads and passes
 // the config-lint the reviewed file is held to.
 func TestEnvoyConfigMapPassesPolicy(t *testing.T) {
-	m := loadManifests(t)
-	cm := m.get(t, "ConfigMap", "envoy-sidecar").(*corev1.ConfigMap)
-	b, err := envoyconfig.Parse([]byte(cm.Data["sidecar.yaml"]))
-	if err != nil {
-		t.Fatalf("envoyconfig.Parse: %v", err)
-	}
-	if err := envoyconfig.CheckPolicy(b); err != nil {
-		t.Errorf("CheckPolicy: %v", err)
-	}
+	forEachSource(t, func(t *testing.T, m *manifests, _ source) {
+		d := theDeployment(t, m)
+		c := container(t, &d.Spec.Template.Spec, "envoy")
+		i := slices.Index(c.Args, "--config-path")
+		if i < 0 || i+1 >= len(c.Args) {
+			t.Fatalf("envoy args %v: no --config-path", c.Args)
+		}
+		cm, key := mountedConfigMap(t, m, "envoy", c.Args[i+1])
+		b, err := envoyconfig.Parse([]byte(cm.Data[key]))
+		if err != nil {
+			t.Fatalf("envoyconfig.Parse: %v", err)
+		}
+		if err := envoyconfig.CheckPolicy(b); err != nil {
+			t.Errorf("CheckPolicy: %v", err)
+		}
+	})
 }

@@ -110,6 +110,9 @@ type Chain struct {
 	Envoy *Envoy
 	// Clusters in ChainOptions order.
 	Clusters []*RunningCluster
+	// EnvoyStats maps each stats listener of the Envoy config (Envoy's
+	// /stats/prometheus, envoyconfig.RuleStatsListener) to its local address.
+	EnvoyStats map[string]string
 	// ProxyTokenVolume holds ProxyTokenFileName, the proxy's credential, read by
 	// serve (--upstream-token-file) and every API server stand-in.
 	ProxyTokenVolume *ProjectedDir
@@ -228,6 +231,11 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 			t.Fatalf("harness: %s has no listener %q", o.EnvoyConfig, rc.Listener)
 		}
 		rc.Addr = addr
+	}
+	statsListeners := StatsListenersOf(t, configPath)
+	c.EnvoyStats = map[string]string{}
+	for _, name := range statsListeners {
+		c.EnvoyStats[name] = ports.Listeners[name]
 	}
 	c.Envoy = StartEnvoy(t, cfg)
 

@@ -58,7 +58,8 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 		APIServers: map[string]string{},
 		Files:      map[string]string{},
 	}
-	for _, name := range inv.Listeners {
+	// Stats listeners too: tests scrape Envoy's /stats/prometheus through them.
+	for _, name := range append(inv.Listeners, inv.StatsListeners...) {
 		p.Listeners[name] = FreeAddr(t)
 	}
 	for _, name := range inv.APIServers {
@@ -122,4 +123,19 @@ func UpstreamTLSOf(t testing.TB, configPath string) map[string]UpstreamTLS {
 		}
 	}
 	return out
+}
+
+// StatsListenersOf returns the stats listeners (Envoy's /stats/prometheus) of the
+// config at configPath.
+func StatsListenersOf(t testing.TB, configPath string) []string {
+	t.Helper()
+	b, err := envoyconfig.Load(configPath)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	inv, err := envoyconfig.Inventorize(b)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return inv.StatsListeners
 }

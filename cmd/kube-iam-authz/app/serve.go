@@ -99,6 +99,10 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return err
 	}
+	build := buildInfo()
+	if err := registerBuildInfo(reg, build); err != nil {
+		return err
+	}
 
 	verifier, err := buildVerifier(o, reg, log)
 	if err != nil {
@@ -184,6 +188,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	}
 
 	log.Info("starting",
+		zap.String("version", build.Version), zap.String("commit", build.Commit), zap.String("go_version", build.GoVersion),
 		zap.String("grpc_listen", o.GRPCListen), zap.String("http_listen", o.HTTPListen),
 		zap.String("cluster_id", o.ClusterID), zap.Int("extra_clusters", len(o.Clusters)),
 		zap.String("partition", o.Partition), zap.Strings("sts_regions", o.STSRegions),
@@ -197,6 +202,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		TLSKeyFile:    o.GRPCTLSKey,
 		Authorizer:    authz,
 		Gatherer:      reg,
+		Registerer:    reg,
 		Logger:        log,
 		ShutdownGrace: o.ShutdownGrace.Duration,
 		Background:    background,

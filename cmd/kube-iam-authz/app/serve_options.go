@@ -122,7 +122,7 @@ func defaultServeOptions() ServeOptions {
 // reference: FlagsMarkdown renders them for the README.
 func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.GRPCListen, "grpc-listen", o.GRPCListen, "Listen `ADDR` for the ext_authz gRPC server (plaintext unless --grpc-tls-cert/--grpc-tls-key are set).")
-	fs.StringVar(&o.GRPCTLSCert, "grpc-tls-cert", o.GRPCTLSCert, "PEM certificate `FILE` for TLS on the gRPC listener (with --grpc-tls-key).")
+	fs.StringVar(&o.GRPCTLSCert, "grpc-tls-cert", o.GRPCTLSCert, "PEM certificate `FILE` for TLS on the gRPC listener (with --grpc-tls-key); the pair is reloaded when its directory changes, keeping the last good pair if the new one is broken.")
 	fs.StringVar(&o.GRPCTLSKey, "grpc-tls-key", o.GRPCTLSKey, "PEM private key `FILE` for TLS on the gRPC listener (with --grpc-tls-cert).")
 	fs.StringVar(&o.HTTPListen, "http-listen", o.HTTPListen, "Listen `ADDR` for the HTTP server serving /metrics, /healthz and /readyz.")
 	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "Required. Cluster `ID` tokens must be signed for (x-k8s-aws-id), for routes without context_extensions.")

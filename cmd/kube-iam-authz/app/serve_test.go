@@ -254,6 +254,9 @@ func TestServeStartupFailures(t *testing.T) {
 		"invalid mapping file":      {args: []string{"--cluster-id", "c", "--mapping-file", writeTemp(t, "bad.yaml", "mapRoles:\n  - rolearn: nope\n")}, want: "invalid aws-auth mapping"},
 		"missing upstream token":    {args: []string{"--cluster-id", "c", "--mapping-file", good, "--upstream-token-file", "/nonexistent/token"}, want: "upstream token"},
 		"http STS endpoint by name": {args: []string{"--cluster-id", "c", "--mapping-file", good, "--sts-endpoint", "http://sts.example.com"}, want: "loopback"},
+		"impersonation without a usable kubeconfig": {
+			args: []string{"--cluster-id", "c", "--mapping-file", good, "--allow-impersonation", "--kubeconfig", "/nonexistent/kubeconfig"}, want: "--allow-impersonation",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
