@@ -40,6 +40,8 @@ var otherToolsFlags = map[string]string{
 	// The demo's kube-apiserver (examples/demo/kubeapiserver.go).
 	"--authorization-mode": "kube-apiserver",
 	"--token-auth-file":    "kube-apiserver",
+	// `kube-apiserver --version` (README: make kube-apiserver).
+	"--version": "kube-apiserver",
 }
 
 func commandFlags(t *testing.T, path []string) *pflag.FlagSet {
