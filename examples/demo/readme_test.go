@@ -40,6 +40,11 @@ var otherToolsFlags = map[string]string{
 	"--namespace":        "helm install",
 	"--create-namespace": "helm install",
 	"--set":              "helm install",
+	// The demo's kube-apiserver (examples/demo/kubeapiserver.go).
+	"--authorization-mode": "kube-apiserver",
+	"--token-auth-file":    "kube-apiserver",
+	// `kube-apiserver --version` (README: make kube-apiserver).
+	"--version": "kube-apiserver",
 }
 
 func commandFlags(t *testing.T, path []string) *pflag.FlagSet {
@@ -62,6 +67,8 @@ func demoFlagsMarkdown() string {
 		switch {
 		case f.Name == "kubectl":
 			def = "`/usr/bin/kubectl`, else `kubectl` on PATH"
+		case f.Name == "etcd":
+			def = "`/usr/bin/etcd`, else `etcd` on PATH"
 		case def == "" || def == "false":
 			def = " "
 		default:
