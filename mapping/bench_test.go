@@ -22,7 +22,7 @@ func mapping10k(version int) []byte {
 	var b strings.Builder
 	b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n  mapRoles: |\n")
 	for i := 0; i < 7000; i++ {
-		fmt.Fprintf(&b, "    - rolearn: arn:aws:iam::111122223333:role/team-%d/role-%d\n      username: role-%d-v%d:{{SessionName}}\n      groups:\n        - team-%d\n        - viewers\n", i%50, i, i, version, i%50)
+		fmt.Fprintf(&b, "    - rolearn: arn:aws:iam::111122223333:role/role-%d\n      username: role-%d-v%d:{{SessionName}}\n      groups:\n        - team-%d\n        - viewers\n", i, i, version, i%50)
 		if i%10 == 0 {
 			fmt.Fprintf(&b, "      userid: AROA%017d\n", i)
 		}

@@ -125,12 +125,20 @@ func (d *decoder) ruleErrorf(rule string, line int, path, format string, args ..
 	if !d.inEntry {
 		d.nstructural++
 	}
+	first := d.inEntry && d.entryProblem == nil
+	if len(d.errs) >= maxProblems && !first {
+		// Past the cap only the marker is kept, and a message nobody
+		// reads is not formatted (a file of thousands of broken entries).
+		d.errs = addProblem(d.errs, Problem{Entry: d.inEntry})
+		return
+	}
 	p := Problem{Line: line, Path: path, Message: fmt.Sprintf(format, args...), Entry: d.inEntry, Rule: rule}
-	if d.inEntry && d.entryProblem == nil {
+	if first {
+		// Kept even past the cap: Lookup explains a dropped entry with it.
 		d.entryProblem = &p
 	}
 	if len(d.errs) >= maxProblems {
-		d.errs = addProblem(d.errs, Problem{Entry: d.inEntry}) // only the marker is kept
+		d.errs = addProblem(d.errs, Problem{Entry: d.inEntry})
 		return
 	}
 	d.errs = addProblem(d.errs, p)

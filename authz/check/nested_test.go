@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
@@ -445,6 +447,16 @@ func TestCheckPassthrough(t *testing.T) {
 			req:     request(bearer(saToken), nil),
 			want:    passthrough, wantLabel: "passthrough",
 		},
+		"no bearer upstream (mTLS): never passed through": {
+			fixture: fixtureOptions{passthrough: true, noUpstream: true, noValidate: true},
+			req:     raw(saToken, "impersonate-user", "admin", "impersonate-group", "system:masters"),
+			want:    wantDenied(t, "impersonation_header"), wantLabel: "impersonation_header",
+		},
+		"no bearer upstream (mTLS), no Impersonate-*: today's 401": {
+			fixture: fixtureOptions{passthrough: true, noUpstream: true, noValidate: true},
+			req:     raw(saToken),
+			want:    wantDenied(t, "not_aws_token"), wantLabel: "not_aws_token",
+		},
 		"flag off: today's 401": {
 			req:  raw(saToken),
 			want: wantDenied(t, "not_aws_token"), wantLabel: "not_aws_token",
@@ -514,5 +526,22 @@ func TestCheckPassthrough(t *testing.T) {
 				t.Error("the pass-through token was logged")
 			}
 		})
+	}
+}
+
+// TestPassthroughNeedsABearerUpstream: New refuses pass-through for a cluster
+// that reaches its API server without a bearer token of its own.
+func TestPassthroughNeedsABearerUpstream(t *testing.T) {
+	m := &fakeMapper{users: map[string]mapping.User{}}
+	o := Options{
+		Verifier: &fakeVerifier{}, Logger: zap.NewNop(), Registerer: prometheus.NewRegistry(), PassthroughNonAWSTokens: true,
+		Clusters: []Cluster{{Name: "a", ID: "a", Mapper: m, Upstream: &fakeBearer{tok: "x"}}, {Name: "b", ID: "b", Mapper: m}},
+	}
+	if _, err := New(o); err == nil || !strings.Contains(err.Error(), `cluster "b"`) {
+		t.Fatalf("New = %v, want a refusal naming cluster b", err)
+	}
+	o.Upstream = &fakeBearer{tok: "y"}
+	if _, err := New(o); err != nil {
+		t.Fatalf("with a default upstream: %v", err)
 	}
 }

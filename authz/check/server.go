@@ -81,6 +81,9 @@ type Options struct {
 	// a k8s-aws-v1 token untouched (no impersonation, no proxy credential,
 	// the client's Impersonate-* lines left as they are), so the API server
 	// authenticates and authorizes it itself. Off, such a token is a 401.
+	// It needs a bearer upstream credential (Upstream or the cluster's own):
+	// a cluster without one (mTLS to the API server) never passes a request
+	// through, since the proxy's client certificate would authenticate it.
 	PassthroughNonAWSTokens bool
 }
 
@@ -104,6 +107,13 @@ func (o *Options) Validate() error {
 	}
 	if o.ReviewTimeout < 0 {
 		errs = append(errs, errors.New("check: ReviewTimeout must not be negative"))
+	}
+	if o.PassthroughNonAWSTokens {
+		for _, c := range o.Clusters {
+			if c.upstream(o.Upstream) == nil {
+				errs = append(errs, fmt.Errorf("check: PassthroughNonAWSTokens needs a bearer upstream credential, and cluster %q has none (with mTLS to the API server, the proxy's certificate would authenticate passed-through requests)", c.Name))
+			}
+		}
 	}
 	if o.AllowImpersonation && o.Reviewer == nil {
 		errs = append(errs, errors.New("check: AllowImpersonation needs a Reviewer (SubjectAccessReview client)"))
@@ -285,7 +295,12 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 	d.cluster, d.clusterID = cl.Name, clusterID
 
 	rh := readHeaders(httpReq)
-	if s.passthrough {
+	// Pass-through only where the proxy authenticates upstream with a bearer
+	// token, which the client's own then replaces. Without one, Envoy
+	// reaches the API server with a client certificate (mTLS), which the API
+	// server checks BEFORE any bearer token: a passed-through request would
+	// be the proxy, and its Impersonate-* lines the proxy's to choose.
+	if s.passthrough && cl.upstream(s.upstream) != nil {
 		if tok, ok := passthroughToken(rh); ok {
 			d.token = tok
 			d.passthrough = true

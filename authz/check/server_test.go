@@ -109,6 +109,9 @@ type fixtureOptions struct {
 	passthrough        bool
 	// mapped adds users to the mapper, by canonical ARN.
 	mapped map[string]mapping.User
+	// noValidate builds the Server past Options.Validate, to test the
+	// run-time guard behind a check New performs.
+	noValidate bool
 }
 
 func newFixture(t *testing.T, fo fixtureOptions) *fixture {
@@ -157,9 +160,17 @@ func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 		f.reviewer = &fakeReviewer{allowAll: true}
 		opts.Reviewer = f.reviewer
 	}
+	if fo.noValidate && fo.passthrough {
+		// New refuses pass-through without a bearer upstream; build with it
+		// off and turn it on, to prove the per-request guard too.
+		opts.PassthroughNonAWSTokens = false
+	}
 	s, err := New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if fo.noValidate && fo.passthrough {
+		s.passthrough = true
 	}
 	f.server = s
 	return f

@@ -58,11 +58,15 @@ func impersonationAttributes(t *testing.T, h impersonate.Header) (grant, string)
 	return grant{}, ""
 }
 
-// productGrants derives from the code what the proxy must be allowed to
-// impersonate: the headers impersonate.Headers (what authz/check sends) renders for
-// an identity with every field set, mapped to a user with groups, turned into the
-// authorizer's questions. A new header or extra key the product starts sending
-// shows up here, and the test fails unless the RBAC allows it.
+// productGrants derives from the code what the proxy must be allowed to do: the
+// headers impersonate.Headers (what authz/check sends for every allowed request)
+// renders for an identity with every field set, mapped to a user with groups, and
+// the headers impersonate.NestedHeaders sets for an allowed `kubectl --as` (the
+// requested user and uid and the reserved original-* extras), each turned into the
+// authorizer's question; plus creating SubjectAccessReviews, which authz/sar does
+// to authorize a `kubectl --as` (serve --allow-impersonation). A new header or
+// extra key the product starts sending shows up here, and the test fails unless
+// the RBAC allows it.
 func productGrants(t *testing.T) (map[grant]bool, []authzv1.ResourceAttributes) {
 	t.Helper()
 	id := identity.Identity{
@@ -79,32 +83,38 @@ func productGrants(t *testing.T) (map[grant]bool, []authzv1.ResourceAttributes) 
 			t.Fatalf("identity leaves extra %q empty: every key the product can send must be checked", e.Key)
 		}
 	}
-	headers, err := impersonate.Headers(id, mapping.User{Username: "developer:alice", Groups: []string{"developers", "system:masters"}})
+	caller := mapping.User{Username: "developer:alice", Groups: []string{"developers", "system:masters"}}
+	headers, err := impersonate.Headers(id, caller)
 	if err != nil {
 		t.Fatal(err)
 	}
-	grants := map[grant]bool{}
-	var attrs []authzv1.ResourceAttributes
+	nested, err := impersonate.NestedHeaders(id, caller, impersonate.Requested{User: "someone-else", UID: "uid-of-someone-else"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// authz/sar's SubjectAccessReviews (create, cluster-wide).
+	grants := map[grant]bool{{"create", "authorization.k8s.io", "subjectaccessreviews"}: true}
+	attrs := []authzv1.ResourceAttributes{{Verb: "create", Group: "authorization.k8s.io", Resource: "subjectaccessreviews"}}
 	extras := map[string]bool{}
-	for _, h := range headers {
+	for _, h := range append(headers, nested...) {
 		g, name := impersonationAttributes(t, h)
 		grants[g] = true
-		group, resource := g.group, g.resource
-		resource, sub, _ := strings.Cut(resource, "/")
+		resource, sub, _ := strings.Cut(g.resource, "/")
 		if sub != "" {
 			extras[sub] = true
 		}
-		attrs = append(attrs, authzv1.ResourceAttributes{Verb: g.verb, Group: group, Resource: resource, Subresource: sub, Name: name})
+		attrs = append(attrs, authzv1.ResourceAttributes{Verb: g.verb, Group: g.group, Resource: resource, Subresource: sub, Name: name})
 	}
 	// The keys the headers carry are the keys the product declares (the manifests'
-	// unit test compares rbac.yaml with the same list).
-	for _, k := range impersonate.ExtraKeys() {
+	// unit test compares rbac.yaml with the same lists).
+	declared := append(impersonate.ExtraKeys(), impersonate.ReservedExtraKeys()...)
+	for _, k := range declared {
 		if !extras[k] {
-			t.Errorf("impersonate.ExtraKeys() has %q, which impersonate.Headers did not send", k)
+			t.Errorf("impersonate declares extra key %q, which Headers/NestedHeaders did not send", k)
 		}
 	}
-	if len(extras) != len(impersonate.ExtraKeys()) {
-		t.Errorf("impersonate.Headers sent extras %v, impersonate.ExtraKeys() declares %v", extras, impersonate.ExtraKeys())
+	if len(extras) != len(declared) {
+		t.Errorf("Headers/NestedHeaders sent extras %v, impersonate declares %v", extras, declared)
 	}
 	return grants, attrs
 }
@@ -112,7 +122,8 @@ func productGrants(t *testing.T) (map[grant]bool, []authzv1.ResourceAttributes) 
 // TestProxyRBACIsLeastPrivilege applies examples/kubernetes (the fixture applies
 // namespace.yaml, serviceaccount.yaml and rbac.yaml at start) to the real
 // kube-apiserver and proves that the proxy's service account may impersonate
-// exactly what the product sends, and nothing else.
+// exactly what the product sends (and create the SubjectAccessReviews that
+// authorize a kubectl --as), and nothing else.
 func TestProxyRBACIsLeastPrivilege(t *testing.T) {
 	t.Parallel()
 	k := kube.Get(t)

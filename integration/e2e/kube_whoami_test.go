@@ -3,8 +3,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +29,35 @@ func TestWhoami(t *testing.T) {
 	c := startKubeChain(t, harness.ChainOptions{})
 	k := c.Clusters[0].Kube
 
+	// The server is the release the Makefile pins (KUBE_VERSION), stamped so that
+	// kubectl version names it, seen through the chain.
+	t.Run("kubectl version", func(t *testing.T) {
+		mk, err := os.ReadFile(harness.RepoFile(t, "Makefile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^KUBE_VERSION\s*:=\s*(\S+)`).FindSubmatch(mk)
+		if m == nil {
+			t.Fatal("Makefile: no KUBE_VERSION")
+		}
+		res := c.Kubectl(t, harness.KubeUser(harness.IdentityAdmin, harness.ProducerToken, "default"), "version", "-o", "json")
+		var v struct {
+			ServerVersion struct {
+				GitVersion string `json:"gitVersion"`
+				Major      string `json:"major"`
+				Minor      string `json:"minor"`
+			} `json:"serverVersion"`
+		}
+		if err := json.Unmarshal([]byte(res.Stdout), &v); err != nil {
+			t.Fatalf("kubectl version: exit %d, %v: %s %s", res.ExitCode, err, res.Stdout, res.Stderr)
+		}
+		want := string(m[1])
+		parts := strings.Split(strings.TrimPrefix(want, "v"), ".")
+		if v.ServerVersion.GitVersion != want || v.ServerVersion.Major != parts[0] || v.ServerVersion.Minor != parts[1] {
+			t.Errorf("server version %+v, want %s", v.ServerVersion, want)
+		}
+	})
+
 	for _, identity := range []string{harness.IdentityAdmin, harness.IdentityDeveloper, harness.IdentityAccountOnly} {
 		for _, producer := range []string{harness.ProducerToken, harness.ProducerAWSCLI} {
 			user := harness.KubeUser(identity, producer, "default")
@@ -38,7 +70,9 @@ func TestWhoami(t *testing.T) {
 				}
 
 				events := k.WaitAuditEvents(t, whoamiPath, func(e harness.AuditEvent) bool {
-					return e.Verb == "create" && e.RequestReceivedTimestamp.After(since) &&
+					// This chain's request: its proxy token authenticated it (other tests
+					// share the API server and the identities).
+					return e.Verb == "create" && e.RequestReceivedTimestamp.After(since) && c.KubeProxyToken.Authenticated(e) &&
 						e.ImpersonatedUser != nil && e.ImpersonatedUser.Username == want.Username
 				})
 				for _, e := range events {

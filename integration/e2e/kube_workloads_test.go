@@ -91,7 +91,7 @@ spec:
 	asDeveloper := func(t *testing.T, uri string, code int32, verbs ...string) {
 		t.Helper()
 		for _, verb := range verbs {
-			events := k.WaitAuditEvents(t, uri, func(e harness.AuditEvent) bool { return e.Verb == verb })
+			events := k.WaitAuditEvents(t, uri, func(e harness.AuditEvent) bool { return e.Verb == verb && c.KubeProxyToken.Authenticated(e) })
 			for _, e := range events {
 				if e.User.Username != harness.ProxyUsername || e.ImpersonatedUser == nil || e.ImpersonatedUser.Username != want.Username ||
 					!slices.Equal(e.ImpersonatedUser.Groups, want.Groups) {

@@ -92,6 +92,22 @@ func testEnvoyStatsListener(t *testing.T, c *harness.Chain, cluster string) {
 	if r := c.KubectlOn(t, cluster, user, "auth", "whoami"); r.ExitCode != 0 {
 		t.Fatalf("kubectl after the probes: %+v", r)
 	}
+
+	// The certificate-expiry alert's input tracks the certificates Envoy loaded:
+	// the harness issues 24-hour certificates, and Envoy reports 0 or 1 whole days
+	// for them (both were seen here, depending on when the gauge is read; not
+	// investigated further). With no certificate it would be 2^32-1; the alert's
+	// thresholds are 14 and 3 days.
+	status, body := rawHTTP(t, addr, "GET", "/stats/prometheus?filter=days_until_first_cert_expiring")
+	var days string
+	for _, line := range strings.Split(body, "\n") {
+		if name, value, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "envoy_server_days_until_first_cert_expiring") {
+			days = strings.TrimSpace(value)
+		}
+	}
+	if status != 200 || (days != "0" && days != "1") {
+		t.Errorf("envoy_server_days_until_first_cert_expiring = %q (HTTP %d), want 0 or 1 for 24-hour certificates", days, status)
+	}
 	if v, err := c.Envoy.Stat("server.state"); err != nil || v != 0 {
 		t.Errorf("server.state = %d (%v), want 0 (LIVE)", v, err)
 	}

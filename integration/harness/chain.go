@@ -64,9 +64,9 @@ type ChainOptions struct {
 	ImpersonationMode string
 	// KubeAPIServer, when set, is the API server of the one cluster instead of a
 	// stand-in: the real kube-apiserver (usually SharedKubeAPIServer's), whose RBAC
-	// decides, whose audit log records, and whose TokenRequest token (its
-	// ProxyTokenVolume) serve sends upstream. ImpersonationMode does not apply: the
-	// real server runs its defaults.
+	// decides and whose audit log records. serve sends a TokenRequest token of the
+	// proxy's service account of this chain's own (Chain.KubeProxyToken).
+	// ImpersonationMode does not apply: the real server runs its defaults.
 	KubeAPIServer *KubeAPIServer
 }
 
@@ -116,6 +116,9 @@ type Chain struct {
 	// ProxyTokenVolume holds ProxyTokenFileName, the proxy's credential, read by
 	// serve (--upstream-token-file) and every API server stand-in.
 	ProxyTokenVolume *ProjectedDir
+	// KubeProxyToken is the proxy's TokenRequest token on the real kube-apiserver
+	// (nil with stand-ins); its Volume is ProxyTokenVolume.
+	KubeProxyToken *ProxyToken
 	// Kubeconfig is the kubeconfig file Kubectl uses.
 	Kubeconfig string
 	// CA signed Envoy's listener certificate (the kubeconfig trusts it).
@@ -166,7 +169,8 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 		if len(o.Clusters) != 1 {
 			t.Fatalf("harness: a chain on the real kube-apiserver has one cluster, not %d", len(o.Clusters))
 		}
-		c.ProxyTokenVolume = o.KubeAPIServer.ProxyTokenVolume
+		c.KubeProxyToken = o.KubeAPIServer.NewProxyToken(t)
+		c.ProxyTokenVolume = c.KubeProxyToken.Volume
 	} else {
 		c.ProxyTokenVolume = NewProjectedDir(t, map[string][]byte{ProxyTokenFileName: []byte(NewProxyToken(t))})
 	}
@@ -433,11 +437,12 @@ func (c *Chain) UpdateMapping(t testing.TB, cluster string, data []byte) {
 
 // RotateProxyToken writes a new proxy token the way the kubelet rotates a projected
 // service-account token and returns it. The API server stand-ins accept only the
-// new one from then on.
+// new one from then on; on the real kube-apiserver it is a new TokenRequest token
+// and the old one stays valid until it expires.
 func (c *Chain) RotateProxyToken(t testing.TB) string {
 	t.Helper()
-	if k := c.Clusters[0].Kube; k != nil {
-		t.Fatalf("harness: the real kube-apiserver's proxy token is the fixture's to rotate (%s)", k)
+	if c.KubeProxyToken != nil {
+		return c.KubeProxyToken.Rotate(t)
 	}
 	tok := NewProxyToken(t)
 	c.ProxyTokenVolume.Update(t, map[string][]byte{ProxyTokenFileName: []byte(tok)})

@@ -46,12 +46,6 @@ const (
 	// kubeAPIServerReadyTimeout bounds etcd + kube-apiserver start-up (about 20–30 s
 	// on an idle 2-core machine; a loaded one takes longer).
 	kubeAPIServerReadyTimeout = 3 * time.Minute
-	// proxyTokenTTL is the proxy token's lifetime: the shortest the TokenRequest API
-	// grants (10 minutes), so a test process lives through refreshes.
-	proxyTokenTTL = 10 * time.Minute
-	// proxyTokenRefreshAt is the fraction of the lifetime after which the fixture
-	// fetches a new token: the kubelet rotates a projected token at 80 % of its TTL.
-	proxyTokenRefreshAt = 0.8
 	// auditPolicy records every request at Metadata level (who, what, the verdict;
 	// never a body). RequestReceived is left out: ResponseComplete (or Panic) carries
 	// all of it again.
@@ -69,8 +63,8 @@ const EtcdPath = "/usr/bin/etcd"
 // KubeAPIServer is a real kube-apiserver ($KIA_BIN/kube-apiserver, `make
 // kube-apiserver`) with its own etcd on loopback ports and a fresh data dir:
 // authorization Node,RBAC, an audit log of every request, service-account signing
-// keys, the examples' namespace, service account and RBAC applied, and the proxy's
-// token from the TokenRequest API in ProxyTokenVolume, refreshed before it expires.
+// keys, and the examples' namespace, service account and RBAC applied. Each chain
+// on it gets its own TokenRequest token for the proxy (NewProxyToken).
 //
 // Starting one costs tens of seconds, so a test package shares one per process
 // (SharedKubeAPIServer); tests keep apart by namespaces and user names.
@@ -87,10 +81,6 @@ type KubeAPIServer struct {
 	AdminKubeconfig string
 	// AuditLogPath is the JSON-lines audit log.
 	AuditLogPath string
-	// ProxyTokenVolume holds ProxyTokenFileName: the proxy service account's
-	// TokenRequest token, laid out like a projected volume and refreshed at 80 % of
-	// its lifetime.
-	ProxyTokenVolume *ProjectedDir
 	// StartupTime is how long etcd + kube-apiserver took to become ready.
 	StartupTime time.Duration
 
@@ -100,12 +90,7 @@ type KubeAPIServer struct {
 	adminToken string
 	client     *http.Client
 
-	rotateMu   sync.Mutex // one token rotation at a time
-	mu         sync.Mutex
-	tokenErr   error     // last refresh failure, nil after a success
-	tokenUntil time.Time // expiry of the token in the volume
-	stop       chan struct{}
-	stopped    chan struct{}
+	stopOnce sync.Once
 }
 
 // SharedKubeAPIServer starts one KubeAPIServer for a whole test process, on first
@@ -133,9 +118,6 @@ func (s *SharedKubeAPIServer) Get(t testing.TB) *KubeAPIServer {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("kube-apiserver stderr (tail):\n%s", tail(k.StderrPath))
-			if err := k.TokenError(); err != nil {
-				t.Logf("kube-apiserver fixture: proxy token refresh: %v", err)
-			}
 		}
 	})
 	return k
@@ -166,7 +148,7 @@ func startKubeAPIServer() (_ *KubeAPIServer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &KubeAPIServer{dir: dir, kubectl: kubectl, stop: make(chan struct{}), stopped: make(chan struct{})}
+	k := &KubeAPIServer{dir: dir, kubectl: kubectl}
 	defer func() {
 		if err != nil {
 			k.Stop()
@@ -304,98 +286,8 @@ func startKubeAPIServer() (_ *KubeAPIServer, err error) {
 			return nil, fmt.Errorf("kubectl apply -f %s: exit %d: %s", path, res.ExitCode, res.Stderr)
 		}
 	}
-	tok, until, err := k.RequestToken(ProxyNamespace, ProxyServiceAccount, proxyTokenTTL)
-	if err != nil {
-		return nil, err
-	}
-	k.ProxyTokenVolume = &ProjectedDir{Dir: filepath.Join(dir, "proxy-token")}
-	if err := os.Mkdir(k.ProxyTokenVolume.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := k.ProxyTokenVolume.update(map[string][]byte{ProxyTokenFileName: []byte(tok)}); err != nil {
-		return nil, err
-	}
-	k.tokenUntil = until
-	go k.refreshProxyToken(time.Now(), until)
 	k.StartupTime = time.Since(begin)
 	return k, nil
-}
-
-// refreshProxyToken writes a new TokenRequest token into ProxyTokenVolume when 80 %
-// of the current one's lifetime has passed (retrying every 5 s on failure), the way
-// the kubelet rotates a projected token, until Stop.
-func (k *KubeAPIServer) refreshProxyToken(issued, until time.Time) {
-	defer close(k.stopped)
-	next := refreshTime(issued, until)
-	for {
-		select {
-		case <-k.stop:
-			return
-		case <-time.After(time.Until(next)):
-		}
-		now := time.Now()
-		newUntil, err := k.rotateProxyToken()
-		k.mu.Lock()
-		k.tokenErr = err
-		k.mu.Unlock()
-		if err != nil {
-			// Try again soon: the old token is still valid for 20 % of its life.
-			next = now.Add(5 * time.Second)
-			continue
-		}
-		next = refreshTime(now, newUntil)
-	}
-}
-
-// refreshTime is when a token issued at issued and valid until until is replaced.
-func refreshTime(issued, until time.Time) time.Time {
-	return issued.Add(time.Duration(float64(until.Sub(issued)) * proxyTokenRefreshAt))
-}
-
-// rotateProxyToken writes a new TokenRequest token into ProxyTokenVolume.
-func (k *KubeAPIServer) rotateProxyToken() (time.Time, error) {
-	k.rotateMu.Lock()
-	defer k.rotateMu.Unlock()
-	tok, until, err := k.RequestToken(ProxyNamespace, ProxyServiceAccount, proxyTokenTTL)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if err := k.ProxyTokenVolume.update(map[string][]byte{ProxyTokenFileName: []byte(tok)}); err != nil {
-		return time.Time{}, err
-	}
-	k.mu.Lock()
-	k.tokenUntil = until
-	k.mu.Unlock()
-	return until, nil
-}
-
-// RotateProxyToken rotates the proxy's token now, as the fixture does at 80 % of
-// its lifetime, and returns the new one. Every chain on this server shares the
-// token; the earlier one stays valid until it expires, as with the kubelet.
-func (k *KubeAPIServer) RotateProxyToken(t testing.TB) string {
-	t.Helper()
-	if _, err := k.rotateProxyToken(); err != nil {
-		t.Fatalf("harness: rotate the proxy token: %v", err)
-	}
-	b, err := os.ReadFile(k.ProxyTokenVolume.Path(ProxyTokenFileName))
-	if err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	return string(b)
-}
-
-// TokenError is the last proxy-token refresh failure (nil when the last one worked).
-func (k *KubeAPIServer) TokenError() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.tokenErr
-}
-
-// ProxyTokenExpiry is when the token in ProxyTokenVolume expires.
-func (k *KubeAPIServer) ProxyTokenExpiry() time.Time {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.tokenUntil
 }
 
 // RequestToken asks the TokenRequest API for a token of service account ns/name
@@ -535,24 +427,17 @@ func (k *KubeAPIServer) writeAdminKubeconfig() error {
 	return os.WriteFile(k.AdminKubeconfig, data, 0o600)
 }
 
-// Stop stops the token refresher, kube-apiserver and etcd, and removes the files.
+// Stop stops kube-apiserver and etcd and removes the files.
 func (k *KubeAPIServer) Stop() {
-	select {
-	case <-k.stop:
-		return
-	default:
-		close(k.stop)
-	}
-	if k.ProxyTokenVolume != nil {
-		<-k.stopped
-	}
-	if k.Process != nil {
-		k.Process.Stop()
-	}
-	if k.Etcd != nil {
-		k.Etcd.Stop()
-	}
-	_ = os.RemoveAll(k.dir)
+	k.stopOnce.Do(func() {
+		if k.Process != nil {
+			k.Process.Stop()
+		}
+		if k.Etcd != nil {
+			k.Etcd.Stop()
+		}
+		_ = os.RemoveAll(k.dir)
+	})
 }
 
 // String names the server in test logs.

@@ -220,6 +220,9 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	var reviewer check.AccessReviewer
 	if o.AllowImpersonation {
 		if reviewer, err = o.reviewer(reg); err != nil {
+			if o.Kubeconfig != "" {
+				return fmt.Errorf("--kubeconfig %s (for --allow-impersonation): %v: give a readable kubeconfig, or drop --kubeconfig to use the in-cluster API server", o.Kubeconfig, rootCause(err))
+			}
 			return fmt.Errorf("--allow-impersonation: %w", err)
 		}
 	}

@@ -152,7 +152,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig `FILE` for the SubjectAccessReviews of --allow-impersonation (default: the in-cluster API server address and CA, with the --upstream-token-file token if set, else the pod's service account token).")
 	fs.DurationVar(&o.SARTimeout.Duration, "sar-timeout", o.SARTimeout.Duration, "Deadline of one SubjectAccessReview; a review that fails or times out is a 503, never an allow.")
 	fs.DurationVar(&o.SARCacheTTL.Duration, "sar-cache-ttl", o.SARCacheTTL.Duration, "How long a SubjectAccessReview answer (allowed or denied) is reused for the same caller and attribute.")
-	fs.BoolVar(&o.PassthroughNonAWSTokens, "passthrough-non-aws-tokens", o.PassthroughNonAWSTokens, "Forward a bearer token that is not a k8s-aws-v1 token (service account, OIDC) untouched, with the client's own Impersonate-* headers, for the API server to authenticate. Off: such a token is a 401.")
+	fs.BoolVar(&o.PassthroughNonAWSTokens, "passthrough-non-aws-tokens", o.PassthroughNonAWSTokens, "Forward a bearer token that is not a k8s-aws-v1 token (service account, OIDC) untouched, with the client's own Impersonate-* headers, for the API server to authenticate. Off: such a token is a 401. Needs --upstream-token-file: never use it with a client certificate on Envoy's upstream, which the API server would trust first.")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "Log level: debug, info, warn or error.")
 	fs.BoolVar(&o.LogCacheHits, "log-cache-hits", o.LogCacheHits, "Log every allowed Check answered from the verification cache at info. Default: one \"cache hits\" line per identity per --log-cache-hit-interval (each hit at debug); misses, denials and errors are always logged one by one.")
 	fs.DurationVar(&o.LogCacheHitInterval.Duration, "log-cache-hit-interval", o.LogCacheHitInterval.Duration, "How often the cache-hit summary is logged (1s to 1h).")
@@ -249,6 +249,11 @@ func (o *ServeOptions) Validate() error {
 	}
 	if d := o.SARCacheTTL.Duration; d <= 0 || d > sar.MaxTTL {
 		add("--sar-cache-ttl %s: must be in (0, %s]", d, sar.MaxTTL)
+	}
+	// The flags' cluster always uses --upstream-token-file; the others fall
+	// back to it.
+	if o.PassthroughNonAWSTokens && o.UpstreamTokenFile == "" {
+		add("--passthrough-non-aws-tokens needs --upstream-token-file: with mTLS to the API server the proxy's certificate, not the client's token, would authenticate a passed-through request")
 	}
 	if o.Kubeconfig != "" && !o.AllowImpersonation {
 		add("--kubeconfig is only used with --allow-impersonation")

@@ -287,7 +287,7 @@ clusters:
 		"--partition", "aws-moon", "--sts-endpoint", "ftp://x", "--sts-timeout", "0s",
 		"--sts-rate-limit", "-1", "--cache-max-entries", "0", "--cache-ttl", "20m", "--cache-negative-ttl", "0s",
 		"--log-level", "loud", "--shutdown-grace", "-1s", "--log-cache-hit-interval", "10ms",
-		"--sar-timeout", "1m", "--sar-cache-ttl", "0s", "--kubeconfig", "/k")
+		"--sar-timeout", "1m", "--sar-cache-ttl", "0s", "--kubeconfig", "/k", "--passthrough-non-aws-tokens")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +301,7 @@ clusters:
 		`clusterID "x" is already used`, "--partition", "--sts-endpoint", "--sts-timeout", "--sts-rate-limit",
 		"--cache-max-entries", "--cache-ttl 20m0s: at most 15m0s", "--cache-negative-ttl", "--log-level", "--shutdown-grace", "--log-cache-hit-interval",
 		"--sar-timeout", "--sar-cache-ttl", "--kubeconfig is only used with --allow-impersonation",
+		"--passthrough-non-aws-tokens needs --upstream-token-file",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate error lacks %q", want)
@@ -349,7 +350,7 @@ func TestServeImpersonationFlags(t *testing.T) {
 		t.Errorf("SAR defaults %s, %s", o.SARTimeout.Duration, o.SARCacheTTL.Duration)
 	}
 	cfg := writeTemp(t, "config.yaml", "allow-impersonation: true\nkubeconfig: /etc/kube/config\npassthrough-non-aws-tokens: true\nsar-cache-ttl: 3s\n")
-	o, err = parseServe(t, "--config", cfg, "--cluster-id", "c", "--mapping-file", "m", "--sar-timeout", "1s")
+	o, err = parseServe(t, "--config", cfg, "--cluster-id", "c", "--mapping-file", "m", "--sar-timeout", "1s", "--upstream-token-file", "/t")
 	if err != nil {
 		t.Fatal(err)
 	}

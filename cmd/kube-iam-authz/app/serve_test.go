@@ -320,6 +320,11 @@ func TestServeStartupFailures(t *testing.T) {
 			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--sts-endpoint", "http://sts.example.com"},
 			wantLine: "--sts-endpoint/--sts-rate-limit/--sts-rate-burst: endpoint may use http only to a loopback IP address",
 		},
+		"impersonation without a usable kubeconfig": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--allow-impersonation", "--kubeconfig", "/nonexistent/kubeconfig"},
+			wantLine: "--kubeconfig /nonexistent/kubeconfig (for --allow-impersonation): no such file or directory: give a readable kubeconfig, or drop --kubeconfig to use the in-cluster API server",
+			path:     "/nonexistent/kubeconfig",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
