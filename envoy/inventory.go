@@ -1,6 +1,7 @@
 package envoyconfig
 
 import (
+	"slices"
 	"sort"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -17,7 +18,32 @@ type Inventory struct {
 	AuthzClusters  []string // clusters an ext_authz filter calls
 	AdminClusters  []string // clusters whose endpoints are the admin interface (stats listeners' upstream)
 	APIServers     []string // every other cluster
-	Files          []string // file paths read (certificates, keys, CAs, file logs)
+	Files          []string // file paths read (certificates, keys, CAs, file logs, SDS files)
+	Dirs           []string // directories watched (SDS files and the secrets they name)
+}
+
+// InventorizeAll is Inventorize plus the files and directories that the SDS files s
+// (LoadSecrets) name: everything a deployment must mount.
+func InventorizeAll(b *bootstrapv3.Bootstrap, s Secrets) (Inventory, error) {
+	inv, err := Inventorize(b)
+	if err != nil {
+		return Inventory{}, err
+	}
+	files, dirs, err := s.filesAndDirs()
+	if err != nil {
+		return Inventory{}, err
+	}
+	inv.Files = mergeSorted(inv.Files, files)
+	inv.Dirs = mergeSorted(inv.Dirs, dirs)
+	return inv, nil
+}
+
+func mergeSorted(a, b []string) []string {
+	set := map[string]bool{}
+	for _, s := range append(slices.Clone(a), b...) {
+		set[s] = true
+	}
+	return sortedKeys(set)
 }
 
 // Inventorize lists the listeners, clusters and files of b, each sorted.
@@ -62,10 +88,24 @@ func Inventorize(b *bootstrapv3.Bootstrap) (Inventory, error) {
 	for _, fl := range logs {
 		files[fl.GetPath()] = true
 	}
-	for f := range files {
-		inv.Files = append(inv.Files, f)
+	paths, err := Find[*corev3.PathConfigSource](b)
+	if err != nil {
+		return Inventory{}, err
 	}
-	for _, s := range [][]string{inv.Listeners, inv.StatsListeners, inv.AuthzClusters, inv.AdminClusters, inv.APIServers, inv.Files} {
+	dirs := map[string]bool{}
+	for _, pc := range paths {
+		files[pc.GetPath()] = true
+	}
+	watched, err := Find[*corev3.WatchedDirectory](b)
+	if err != nil {
+		return Inventory{}, err
+	}
+	for _, w := range watched {
+		dirs[w.GetPath()] = true
+	}
+	inv.Files = sortedKeys(files)
+	inv.Dirs = sortedKeys(dirs)
+	for _, s := range [][]string{inv.Listeners, inv.StatsListeners, inv.AuthzClusters, inv.AdminClusters, inv.APIServers} {
 		sort.Strings(s)
 	}
 	return inv, nil

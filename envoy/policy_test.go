@@ -35,12 +35,106 @@ import (
 func TestReviewedConfigsPassPolicy(t *testing.T) {
 	for _, path := range reviewedConfigs(t) {
 		t.Run(path, func(t *testing.T) {
-			b, err := envoyconfig.Load(path)
+			b, s, err := envoyconfig.LoadWithSecrets(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := envoyconfig.CheckPolicy(b); err != nil {
 				t.Fatal(err)
+			}
+			if err := envoyconfig.CheckSecrets(b, s); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestSecretsPolicyViolations proves each CheckSecrets check can fail, on the reviewed
+// SDS files.
+func TestSecretsPolicyViolations(t *testing.T) {
+	tests := map[string]struct {
+		config    string
+		mutate    func(t *testing.T, s envoyconfig.Secrets)
+		wantRules []envoyconfig.Rule
+	}{
+		"listener secret missing from its file": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/listener-cert.yaml"][0].Name = "other"
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"certificate directory not watched": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/listener-cert.yaml"][0].GetTlsCertificate().WatchedDirectory = nil
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"key outside the watched directory": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/listener-cert.yaml"][0].GetTlsCertificate().PrivateKey.Specifier = &corev3.DataSource_Filename{Filename: "/etc/keys/tls.key"}
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"inline private key in a ConfigMap": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/listener-cert.yaml"][0].GetTlsCertificate().PrivateKey.Specifier = &corev3.DataSource_InlineString{InlineString: "-----BEGIN PRIVATE KEY-----"}
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"CA directory not watched": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/apiserver-ca.yaml"][0].GetValidationContext().WatchedDirectory = nil
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"CA accepts untrusted chains": {
+			config: "multi-cluster.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/prod-b-ca.yaml"][0].GetValidationContext().TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"secret of neither kind": {
+			config: "multi-cluster.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/prod-a-ca.yaml"][0].Type = &tlsv3.Secret_GenericSecret{GenericSecret: &tlsv3.GenericSecret{}}
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"two secrets in one file (Envoy rejects both)": {
+			config: "multi-cluster.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/prod-a-ca.yaml"] = append(s["/etc/envoy/prod-a-ca.yaml"], s["/etc/envoy/prod-b-ca.yaml"]...)
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b, s, err := envoyconfig.LoadWithSecrets(tc.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.mutate(t, s)
+			err = envoyconfig.CheckSecrets(b, s)
+			var pe *envoyconfig.PolicyError
+			if !errors.As(err, &pe) || !errors.Is(err, envoyconfig.ErrPolicy) {
+				t.Fatalf("CheckSecrets = %v, want a *PolicyError wrapping ErrPolicy", err)
+			}
+			var got, want []string
+			for _, v := range pe.Violations {
+				got = append(got, string(v.Rule))
+			}
+			for _, r := range tc.wantRules {
+				want = append(want, string(r))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("rules = %v, want %v\n%v", got, want, err)
 			}
 		})
 	}
@@ -320,14 +414,14 @@ func TestPolicyViolations(t *testing.T) {
 		"api server name not pinned": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
-				c.GetCommonTlsContext().GetValidationContext().MatchTypedSubjectAltNames = nil
+				c.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().MatchTypedSubjectAltNames = nil
 			}),
 			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
 		},
 		"api server untrusted chain accepted": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
-				c.GetCommonTlsContext().GetValidationContext().TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+				c.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
 			}),
 			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
 		},
@@ -344,6 +438,57 @@ func TestPolicyViolations(t *testing.T) {
 			config:    "sidecar.yaml",
 			mutate:    edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) { c.Sni = "" }),
 			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"api server CA without SDS": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.CommonTlsContext_CombinedCertificateValidationContext) {
+				c.ValidationContextSdsSecretConfig = nil
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"api server CA static, read once": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
+				c.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+					TrustedCa:                 &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/etc/ca.crt"}},
+					MatchTypedSubjectAltNames: c.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames(),
+				}}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"listener certificate static, read once": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.DownstreamTlsContext) {
+				c.CommonTlsContext.TlsCertificateSdsSecretConfigs = nil
+				c.CommonTlsContext.TlsCertificates = []*tlsv3.TlsCertificate{{
+					CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/etc/tls.crt"}},
+					PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/etc/tls.key"}},
+				}}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"listener certificate from an SDS server, not a file": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.DownstreamTlsContext) {
+				c.CommonTlsContext.TlsCertificateSdsSecretConfigs[0].SdsConfig.ConfigSourceSpecifier = &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"SDS file not watched through its directory": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, pc *corev3.PathConfigSource) { pc.WatchedDirectory = nil }),
+			// Both the listener's and the API server CA's.
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation, envoyconfig.RuleCertRotation},
+		},
+		"SDS file outside its watched directory": {
+			config: "multi-cluster.yaml",
+			mutate: edit(func(t *testing.T, pc *corev3.PathConfigSource) {
+				if strings.HasSuffix(pc.GetPath(), "listener-cert.yaml") {
+					pc.WatchedDirectory.Path = "/etc/kube-iam-authz/tls"
+				}
+			}),
+			// Both listeners share the anchored TLS context.
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation, envoyconfig.RuleCertRotation},
 		},
 		"clients in clear text": {
 			config: "sidecar.yaml",

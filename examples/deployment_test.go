@@ -2,6 +2,7 @@ package examples
 
 import (
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -156,11 +157,12 @@ func theDeployment(t *testing.T, m *manifests) *appsv1.Deployment {
 // loadSidecar is the reviewed Envoy config and its inventory.
 func loadSidecar(t *testing.T) (*bootstrapv3.Bootstrap, envoyconfig.Inventory) {
 	t.Helper()
-	sidecar, err := envoyconfig.Load(filepath.Join("..", "envoy", "sidecar.yaml"))
+	sidecar, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join("..", "envoy", "sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := envoyconfig.Inventorize(sidecar)
+	// InventorizeAll: the files and directories the SDS files name are mounts too.
+	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,11 +248,54 @@ func testDeployment(t *testing.T, m *manifests, src source) {
 		if got := m.get(t, "ConfigMap", vol.ConfigMap.Name).(*corev1.ConfigMap).Data[path.Base(cfg)]; got != string(sidecarYAML) {
 			t.Errorf("ConfigMap %s[%s] differs from envoy/sidecar.yaml (%d vs %d bytes)", vol.ConfigMap.Name, path.Base(cfg), len(got), len(sidecarYAML))
 		}
-		// Every file the reviewed config reads is provided by a mount.
+		// The SDS files it reads beside it are envoy/sds/* byte for byte too.
+		sds, err := envoyconfig.SecretSources(sidecar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sds) == 0 {
+			t.Errorf("envoy/sidecar.yaml reads no SDS file: certificates would never rotate")
+		}
+		for _, p := range slices.Sorted(maps.Keys(sds)) {
+			want, err := os.ReadFile(filepath.Join("..", "envoy", "sds", path.Base(p)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, v := mountFor(t, pod, c, p)
+			if v.ConfigMap == nil || v.ConfigMap.Name != vol.ConfigMap.Name {
+				t.Errorf("SDS file %s is not a key of the ConfigMap %s beside the config", p, vol.ConfigMap.Name)
+				continue
+			}
+			if got := m.get(t, "ConfigMap", v.ConfigMap.Name).(*corev1.ConfigMap).Data[path.Base(p)]; got != string(want) {
+				t.Errorf("ConfigMap %s[%s] differs from envoy/sds/%s (%d vs %d bytes)", v.ConfigMap.Name, path.Base(p), path.Base(p), len(got), len(want))
+			}
+		}
+		// Every file the reviewed config and its SDS files read is provided by a
+		// mount.
 		for _, f := range inv.Files {
 			_, vol := mountFor(t, pod, c, f)
 			if !slices.Contains(filesOf(t, m, vol), path.Base(f)) {
 				t.Errorf("envoy/sidecar.yaml reads %s; volume %s provides only %v", f, vol.Name, filesOf(t, m, vol))
+			}
+		}
+		// Every watched directory is a whole volume mount: the kubelet updates it
+		// by swapping ..data, which is the move Envoy's watch sees. A subPath
+		// mount would never change.
+		if len(inv.Dirs) == 0 {
+			t.Errorf("envoy/sidecar.yaml watches no directory: certificates would never rotate")
+		}
+		for _, d := range inv.Dirs {
+			var found bool
+			for _, vm := range c.VolumeMounts {
+				if vm.MountPath == d {
+					found = true
+					if vm.SubPath != "" || vm.SubPathExpr != "" {
+						t.Errorf("watched directory %s is a subPath mount: updates would never arrive", d)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("envoy/sidecar.yaml watches %s, which is not a volume mount", d)
 			}
 		}
 		// The listener port and the probes.

@@ -152,11 +152,11 @@ func TestCompose(t *testing.T) {
 	}
 	svc := func(name string) types.ServiceConfig { return p.Services[name] }
 
-	sidecar, err := envoyconfig.Load(filepath.Join(repoRoot, "envoy", "sidecar.yaml"))
+	sidecar, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join(repoRoot, "envoy", "sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := envoyconfig.Inventorize(sidecar)
+	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,6 +306,12 @@ func TestCompose(t *testing.T) {
 		// Every file sidecar.yaml reads is provided.
 		pkiMount := mountAt(t, api, mustFlag(t, "apiserver", api.Command, "cert-dir"))
 		for _, f := range inv.Files {
+			if secrets[f] != nil {
+				if m := mountAt(t, envoy, f); m.Source != filepath.Join(root, "envoy", "sds", path.Base(f)) {
+					t.Errorf("envoy's %s comes from %s, want envoy/sds/%s", f, m.Source, path.Base(f))
+				}
+				continue
+			}
 			switch path.Base(f) {
 			case "tls.crt", "tls.key":
 				if !regexp.MustCompile(`cp \S+ ` + regexp.QuoteMeta(f) + `( |$)`).MatchString(script) {

@@ -216,6 +216,21 @@ func TestRenderEnvoy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The certificate, key and CA paths are in the SDS files the config reads.
+	sources, err := envoyconfig.SecretSources(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range sources {
+		sds, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("SDS file: %v", err)
+		}
+		if _, err := envoyconfig.ParseSecrets(sds); err != nil {
+			t.Errorf("SDS file %s: %v", p, err)
+		}
+		rendered = append(rendered, sds...)
+	}
 	for _, want := range []string{"18443", "19901", "19001", "16443", pki.CertFile, pki.KeyFile, filepath.Join(l.APIServerCert, "ca.crt")} {
 		if !strings.Contains(string(rendered), want) {
 			t.Errorf("rendered config lacks %s", want)

@@ -34,7 +34,6 @@ var otherToolsFlags = map[string]string{
 	"--context":          "kubectl",
 	"--raw":              "kubectl",
 	"--as":               "kubectl",
-	"--cluster-name":     "aws eks get-token",
 	"--build":            "docker compose up",
 	"--wait":             "docker compose up",
 	"--namespace":        "helm install",

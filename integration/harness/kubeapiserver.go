@@ -214,7 +214,7 @@ func startKubeAPIServer() (_ *KubeAPIServer, err error) {
 		return nil, err
 	}
 	k.CAFile = ca.CertFile
-	serving, err := ca.issue("kube-apiserver", KubeAPIServerSANs...)
+	serving, err := ca.issue("kube-apiserver", certLifetime, KubeAPIServerSANs...)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,21 @@ type Cert struct {
 	TLS      tls.Certificate
 }
 
+// PEM returns the certificate and key files' contents, e.g. for a ProjectedDir laid
+// out like a kubernetes.io/tls Secret (tls.crt, tls.key).
+func (c *Cert) PEM(t testing.TB) (cert, key []byte) {
+	t.Helper()
+	cert, err := os.ReadFile(c.CertFile)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	key, err = os.ReadFile(c.KeyFile)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return cert, key
+}
+
 // NewCA makes a CA (ECDSA P-256) in the test's temp dir.
 func NewCA(t testing.TB) *CA {
 	t.Helper()
@@ -86,14 +101,21 @@ func (ca *CA) Pool() *x509.CertPool {
 // (strings that parse as IPs become IP SANs), named name in the CA's directory.
 func (ca *CA) Issue(t testing.TB, name string, sans ...string) *Cert {
 	t.Helper()
-	c, err := ca.issue(name, sans...)
+	return ca.IssueValidFor(t, name, certLifetime, sans...)
+}
+
+// IssueValidFor is Issue with the certificate valid for lifetime from now (tests
+// that tell two certificates apart by notAfter, or that need one close to expiry).
+func (ca *CA) IssueValidFor(t testing.TB, name string, lifetime time.Duration, sans ...string) *Cert {
+	t.Helper()
+	c, err := ca.issue(name, lifetime, sans...)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
 	return c
 }
 
-func (ca *CA) issue(name string, sans ...string) (*Cert, error) {
+func (ca *CA) issue(name string, lifetime time.Duration, sans ...string) (*Cert, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -106,7 +128,7 @@ func (ca *CA) issue(name string, sans ...string) (*Cert, error) {
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(certLifetime),
+		NotAfter:     time.Now().Add(lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}

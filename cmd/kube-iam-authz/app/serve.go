@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -23,6 +25,12 @@ import (
 )
 
 func newServeCommand(streams Streams) *cobra.Command {
+	return newServeCommandWith(streams, os.LookupEnv)
+}
+
+// newServeCommandWith takes the environment lookup (os.LookupEnv) so that
+// tests need not change the process environment.
+func newServeCommandWith(streams Streams, lookupEnv func(string) (string, bool)) *cobra.Command {
 	o := defaultServeOptions()
 	var configFile string
 	cmd := &cobra.Command{
@@ -31,12 +39,22 @@ func newServeCommand(streams Streams) *cobra.Command {
 		Long: "serve answers Envoy's ext_authz Check calls: it verifies k8s-aws-v1 bearer tokens with STS, maps the " +
 			"identity through the aws-auth mapping and tells Envoy to forward the request with Impersonate-* headers " +
 			"and the proxy's own credential. It stops gracefully on SIGTERM.",
+		Example: `  # One cluster, Envoy calling 127.0.0.1:9001 in the same pod:
+  kube-iam-authz serve --cluster-id my-cluster-id \
+    --mapping-file /etc/kube-iam-authz/mapping/aws-auth.yaml \
+    --upstream-token-file /var/run/secrets/tokens/kube-iam-authz/token
+
+  # The same from the environment (a flag on the command line still wins):
+  KUBE_IAM_AUTHZ_CLUSTER_ID=my-cluster-id \
+  KUBE_IAM_AUTHZ_MAPPING_FILE=/etc/kube-iam-authz/mapping/aws-auth.yaml \
+    kube-iam-authz serve
+
+  # Several clusters from one process (clusters: in the file):
+  kube-iam-authz serve --config /etc/kube-iam-authz/serve.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configFile != "" {
-				if err := o.applyConfigFile(configFile, cmd.Flags()); err != nil {
-					return err
-				}
+			if err := o.resolve(cmd.Flags(), &configFile, lookupEnv); err != nil {
+				return err
 			}
 			if err := o.Validate(); err != nil {
 				return err
@@ -44,9 +62,23 @@ func newServeCommand(streams Streams) *cobra.Command {
 			return runServe(cmd.Context(), &o, streams.Err)
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "YAML `FILE` whose keys are the flag names, plus clusters: [{name, clusterID, mappingFile}] for more clusters served from this process; a flag given on the command line wins over the file.")
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML `FILE` whose keys are the flag names, plus clusters: [{name, clusterID, mappingFile}] for more clusters served from this process. A flag on the command line wins over its environment variable, which wins over the file.")
 	o.AddFlags(cmd.Flags())
+	bindEnv(cmd.Flags())
 	return cmd
+}
+
+// resolve fills the options in precedence order: flag > environment
+// variable > --config file > default. The config file's own path may come
+// from KUBE_IAM_AUTHZ_CONFIG.
+func (o *ServeOptions) resolve(fs *pflag.FlagSet, configFile *string, lookupEnv func(string) (string, bool)) error {
+	if err := applyEnv(fs, lookupEnv); err != nil {
+		return err
+	}
+	if *configFile == "" {
+		return nil
+	}
+	return o.applyConfigFile(*configFile, fs)
 }
 
 // logFlushInterval bounds how long a decision line may sit in the log
@@ -92,6 +124,14 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	}
 	defer stopLog()
 
+	// Files whose problems the components would report in their own terms.
+	if err := checkSTSCAFile(o.STSCAFile); err != nil {
+		return err
+	}
+	if err := checkGRPCKeyPair(o.GRPCTLSCert, o.GRPCTLSKey); err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return err
@@ -124,24 +164,30 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		return err
 	}
 	// tokenFile opens (fatally, if unusable) and follows a proxy token file.
-	tokenFile := func(name, path string) (check.BearerSource, error) {
+	tokenFile := func(name, flag, path string) (check.BearerSource, error) {
 		tf, err := upstream.NewTokenFile(upstream.Options{Path: path, Name: name, Logger: log, Metrics: tokenMetrics})
 		if err != nil {
-			return nil, err
+			return nil, upstreamTokenError(flag, path, err)
 		}
 		background = append(background, tf.Run)
 		return tf, nil
 	}
 	var bearer check.BearerSource
 	if o.UpstreamTokenFile != "" {
-		if bearer, err = tokenFile(defaultClusterName, o.UpstreamTokenFile); err != nil {
+		if bearer, err = tokenFile(defaultClusterName, "--upstream-token-file", o.UpstreamTokenFile); err != nil {
 			return err
 		}
 	}
 
 	var clusters []check.Cluster
 	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile}}, o.Clusters...)
-	for _, c := range all {
+	for i, c := range all {
+		// How the operator named each file: a flag, or a key of --config.
+		mappingFlag, tokenFlag := "--mapping-file", "--upstream-token-file"
+		if i > 0 {
+			where := fmt.Sprintf("--config clusters[%d] (%s)", i-1, c.Name)
+			mappingFlag, tokenFlag = where+" mappingFile", where+" upstreamTokenFile"
+		}
 		strict := o.MappingStrict
 		if c.MappingStrict != nil {
 			strict = *c.MappingStrict
@@ -158,12 +204,12 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		// file's own problems in the error: there is no last good mapping
 		// to keep. Health reports NOT_SERVING until every store is ready.
 		if err := store.Load(); err != nil {
-			return fmt.Errorf("cluster %q: mapping file %s: %w", c.Name, c.MappingFile, err)
+			return mappingLoadError(mappingFlag, c.MappingFile, err)
 		}
 		cl := check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready}
 		if c.UpstreamTokenFile != "" {
-			if cl.Upstream, err = tokenFile(c.Name, c.UpstreamTokenFile); err != nil {
-				return fmt.Errorf("cluster %q: %w", c.Name, err)
+			if cl.Upstream, err = tokenFile(c.Name, tokenFlag, c.UpstreamTokenFile); err != nil {
+				return err
 			}
 		}
 		clusters = append(clusters, cl)

@@ -1,13 +1,9 @@
 package app
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -15,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
@@ -164,48 +159,6 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ShutdownGrace.Duration, "shutdown-grace", o.ShutdownGrace.Duration, "On SIGTERM, how long in-flight Checks may take to finish.")
 }
 
-// applyConfigFile merges a YAML config file under the flags: keys present
-// in the file replace the defaults, except those whose flag was given on
-// the command line. Unknown keys are an error (a typo must not silently
-// leave a default in place).
-func (o *ServeOptions) applyConfigFile(path string, fs *pflag.FlagSet) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-	if err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	if len(raw) > maxConfigBytes {
-		return fmt.Errorf("config %s: larger than %d bytes", path, maxConfigBytes)
-	}
-	var strict ServeOptions
-	if err := yaml.UnmarshalStrict(raw, &strict); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	js, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(js, &keys); err != nil {
-		return fmt.Errorf("config %s: not a mapping of keys: %w", path, err)
-	}
-	fs.Visit(func(f *pflag.Flag) { delete(keys, f.Name) })
-	merged, err := json.Marshal(keys)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(merged))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(o); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
-}
-
 // Validate reports every problem at once, including those the components
 // would find (token parser, cache), so an operator fixes a config in one go.
 func (o *ServeOptions) Validate() error {
@@ -267,17 +220,29 @@ func (o *ServeOptions) Validate() error {
 	}
 	// The cache treats zero as "default"; on the command line a zero is
 	// more likely a mistake than a wish for the default.
-	if o.CacheMaxEntries < 1 {
+	cacheErrs := len(errs)
+	switch {
+	case o.CacheMaxEntries < 1:
 		add("--cache-max-entries %d: must be at least 1", o.CacheMaxEntries)
+	case o.CacheMaxEntries > cache.MaxEntriesLimit:
+		add("--cache-max-entries %d: at most %d (a typo must not remove the bound)", o.CacheMaxEntries, cache.MaxEntriesLimit)
 	}
-	if o.CacheTTL.Duration <= 0 {
+	switch {
+	case o.CacheTTL.Duration <= 0:
 		add("--cache-ttl %s: must be positive", o.CacheTTL.Duration)
+	case o.CacheTTL.Duration > cache.MaxTTLLimit:
+		add("--cache-ttl %s: at most %s, the longest a token lives: lower it", o.CacheTTL.Duration, cache.MaxTTLLimit)
 	}
-	if o.CacheNegativeTTL.Duration <= 0 {
+	switch {
+	case o.CacheNegativeTTL.Duration <= 0:
 		add("--cache-negative-ttl %s: must be positive", o.CacheNegativeTTL.Duration)
+	case o.CacheNegativeTTL.Duration > o.CacheTTL.Duration && o.CacheTTL.Duration > 0:
+		add("--cache-negative-ttl %s: must not exceed --cache-ttl %s: lower it", o.CacheNegativeTTL.Duration, o.CacheTTL.Duration)
 	}
-	if err := o.cacheOptions().Validate(); err != nil {
-		add("cache: %w", err)
+	// The cache's own checks cover what the flags above do not reach; its
+	// message names its internals, so it is shown only if nothing above was.
+	if err := o.cacheOptions().Validate(); err != nil && len(errs) == cacheErrs {
+		add("--cache-max-entries/--cache-ttl/--cache-negative-ttl/--sts-timeout: %w", err)
 	}
 	if d := o.SARTimeout.Duration; d <= 0 || d > sar.MaxTimeout {
 		add("--sar-timeout %s: must be in (0, %s]", d, sar.MaxTimeout)

@@ -44,7 +44,10 @@ const defaultTokenRegion = "us-east-1"
 
 // tokenOptions are the token command's flags.
 type tokenOptions struct {
-	ClusterID   string
+	ClusterID string
+	// ClusterName is --cluster-name, the flag aws eks get-token (and so every
+	// EKS kubeconfig) passes; it means the cluster id.
+	ClusterName string
 	Region      string
 	RoleARN     string
 	SessionName string
@@ -53,11 +56,22 @@ type tokenOptions struct {
 }
 
 // Validate reports every problem at once.
+// Complete fills ClusterID from its alias --cluster-name.
+func (o *tokenOptions) Complete() {
+	if o.ClusterID == "" {
+		o.ClusterID = o.ClusterName
+	}
+}
+
+// Validate reports every problem at once (after Complete).
 func (o tokenOptions) Validate() error {
 	var errs []error
+	if o.ClusterName != "" && o.ClusterID != o.ClusterName {
+		errs = append(errs, fmt.Errorf("--cluster-name %q and --cluster-id %q differ: give one of them (they are the same setting)", o.ClusterName, o.ClusterID))
+	}
 	switch {
 	case o.ClusterID == "":
-		errs = append(errs, errors.New("--cluster-id is required"))
+		errs = append(errs, errors.New("--cluster-id is required (or --cluster-name, as aws eks get-token takes it)"))
 	case len(o.ClusterID) > 256 || strings.IndexFunc(o.ClusterID, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0:
 		// It travels as the x-k8s-aws-id header value: no spaces or
 		// control characters, bounded.
@@ -110,6 +124,7 @@ line of ExecCredential JSON for kubectl. The token is the same kind that
 "aws eks get-token" prints.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Complete()
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -118,6 +133,7 @@ line of ExecCredential JSON for kubectl. The token is the same kind that
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.ClusterID, "cluster-id", "", "cluster id the server expects in x-k8s-aws-id (required)")
+	f.StringVar(&o.ClusterName, "cluster-name", "", "the same as --cluster-id, under the name aws eks get-token uses: an EKS kubeconfig works by changing only the command")
 	f.StringVar(&o.Region, "region", "", "STS region (default: SDK config, else "+defaultTokenRegion+")")
 	f.StringVar(&o.RoleARN, "role-arn", "", "IAM role to assume before signing")
 	f.StringVar(&o.SessionName, "session-name", "", "role session name for --role-arn (default: chosen by the SDK)")
