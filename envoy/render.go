@@ -123,18 +123,15 @@ func (r *Rendered) WriteSDS() error {
 // RenderLocal returns b and its SDS files s (LoadSecrets) with only their addresses,
 // ports and paths replaced as p says: the admin and listener addresses, each cluster's
 // single endpoint (and its discovery type, STATIC, since local addresses are IP
-// literals; admin clusters follow AdminAddr), file data sources, SDS file paths and watched directories. Policy, TLS
-// settings such as SNI and SAN matchers, timeouts and filters stay exactly as reviewed.
-// b and s are not modified.
+// literals; admin clusters follow AdminAddr), file data sources, SDS file paths and
+// watched directories. Policy, TLS settings such as SNI and SAN matchers, timeouts and
+// filters stay exactly as reviewed. b and s are not modified.
 func RenderLocal(b *bootstrapv3.Bootstrap, s Secrets, p LocalPorts) (*Rendered, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRender, err)
 	}
 	out := proto.Clone(b).(*bootstrapv3.Bootstrap)
 	var errs []error
-	// Classified before any address changes: admin clusters are recognised by the
-	// admin address.
-	stats, adminClusters := statsParts(out)
 	sources, err := SecretSources(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRender, err)
@@ -144,6 +141,9 @@ func RenderLocal(b *bootstrapv3.Bootstrap, s Secrets, p LocalPorts) (*Rendered, 
 			errs = append(errs, fmt.Errorf("SDS file %q was not loaded (LoadSecrets)", sp))
 		}
 	}
+	// Classified before any address changes: admin clusters are recognised by the
+	// admin address.
+	stats, adminClusters := statsParts(out)
 
 	if out.GetAdmin() != nil {
 		out.Admin.Address = socketAddress(p.AdminAddr)

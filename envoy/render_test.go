@@ -209,17 +209,17 @@ func TestRenderLocalStatsListener(t *testing.T) {
 			if !tc.withStats {
 				delete(p.Listeners, "stats")
 			}
-			r, err := envoyconfig.RenderLocal(reviewed, secrets, p)
+			out, err := envoyconfig.RenderLocal(reviewed, secrets, p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rendered, err := envoyconfig.Parse(r.Bootstrap)
+			rendered, err := envoyconfig.Parse(out.Bootstrap)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// The SDS files are rendered either way: the stats listener reads none.
-			if len(r.SDS) != len(secrets) {
-				t.Errorf("%d SDS files rendered, want %d", len(r.SDS), len(secrets))
+			if len(out.SDS) != len(secrets) {
+				t.Errorf("%d SDS files rendered, want %d", len(out.SDS), len(secrets))
 			}
 			var got []string
 			for _, l := range rendered.GetStaticResources().GetListeners() {

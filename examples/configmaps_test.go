@@ -74,11 +74,11 @@ func renderConfigMap(name string, keys map[string]string) ([]byte, error) {
 // chartFiles are repository files the Helm chart ships a copy of (a chart can read
 // only its own files): chart path → source, both relative to examples/.
 var chartFiles = map[string]string{
-	filepath.Join(chartDir, "files", "envoy-sidecar.yaml"):              filepath.Join("..", "envoy", "sidecar.yaml"),
-	filepath.Join(chartDir, "files", "envoy-sds", "listener-cert.yaml"): filepath.Join("..", "envoy", "sds", "listener-cert.yaml"),
-	filepath.Join(chartDir, "files", "envoy-sds", "apiserver-ca.yaml"):  filepath.Join("..", "envoy", "sds", "apiserver-ca.yaml"),
-	filepath.Join(chartDir, "files", "prometheus-rules.yaml"):           rulesFile,
-	filepath.Join(chartDir, "files", "grafana-dashboard.json"):          dashboardFile,
+	filepath.Join(chartDir, "files", "envoy-sidecar.yaml"):       filepath.Join("..", "envoy", "sidecar.yaml"),
+	filepath.Join(chartDir, "files", "envoy-listener-cert.yaml"): filepath.Join("..", "envoy", "sds", "listener-cert.yaml"),
+	filepath.Join(chartDir, "files", "envoy-apiserver-ca.yaml"):  filepath.Join("..", "envoy", "sds", "apiserver-ca.yaml"),
+	filepath.Join(chartDir, "files", "prometheus-rules.yaml"):    rulesFile,
+	filepath.Join(chartDir, "files", "grafana-dashboard.json"):   dashboardFile,
 }
 
 // TestChartFilesAreCopies keeps the chart's copies byte-identical to their sources
@@ -207,7 +207,7 @@ func TestEnvoyConfigMapPassesPolicy(t *testing.T) {
 		if err := envoyconfig.CheckPolicy(b); err != nil {
 			t.Errorf("CheckPolicy: %v", err)
 		}
-		// The SDS files it reads are keys of the same ConfigMap.
+		// The SDS files it reads are keys of the same ConfigMap (mounted beside it).
 		sources, err := envoyconfig.SecretSources(b)
 		if err != nil {
 			t.Fatal(err)
@@ -216,11 +216,11 @@ func TestEnvoyConfigMapPassesPolicy(t *testing.T) {
 		for p := range sources {
 			data, ok := cm.Data[path.Base(p)]
 			if !ok {
-				t.Errorf("%s reads %s; the ConfigMap %s has no key %s", key, p, cm.Name, path.Base(p))
+				t.Errorf("sidecar.yaml reads %s; ConfigMap %s has no key %s", p, cm.Name, path.Base(p))
 				continue
 			}
 			if secrets[p], err = envoyconfig.ParseSecrets([]byte(data)); err != nil {
-				t.Errorf("%s %s: %v", cm.Name, path.Base(p), err)
+				t.Errorf("ConfigMap %s key %s: %v", cm.Name, path.Base(p), err)
 			}
 		}
 		if err := envoyconfig.CheckSecrets(b, secrets); err != nil {

@@ -161,7 +161,8 @@ func loadSidecar(t *testing.T) (*bootstrapv3.Bootstrap, envoyconfig.Inventory) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// InventorizeAll: the files and directories the SDS files name are mounts too.
+	// With the SDS files' certificates, keys, CAs and watched directories: all
+	// of them must be mounted.
 	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
 	if err != nil {
 		t.Fatal(err)

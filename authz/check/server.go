@@ -24,6 +24,7 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
@@ -209,6 +210,9 @@ type decision struct {
 	id        string
 	requestID string
 	cluster   string
+	// clusterID is the id the token was verified for (for the log's hint
+	// when STS refuses the signature).
+	clusterID string
 	// token is kept only so that the log line can carry its Fingerprint,
 	// computed when (and only if) the line is written. It is never logged.
 	token string
@@ -278,7 +282,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 		return s.deny(d, err)
 	}
 	cl := s.clusters.list[ci]
-	d.cluster = cl.Name
+	d.cluster, d.clusterID = cl.Name, clusterID
 
 	rh := readHeaders(httpReq)
 	if s.passthrough {
@@ -478,6 +482,9 @@ func (d *decision) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if d.err != nil {
 		enc.AddString("error", d.err.Error())
+		if hint := sts.ClusterIDHint(d.err, "this server", d.clusterID); hint != "" {
+			enc.AddString("hint", hint)
+		}
 	}
 	return nil
 }

@@ -38,7 +38,9 @@ func testWhoamiUpstreamLines(t *testing.T, c *harness.Chain) {
 		producer string
 	}{
 		"kube-iam-authz token": {producer: harness.ProducerToken},
-		"aws eks get-token":    {producer: harness.ProducerAWSCLI},
+		// An EKS kubeconfig's exec args, with kube-iam-authz as the command.
+		"kube-iam-authz token --cluster-name": {producer: harness.ProducerTokenClusterName},
+		"aws eks get-token":                   {producer: harness.ProducerAWSCLI},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

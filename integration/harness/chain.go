@@ -386,6 +386,9 @@ const (
 	ProducerToken = ""
 	// ProducerAWSCLI is `aws eks get-token --cluster-name ID`.
 	ProducerAWSCLI = "-awscli"
+	// ProducerTokenClusterName is `kube-iam-authz token --cluster-name ID`:
+	// an EKS kubeconfig's flag with kube-iam-authz as the command.
+	ProducerTokenClusterName = "-cluster-name"
 )
 
 // KubeUser names the kubeconfig user of identity whose tokens producer makes for
@@ -527,6 +530,7 @@ func (c *Chain) writeKubeconfig(t testing.TB) {
 				argv       []string
 			}{
 				{ProducerToken, "client.authentication.k8s.io/v1", []string{authz, "token", "--cluster-id", rc.ID}},
+				{ProducerTokenClusterName, "client.authentication.k8s.io/v1beta1", []string{authz, "token", "--cluster-name", rc.ID}},
 				// What `aws eks update-kubeconfig` writes. Without a region awscli v1 signs
 				// for the global endpoint sts.amazonaws.com.
 				{ProducerAWSCLI, "client.authentication.k8s.io/v1beta1", []string{aws, "eks", "get-token", "--cluster-name", rc.ID, "--output", "json"}},

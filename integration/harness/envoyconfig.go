@@ -28,14 +28,14 @@ type RenderOptions struct {
 	// above apply (e.g. each API server cluster's trusted CA file to the CA of the
 	// stand-in it reaches). SDS files are rendered into a temporary directory.
 	Files map[string]string
+	// Dirs maps watched directories to local ones; by default each follows the
+	// files it is watched for (envoyconfig.LocalPorts.Dirs).
+	Dirs map[string]string
 	// Stats also runs the config's stats listeners (Envoy's /stats/prometheus, see
 	// envoyconfig.RuleStatsListener) on free ports, listed with the other listeners
 	// in the returned LocalPorts. Without it they are left out of the rendering, so
 	// every returned listener is one that fronts an API server.
 	Stats bool
-	// Dirs maps watched directories to local ones; by default each follows the
-	// files it is watched for (envoyconfig.LocalPorts.Dirs).
-	Dirs map[string]string
 	// Edit, if set, changes the loaded config before rendering (e.g. a shorter
 	// max_stream_duration for a test). The reviewed policy still applies unless the
 	// test means to break it.

@@ -81,6 +81,11 @@ func newMapCommand(streams Streams) *cobra.Command {
 		Short: "Dry run: show the Kubernetes user and exact Impersonate-* headers an AWS identity gets",
 		Long: "map evaluates a mapping file for one AWS identity, without STS, and prints the username, groups, " +
 			"extras and the exact Impersonate-* headers serve would send. Exit code 2 means the identity is not admitted.",
+		Example: `  # A role session:
+  kube-iam-authz map --mapping-file aws-auth.yaml --arn arn:aws:sts::111122223333:assumed-role/Dev/alice
+
+  # A node role, naming the instance's private DNS name instead of asking EC2:
+  kube-iam-authz map --mapping-file aws-auth.yaml --arn arn:aws:sts::111122223333:assumed-role/Node/i-0123456789abcdef0 --ec2-private-dns-name ip-10-0-0-1.eu-west-1.compute.internal -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {

@@ -14,8 +14,9 @@ import (
 // newMappingCommand is the `mapping` group: tools for aws-auth files.
 func newMappingCommand(streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "mapping",
-		Short: "Work with aws-auth mapping files",
+		Use:     "mapping",
+		Short:   "Work with aws-auth mapping files",
+		Example: `  kube-iam-authz mapping check --mapping-file aws-auth.yaml`,
 	}
 	cmd.AddCommand(newMappingCheckCommand(streams))
 	return cmd

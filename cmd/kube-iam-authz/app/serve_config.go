@@ -88,8 +88,16 @@ func (o *ServeOptions) applyConfigFile(path string, fs *pflag.FlagSet) error {
 	known := jsonFields(reflect.TypeOf(*o))
 	clusterKeys := jsonFields(reflect.TypeOf(ClusterOptions{}))
 	var errs []error
+	seen := map[string]int{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
+		// sigs.k8s.io/yaml's strict mode refused a repeated key; a YAML node
+		// tree keeps both, and silently taking the last would hide a mistake.
+		if first, dup := seen[k.Value]; dup {
+			errs = append(errs, configError(path, k.Line, "%s repeats the key of line %d: keep one", k.Value, first))
+			continue
+		}
+		seen[k.Value] = k.Line
 		if _, ok := known[k.Value]; !ok {
 			errs = append(errs, configError(path, k.Line, "unknown key %q%s", k.Value, suggest(k.Value, known)))
 			continue

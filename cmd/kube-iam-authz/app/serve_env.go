@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -39,21 +40,21 @@ func bindEnv(fs *pflag.FlagSet) {
 // file only fills flags that are still unchanged) and the defaults. lookup
 // is os.LookupEnv outside tests.
 func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
-	var err error
+	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
 		names := f.Annotations[envAnnotation]
-		if err != nil || f.Changed || len(names) == 0 {
+		if f.Changed || len(names) == 0 {
 			return
 		}
 		v, ok := lookup(names[0])
 		if !ok {
 			return
 		}
-		if serr := fs.Set(f.Name, v); serr != nil {
-			err = fmt.Errorf("%s=%q: not a valid --%s (%s): fix or unset the variable", names[0], v, f.Name, flagSetError(serr))
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: not a valid --%s (%s): fix or unset the variable", names[0], v, f.Name, flagSetError(err)))
 		}
 	})
-	return err
+	return errors.Join(errs...)
 }
 
 // flagSetError is pflag's reason without its own restatement of the flag.

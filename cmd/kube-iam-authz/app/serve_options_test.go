@@ -130,6 +130,10 @@ func TestServeConfigFileErrors(t *testing.T) {
 			content: "- a\n- b\n",
 			want:    "--config FILE:1: want a mapping of flag names to values, got a list",
 		},
+		"repeated key": {
+			content: "cluster-id: a\nlog-level: info\ncluster-id: b\n",
+			want:    "--config FILE:3: cluster-id repeats the key of line 1: keep one",
+		},
 		"two problems, two lines": {
 			content: "clusterid: y\nsts-timeout: 5\n",
 			want:    "--config FILE:1: unknown key \"clusterid\" (did you mean \"cluster-id\"?)\n--config FILE:2: sts-timeout: want a duration like 5s or 2m, got \"5\"",
@@ -247,6 +251,11 @@ func TestServeEveryFlagFromEnv(t *testing.T) {
 	err := applyEnv(subcommandFlags(t, "serve"), func(k string) (string, bool) { return "soon", k == "KUBE_IAM_AUTHZ_STS_TIMEOUT" })
 	if want := `KUBE_IAM_AUTHZ_STS_TIMEOUT="soon": not a valid --sts-timeout (time: invalid duration "soon"): fix or unset the variable`; err == nil || err.Error() != want {
 		t.Errorf("bad value: %v\nwant %s", err, want)
+	}
+	bad := map[string]string{"KUBE_IAM_AUTHZ_STS_RATE_BURST": "many", "KUBE_IAM_AUTHZ_EC2_LOOKUPS": "yes please"}
+	err = applyEnv(subcommandFlags(t, "serve"), func(k string) (string, bool) { v, ok := bad[k]; return v, ok })
+	if err == nil || strings.Count(err.Error(), "\n") != 1 || !strings.Contains(err.Error(), "KUBE_IAM_AUTHZ_STS_RATE_BURST") || !strings.Contains(err.Error(), "KUBE_IAM_AUTHZ_EC2_LOOKUPS") {
+		t.Errorf("two bad variables: %v, want both, one line each", err)
 	}
 }
 

@@ -249,8 +249,8 @@ func TestServeEndToEnd(t *testing.T) {
 // it in a CrashLoopBackOff log.
 func TestServeStartupFailures(t *testing.T) {
 	good := writeTemp(t, "aws-auth.yaml", "mapUsers: []\n")
-	bad := writeTemp(t, "bad.yaml", "mapRoles:\n  - rolearn: nope\n")
-	broken := writeTemp(t, "broken.yaml", "mapRoles: |\n  - rolearn: nope\n   - x\n")
+	bad := writeTemp(t, "bad.yaml", "mapRoles: |\n  - rolearn: nope\n   - x\n")
+	badEntry := writeTemp(t, "entry.yaml", "mapRoles:\n  - rolearn: nope\n")
 	notPEM := writeTemp(t, "ca.pem", "not a certificate\n")
 	empty := writeTemp(t, "token", "\n")
 	ca := harness.NewCA(t)
@@ -271,14 +271,12 @@ func TestServeStartupFailures(t *testing.T) {
 			path:     "/nonexistent/aws-auth.yaml",
 		},
 		"invalid mapping file": {
-			args: []string{"--cluster-id", "c", "--mapping-file", broken},
-			wantLine: "--mapping-file " + broken + " is not a valid aws-auth mapping (1 problem, first: line 2: mapRoles: YAML syntax error: did not find expected '-' indicator): " +
-				"fix the file; kube-iam-authz mapping check --mapping-file " + broken + " lists every one",
+			args:     []string{"--cluster-id", "c", "--mapping-file", bad},
+			wantLine: "--mapping-file " + bad + ` is not a valid aws-auth mapping (1 problem, first: line 2: mapRoles: YAML syntax error: did not find expected '-' indicator): fix the file; kube-iam-authz mapping check --mapping-file ` + bad + " lists every one",
 		},
 		"invalid entry with --mapping-strict": {
-			args: []string{"--cluster-id", "c", "--mapping-strict", "--mapping-file", bad},
-			wantLine: "--mapping-file " + bad + ` is not a valid aws-auth mapping (2 problems, first: line 2: mapRoles[0].rolearn: invalid ARN: "nope": arn: invalid prefix): ` +
-				"fix the file; kube-iam-authz mapping check --mapping-file " + bad + " lists every one",
+			args:     []string{"--cluster-id", "c", "--mapping-strict", "--mapping-file", badEntry},
+			wantLine: "--mapping-file " + badEntry + ` is not a valid aws-auth mapping (2 problems, first: line 2: mapRoles[0].rolearn: invalid ARN: "nope": arn: invalid prefix): fix the file; kube-iam-authz mapping check --mapping-file ` + badEntry + " lists every one",
 		},
 		"missing mapping file of a config cluster": {
 			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--config", cfg},

@@ -122,6 +122,14 @@ func newTokenCommandWith(streams Streams, env tokenEnv) *cobra.Command {
 shared config profiles, SSO, IMDS; optionally an assumed role) and prints one
 line of ExecCredential JSON for kubectl. The token is the same kind that
 "aws eks get-token" prints.`,
+		Example: `  # A kubeconfig user's exec plugin (what kubectl runs):
+  kube-iam-authz token --cluster-id my-cluster-id --region eu-west-1
+
+  # An EKS kubeconfig, with only the command changed from aws eks get-token:
+  kube-iam-authz token --cluster-name my-cluster-id --region eu-west-1
+
+  # As a role, reusing a token until a minute before it expires:
+  kube-iam-authz token --cluster-id my-cluster-id --role-arn arn:aws:iam::111122223333:role/Dev --cache`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Complete()
