@@ -31,8 +31,10 @@ func (c servedCert) String() string {
 // the API server's CA through watched file-based SDS (envoy/sds/*.yaml). While
 // closed-loop clients keep sending requests, each on a NEW TLS connection, the
 // listener's Secret volume is updated the kubelet way (a new hidden directory and one
-// rename of ..data), and then the API server CA volume: new connections get the new
-// certificate (serial and notAfter), Envoy is not restarted, and no request fails.
+// rename of ..data), then with a broken pair, and then the API server CA volume: new
+// connections get the new certificate (serial and notAfter), the broken pair is
+// refused with the last good certificate still served, Envoy is not restarted, and no
+// request fails.
 func TestCertRotationUnderLoad(t *testing.T) {
 	ca := harness.NewCA(t)
 	first := ca.IssueValidFor(t, "listener-1", 2*time.Hour, "localhost", "127.0.0.1")
@@ -141,6 +143,22 @@ func TestCertRotationUnderLoad(t *testing.T) {
 	if got := countOf(want(first)); got != settled {
 		t.Errorf("%d more connections got the old certificate after the renewed one was served", got-settled)
 	}
+	var served int
+
+	// A broken renewal (the next certificate with the old key): Envoy refuses it and
+	// keeps serving the renewed certificate; requests go on succeeding.
+	third := ca.IssueValidFor(t, "listener-3", 4*time.Hour, "localhost", "127.0.0.1")
+	broken := secretFiles(third)
+	broken["tls.key"] = secretFiles(second)["tls.key"]
+	rotationFailed := func() uint64 { return stat("sds.listener-cert.key_rotation_failed") }
+	failedBefore := rotationFailed()
+	vol.Update(t, broken)
+	waitUntil(t, 20*time.Second, "Envoy to refuse the mismatched pair", func() bool { return rotationFailed() > failedBefore })
+	served = countOf(want(second))
+	waitUntil(t, 20*time.Second, "requests after the broken renewal", func() bool { return countOf(want(second)) >= served+20 })
+	if got := current(); got != want(second) {
+		t.Errorf("after a broken renewal: serving %v, want the last good %v", got, want(second))
+	}
 
 	// The API server's CA volume: a CA rotation first adds the new CA to the bundle.
 	// Envoy re-reads it (its /certs lists the added CA) and upstream requests keep
@@ -158,7 +176,7 @@ func TestCertRotationUnderLoad(t *testing.T) {
 	beforeCA := clusterUpdates()
 	s.apiCAVolume.Update(t, map[string][]byte{"ca.crt": append(append([]byte{}, apiCA...), nextPEM...)})
 	waitUntil(t, 20*time.Second, "the API server CA bundle re-read through SDS", func() bool { return clusterUpdates() > beforeCA })
-	served := countOf(want(second))
+	served = countOf(want(second))
 	waitUntil(t, 20*time.Second, "requests after the CA update", func() bool { return countOf(want(second)) >= served+20 })
 
 	stop()
@@ -173,7 +191,7 @@ func TestCertRotationUnderLoad(t *testing.T) {
 			t.Errorf("a connection got certificate %+v, neither the first nor the renewed one", c)
 		}
 	}
-	for _, name := range []string{"sds.listener-cert.key_rotation_failed", "sds.listener-cert.update_rejected", "sds.apiserver-ca.update_rejected"} {
+	for _, name := range []string{"sds.listener-cert.update_rejected", "sds.apiserver-ca.update_rejected", "sds.apiserver-ca.key_rotation_failed"} {
 		if n := stat(name); n != 0 {
 			t.Errorf("%s = %d, want 0", name, n)
 		}
