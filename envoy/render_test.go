@@ -217,6 +217,10 @@ func TestRenderLocalStatsListener(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The SDS files are rendered either way: the stats listener reads none.
+			if len(out.SDS) != len(secrets) {
+				t.Errorf("%d SDS files rendered, want %d", len(out.SDS), len(secrets))
+			}
 			var got []string
 			for _, l := range rendered.GetStaticResources().GetListeners() {
 				got = append(got, l.GetName())

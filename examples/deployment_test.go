@@ -2,6 +2,7 @@ package examples
 
 import (
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -247,6 +248,28 @@ func testDeployment(t *testing.T, m *manifests, src source) {
 		// the reviewed config.
 		if got := m.get(t, "ConfigMap", vol.ConfigMap.Name).(*corev1.ConfigMap).Data[path.Base(cfg)]; got != string(sidecarYAML) {
 			t.Errorf("ConfigMap %s[%s] differs from envoy/sidecar.yaml (%d vs %d bytes)", vol.ConfigMap.Name, path.Base(cfg), len(got), len(sidecarYAML))
+		}
+		// The SDS files it reads beside it are envoy/sds/* byte for byte too.
+		sds, err := envoyconfig.SecretSources(sidecar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sds) == 0 {
+			t.Errorf("envoy/sidecar.yaml reads no SDS file: certificates would never rotate")
+		}
+		for _, p := range slices.Sorted(maps.Keys(sds)) {
+			want, err := os.ReadFile(filepath.Join("..", "envoy", "sds", path.Base(p)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, v := mountFor(t, pod, c, p)
+			if v.ConfigMap == nil || v.ConfigMap.Name != vol.ConfigMap.Name {
+				t.Errorf("SDS file %s is not a key of the ConfigMap %s beside the config", p, vol.ConfigMap.Name)
+				continue
+			}
+			if got := m.get(t, "ConfigMap", v.ConfigMap.Name).(*corev1.ConfigMap).Data[path.Base(p)]; got != string(want) {
+				t.Errorf("ConfigMap %s[%s] differs from envoy/sds/%s (%d vs %d bytes)", v.ConfigMap.Name, path.Base(p), path.Base(p), len(got), len(want))
+			}
 		}
 		// Every file the reviewed config and its SDS files read is provided by a
 		// mount.
