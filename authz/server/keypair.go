@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/dirwatch"
 )
 
 // DefaultKeyPairInterval is the safety-net re-read period of the gRPC key
@@ -97,59 +96,18 @@ func (k *keyPair) reload() error {
 // watches the directories, not the files: a Secret volume is updated by
 // swapping its ..data symlink, which a watch on the file never sees.
 func (k *keyPair) Run(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("gRPC TLS key pair: watcher: %w", err)
-	}
-	defer w.Close()
-	for _, dir := range uniqueDirs(k.certFile, k.keyFile) {
-		if err := w.Add(dir); err != nil {
-			return fmt.Errorf("gRPC TLS key pair: watch %s: %w", dir, err)
-		}
-	}
-	ticker := time.NewTicker(k.interval)
-	defer ticker.Stop()
-	reload := func(why string) {
-		if err := k.reload(); err != nil {
-			k.log.Warn("gRPC TLS key pair reload failed; keeping the last good certificate",
-				zap.String("trigger", why), zap.Error(err))
-		}
-	}
-	// The files may have changed between the first load and the watch.
-	reload("start")
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-			reload("timer")
-		case ev, ok := <-w.Events:
-			if !ok {
-				return errors.New("gRPC TLS key pair: watcher closed")
+	return dirwatch.Run(ctx, dirwatch.Options{
+		Name:     "gRPC TLS key pair",
+		Files:    []string{k.certFile, k.keyFile},
+		Interval: k.interval,
+		Reload: func(why string) {
+			if err := k.reload(); err != nil {
+				k.log.Warn("gRPC TLS key pair reload failed; keeping the last good certificate",
+					zap.String("trigger", why), zap.Error(err))
 			}
-			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) && !ev.Has(fsnotify.Create) {
-				continue
-			}
-			reload("fsnotify")
-		case err, ok := <-w.Errors:
-			if !ok {
-				return errors.New("gRPC TLS key pair: watcher closed")
-			}
-			k.log.Warn("gRPC TLS key pair watcher error", zap.Error(err))
-		}
-	}
-}
-
-func uniqueDirs(files ...string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, f := range files {
-		if d := filepath.Dir(f); !seen[d] {
-			seen[d] = true
-			out = append(out, d)
-		}
-	}
-	return out
+		},
+		WatchError: func(err error) { k.log.Warn("gRPC TLS key pair watcher error", zap.Error(err)) },
+	})
 }
 
 // keyPairMetrics: reloads by result, and the served certificate's expiry so
