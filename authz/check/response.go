@@ -82,6 +82,14 @@ func okResponse(hs []impersonate.Header, bearer string) (*authv3.CheckResponse, 
 		}
 		slots[groupSlotKeys[len(slots)]] = structpb.NewStringValue(h.Value)
 	}
+	return withCredential(opts, bearer, slots), nil
+}
+
+// withCredential completes an OK answer: the header sets opts plus the
+// upstream credential (the client's Authorization overwritten with the
+// proxy's bearer token, or removed when the proxy authenticates with mTLS),
+// and the dynamic metadata fields.
+func withCredential(opts []*corev3.HeaderValueOption, bearer string, metadata map[string]*structpb.Value) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{Headers: opts}
 	if bearer != "" {
 		ok.Headers = append(ok.Headers, headerOption(headerAuthorization, "Bearer "+bearer, overwriteOrAdd))
@@ -91,8 +99,8 @@ func okResponse(hs []impersonate.Header, bearer string) (*authv3.CheckResponse, 
 	return &authv3.CheckResponse{
 		Status:          &status.Status{Code: int32(codes.OK)},
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: &structpb.Struct{Fields: slots},
-	}, nil
+		DynamicMetadata: &structpb.Struct{Fields: metadata},
+	}
 }
 
 // nestedResponse builds the OK answer for an allowed nested impersonation:
@@ -109,17 +117,7 @@ func nestedResponse(hs []impersonate.Header, bearer string) (*authv3.CheckRespon
 		}
 		opts = append(opts, headerOption(h.Name, h.Value, overwriteOrAdd))
 	}
-	ok := &authv3.OkHttpResponse{Headers: opts}
-	if bearer != "" {
-		ok.Headers = append(ok.Headers, headerOption(headerAuthorization, "Bearer "+bearer, overwriteOrAdd))
-	} else {
-		ok.HeadersToRemove = []string{headerAuthorization}
-	}
-	return &authv3.CheckResponse{
-		Status:          &status.Status{Code: int32(codes.OK)},
-		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{}},
-	}, nil
+	return withCredential(opts, bearer, map[string]*structpb.Value{}), nil
 }
 
 // passthroughResponse is the OK answer that changes nothing: no header set
