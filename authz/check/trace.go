@@ -18,6 +18,21 @@ type trace struct {
 
 type traceKey struct{}
 
+// traceContext is context.WithValue(ctx, traceKey{}, trace) without its own
+// allocation: it lives in the Check's checkState. The verifier (and the
+// cache's detached upstream call) see an ordinary context.
+type traceContext struct {
+	context.Context
+	trace *trace
+}
+
+func (c *traceContext) Value(key any) any {
+	if _, ok := key.(traceKey); ok {
+		return c.trace
+	}
+	return c.Context.Value(key)
+}
+
 // ObserveUpstream wraps the verifier that sits BELOW the verification cache
 // (cache.New(check.ObserveUpstream(verifier), ...)). A Check whose
 // verification reached it logs cache_hit=false; one answered by the cache
