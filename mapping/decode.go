@@ -366,7 +366,7 @@ func (d *decoder) nested(doc *document, key string, v *yaml.Node) {
 		return
 	}
 	loc := locator{base: v.Line, exact: v.Style&yaml.LiteralStyle != 0}
-	inner, err := parseYAML([]byte(v.Value))
+	inner, err := parseYAMLString(v.Value)
 	if err != nil {
 		line, msg := splitYAMLError(err)
 		if loc.exact && line > 0 {
