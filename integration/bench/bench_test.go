@@ -971,6 +971,16 @@ func (b *bencher) caseGoBench(t *testing.T) {
 	ns, allocs := median(results[hit]["ns/op"]), median(results[hit]["allocs/op"])
 	b.rep.verdict("7", "Check cache hit (decision log on), in process: time", fmt.Sprintf("%.0f ns/op", ns), "", "< 3 µs/op", ns > 0 && ns < 3000)
 	b.rep.verdict("7", "Check cache hit (decision log on), in process: allocations", fmt.Sprintf("%.0f allocs/op", allocs), "", "≤ 8 allocs/op", len(results[hit]["allocs/op"]) > 0 && allocs <= 8)
+	// Issue 16: a 10k-entry reload under 50 ms of CPU and at most half the
+	// 502,142 allocations it made before the YAML fast path.
+	reload := "mapping.BenchmarkReload10k"
+	if cpu := results[reload]["cpu-ms/op"]; len(cpu) > 0 {
+		b.rep.verdict("7", "Mapping reload, 10k entries, in process: CPU", fmt.Sprintf("%.1f ms", median(cpu)), "", "< 50 ms", median(cpu) < 50)
+	}
+	if a := results[reload]["allocs/op"]; len(a) > 0 {
+		const before = 502_142
+		b.rep.verdict("7", "Mapping reload, 10k entries, in process: allocations", fmt.Sprintf("%.0f vs %d before", median(a), before), fmt.Sprintf("%.2f×", median(a)/before), "≤ 0.5×", median(a) <= before/2)
+	}
 	if heap := results["authz/cache.BenchmarkCacheHeap/entries=100000"]["heap-MiB"]; len(heap) > 0 {
 		b.rep.verdict("5", "Cache live heap, 100k entries (in process, after GC)", fmt.Sprintf("%.1f MiB", median(heap)), "", "≤ 64 MiB", median(heap) <= 64)
 	}
