@@ -101,7 +101,8 @@ func testWhoamiUpstreamLines(t *testing.T, c *harness.Chain) {
 // TestWhoamiGroupLimit: the reviewed route has check.MaxGroups (64) group slots. An
 // identity mapped to 64 groups gets all 64, in mapping order: as 64 Impersonate-Group
 // lines on the wire (behind the API-server stand-in) and as 64 groups in the real
-// kube-apiserver's `kubectl auth whoami` and audit log. One mapped to 65 is refused
+// kube-apiserver's `kubectl auth whoami` and audit log, also with 1024-byte names (64
+// KiB of header lines over HTTP/2). One mapped to 65 is refused
 // (never truncated: a missing group could be a deny-list group) and nothing goes
 // upstream.
 func TestWhoamiGroupLimit(t *testing.T) {
@@ -117,8 +118,16 @@ func TestWhoamiGroupLimit(t *testing.T) {
 	if len(atLimit) < 64 {
 		t.Fatalf("check.MaxGroups = %d; issue #16 promises at least 64", len(atLimit))
 	}
+	// The longest names the mapping admits (1024 bytes): 64 KiB of Impersonate-Group
+	// lines, over HTTP/2 from Envoy to the API server.
+	longest := make([]string, check.MaxGroups)
+	for i := range longest {
+		longest[i] = fmt.Sprintf("long-%02d-", i) + strings.Repeat("x", 1024-len("long-00-"))
+	}
 	mapping := "mapRoles: |\n  - rolearn: arn:aws:iam::111122223333:role/developer\n    username: developer:{{SessionName}}\n    groups: [" + strings.Join(overLimit, ", ") + "]\n" +
-		"mapUsers: |\n  - userarn: arn:aws:iam::111122223333:user/admin\n    username: admin\n    groups: [" + strings.Join(atLimit, ", ") + "]\n"
+		"mapUsers: |\n  - userarn: arn:aws:iam::111122223333:user/admin\n    username: admin\n    groups: [" + strings.Join(atLimit, ", ") + "]\n" +
+		"  - userarn: arn:aws:iam::" + harness.AccountMapped + ":user/carol\n    username: carol\n    groups: [" + strings.Join(longest, ", ") + "]\n"
+	carol := harness.KubeUser(harness.IdentityAccountOnly, harness.ProducerToken, "default")
 	clusters := func() []harness.ChainCluster {
 		cs := harness.SidecarClusters()
 		cs[0].Mapping = []byte(mapping)
@@ -140,6 +149,17 @@ func TestWhoamiGroupLimit(t *testing.T) {
 			rec := onlyRequest(t, c.Recorded(t), http.MethodPost, whoamiPath)
 			if got := rec.Lines("Impersonate-Group"); !reflect.DeepEqual(got, atLimit) {
 				t.Errorf("Impersonate-Group lines = %q, want %q", got, atLimit)
+			}
+		})
+		t.Run(fmt.Sprintf("%d groups of 1024 bytes", len(longest)), func(t *testing.T) {
+			c.ResetRecorded(t)
+			got := whoami(t, c, "default", carol)
+			if want := withAuthenticated(longest...); !reflect.DeepEqual(got.Groups, want) {
+				t.Errorf("whoami: %d groups, want %d (%d bytes each)", len(got.Groups), len(want), len(longest[0]))
+			}
+			rec := onlyRequest(t, c.Recorded(t), http.MethodPost, whoamiPath)
+			if got := rec.Lines("Impersonate-Group"); !reflect.DeepEqual(got, longest) {
+				t.Errorf("%d Impersonate-Group lines, want the %d long ones", len(got), len(longest))
 			}
 		})
 		t.Run(fmt.Sprintf("%d groups", len(overLimit)), func(t *testing.T) {
@@ -178,6 +198,18 @@ func TestWhoamiGroupLimit(t *testing.T) {
 			}
 			if e.Code() != http.StatusCreated {
 				t.Errorf("audit: response %d, want 201", e.Code())
+			}
+		}
+		if got := whoami(t, c, "default", carol); !reflect.DeepEqual(got.Groups, withAuthenticated(longest...)) {
+			t.Errorf("%d groups of 1024 bytes: kubectl auth whoami lists %d groups, want %d", len(longest), len(got.Groups), len(longest)+1)
+		}
+		events = k.WaitAuditEvents(t, whoamiPath, func(e harness.AuditEvent) bool {
+			return e.Verb == "create" && e.RequestReceivedTimestamp.After(since) && c.KubeProxyToken.Authenticated(e) &&
+				e.ImpersonatedUser != nil && e.ImpersonatedUser.Username == "carol"
+		})
+		for _, e := range events {
+			if !reflect.DeepEqual(e.ImpersonatedUser.Groups, withAuthenticated(longest...)) {
+				t.Errorf("audit impersonatedUser of carol: %d groups, want %d long ones", len(e.ImpersonatedUser.Groups), len(longest)+1)
 			}
 		}
 		for _, e := range k.AuditEvents(t) {
