@@ -69,10 +69,12 @@ func TestFaultsMappingUnderLoad(t *testing.T) {
 			writeFileAtomic(t, s.mappingPath, "data:\n  mapUsers: |\n    - userarn: [\n")
 		}, "invalid"},
 		{"truncated mid-entry", func(t *testing.T) {
-			// Cut inside bob's ARN, as a writer that died mid-write leaves it. (A cut
-			// that happens to leave valid YAML is indistinguishable from an edit; the
+			// Cut inside the Dev role's group list, as a writer that died mid-write
+			// leaves it: mapRoles no longer parses, a structural error. (A cut that
+			// leaves valid YAML is indistinguishable from an edit: an entry it breaks
+			// is dropped, the rest loads, as aws-iam-authenticator does; the
 			// kubelet's atomic ConfigMap writes never produce either.)
-			cut := strings.Index(string(good), ":user/bob") - 4
+			cut := strings.Index(string(good), "viewers]") + 3
 			if err := os.WriteFile(s.mappingPath, good[:cut], 0o600); err != nil {
 				t.Fatal(err)
 			}
