@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
@@ -20,6 +25,7 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/upstream"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
 )
 
 func newServeCommand(streams Streams) *cobra.Command {
@@ -136,13 +142,19 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	}
 
 	var clusters []check.Cluster
-	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile}}, o.Clusters...)
+	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile, MappingConfigMap: o.MappingConfigMap}}, o.Clusters...)
+	kube := lazyKubeClient(o.Kubeconfig)
 	for _, c := range all {
 		strict := o.MappingStrict
 		if c.MappingStrict != nil {
 			strict = *c.MappingStrict
 		}
-		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict})
+		so := mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict}
+		namespace, name, fromCluster := strings.Cut(c.MappingConfigMap, "/")
+		if fromCluster {
+			so.Path, so.Source = "", configmap.Describe(namespace, name)
+		}
+		store, err := mapping.NewStore(so)
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
@@ -153,8 +165,24 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		// A mapping that cannot be loaded at start is fatal, with the
 		// file's own problems in the error: there is no last good mapping
 		// to keep. Health reports NOT_SERVING until every store is ready.
-		if err := store.Load(); err != nil {
-			return fmt.Errorf("cluster %q: mapping file %s: %w", c.Name, c.MappingFile, err)
+		if fromCluster {
+			client, err := kube()
+			if err != nil {
+				return fmt.Errorf("cluster %q: mapping %s: %w", c.Name, so.Source, err)
+			}
+			src, err := configmap.New(configmap.Options{Client: client, Namespace: namespace, Name: name, Store: store, Logger: log.With(zap.String("mapping", c.Name))})
+			if err != nil {
+				return fmt.Errorf("cluster %q: %w", c.Name, err)
+			}
+			// The informer runs until ctx ends (shutdown).
+			if err := src.Start(ctx); err != nil {
+				return fmt.Errorf("cluster %q: mapping %s: %w", c.Name, so.Source, err)
+			}
+		} else {
+			if err := store.Load(); err != nil {
+				return fmt.Errorf("cluster %q: mapping file %s: %w", c.Name, c.MappingFile, err)
+			}
+			background = append(background, store.Run)
 		}
 		cl := check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready}
 		if c.UpstreamTokenFile != "" {
@@ -163,7 +191,6 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 			}
 		}
 		clusters = append(clusters, cl)
-		background = append(background, store.Run)
 		stores = append(stores, store)
 	}
 
@@ -245,4 +272,24 @@ func mappingStatus(stores []*mapping.Store) []string {
 			st.Name(), s.Result, s.At.UTC().Format(time.RFC3339), s.Error, s.SHA256))
 	}
 	return out
+}
+
+// lazyKubeClient builds the Kubernetes client on first use, once, so that
+// a server reading only files needs no cluster credentials: from
+// --kubeconfig, else the in-cluster service account.
+func lazyKubeClient(kubeconfig string) func() (kubernetes.Interface, error) {
+	return sync.OnceValues(func() (kubernetes.Interface, error) {
+		var cfg *rest.Config
+		var err error
+		if kubeconfig != "" {
+			cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+		} else {
+			cfg, err = rest.InClusterConfig()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes client (--kubeconfig or in-cluster): %w", err)
+		}
+		cfg.UserAgent = "kube-iam-authz"
+		return kubernetes.NewForConfig(cfg)
+	})
 }

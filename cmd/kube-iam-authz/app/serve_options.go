@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
@@ -53,6 +54,12 @@ type ServeOptions struct {
 
 	ClusterID   string `json:"cluster-id"`
 	MappingFile string `json:"mapping-file"`
+	// MappingConfigMap reads the mapping from the cluster's own ConfigMap
+	// NAMESPACE/NAME instead of MappingFile.
+	MappingConfigMap string `json:"mapping-configmap"`
+	// Kubeconfig is the client configuration for MappingConfigMap; empty
+	// uses the in-cluster service account.
+	Kubeconfig string `json:"kubeconfig"`
 	// MappingStrict refuses a mapping file with any error instead of
 	// dropping the invalid entries (all-or-nothing).
 	MappingStrict bool `json:"mapping-strict"`
@@ -89,6 +96,9 @@ type ClusterOptions struct {
 	ClusterID string `json:"clusterID"`
 	// MappingFile is this cluster's aws-auth file.
 	MappingFile string `json:"mappingFile"`
+	// MappingConfigMap is this cluster's aws-auth ConfigMap NAMESPACE/NAME,
+	// instead of MappingFile (read with --kubeconfig or in-cluster).
+	MappingConfigMap string `json:"mappingConfigMap,omitempty"`
 	// MappingStrict overrides --mapping-strict for this cluster's file.
 	MappingStrict *bool `json:"mappingStrict,omitempty"`
 	// UpstreamTokenFile is this cluster's own proxy token file; empty uses
@@ -121,7 +131,9 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.GRPCTLSKey, "grpc-tls-key", o.GRPCTLSKey, "PEM private key `FILE` for TLS on the gRPC listener (with --grpc-tls-cert).")
 	fs.StringVar(&o.HTTPListen, "http-listen", o.HTTPListen, "Listen `ADDR` for the HTTP server serving /metrics, /healthz and /readyz.")
 	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "Required. Cluster `ID` tokens must be signed for (x-k8s-aws-id), for routes without context_extensions.")
-	fs.StringVar(&o.MappingFile, "mapping-file", o.MappingFile, "Required. aws-auth mapping `FILE` (ConfigMap YAML, its data, or kubectl get -o json/yaml output); reloaded when it changes.")
+	fs.StringVar(&o.MappingFile, "mapping-file", o.MappingFile, "aws-auth mapping `FILE` (ConfigMap YAML, its data, or kubectl get -o json/yaml output); reloaded when it changes. This or --mapping-configmap is required.")
+	fs.StringVar(&o.MappingConfigMap, "mapping-configmap", o.MappingConfigMap, "Read the mapping from the cluster's own ConfigMap `NAMESPACE/NAME` (e.g. kube-system/aws-auth), watched with an informer on that one object, instead of --mapping-file. Per cluster in --config: mappingConfigMap.")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig `FILE` for --mapping-configmap; default: the in-cluster service account.")
 	fs.BoolVar(&o.MappingStrict, "mapping-strict", o.MappingStrict, "Refuse a mapping file with any error (keeping the last good one) instead of dropping each entry that is invalid on its own, which is what aws-iam-authenticator does and the default. Per cluster in --config: mappingStrict.")
 	fs.StringVar(&o.Partition, "partition", o.Partition, "AWS partition of the STS endpoints tokens may be signed for.")
 	fs.StringSliceVar(&o.STSRegions, "sts-regions", o.STSRegions, "Restrict accepted STS endpoints to these regions (comma-separated; the global endpoint counts as us-east-1). Default: every region of the partition.")
@@ -201,8 +213,8 @@ func (o *ServeOptions) Validate() error {
 	if o.ClusterID == "" {
 		add("--cluster-id is required")
 	}
-	if o.MappingFile == "" {
-		add("--mapping-file is required")
+	if err := mappingSource(o.MappingFile, o.MappingConfigMap); err != nil {
+		add("--mapping-file/--mapping-configmap: %w", err)
 	}
 	names := map[string]bool{defaultClusterName: true}
 	ids := map[string]bool{o.ClusterID: true}
@@ -223,8 +235,8 @@ func (o *ServeOptions) Validate() error {
 		case ids[c.ClusterID]:
 			add("%s: clusterID %q is already used", where, c.ClusterID)
 		}
-		if c.MappingFile == "" {
-			add("%s: mappingFile is required", where)
+		if err := mappingSource(c.MappingFile, c.MappingConfigMap); err != nil {
+			add("%s: mappingFile/mappingConfigMap: %w", where, err)
 		}
 		names[c.Name], ids[c.ClusterID] = true, true
 	}
@@ -294,4 +306,29 @@ func (o *ServeOptions) stsOptions() sts.Options {
 		RateLimit: o.STSRateLimit,
 		RateBurst: burst,
 	}
+}
+
+// mappingSource checks that exactly one mapping source is set and that a
+// ConfigMap is named NAMESPACE/NAME with valid Kubernetes names.
+func mappingSource(file, configMap string) error {
+	switch {
+	case file == "" && configMap == "":
+		return errors.New("one is required")
+	case file != "" && configMap != "":
+		return errors.New("set only one")
+	case configMap == "":
+		return nil
+	}
+	ns, name, ok := strings.Cut(configMap, "/")
+	if !ok {
+		return fmt.Errorf("%q: want NAMESPACE/NAME (e.g. kube-system/aws-auth)", configMap)
+	}
+	var errs []error
+	for _, msg := range validation.IsDNS1123Label(ns) {
+		errs = append(errs, fmt.Errorf("namespace %q: %s", ns, msg))
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(name) {
+		errs = append(errs, fmt.Errorf("name %q: %s", name, msg))
+	}
+	return errors.Join(errs...)
 }

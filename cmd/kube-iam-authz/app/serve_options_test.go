@@ -111,6 +111,16 @@ clusters:
   - name: a
     clusterID: x
     mappingFile: a.yaml
+  - name: both
+    clusterID: both
+    mappingFile: b.yaml
+    mappingConfigMap: kube-system/aws-auth
+  - name: bad-cm
+    clusterID: bad-cm
+    mappingConfigMap: Kube_System/aws-auth
+  - name: no-slash
+    clusterID: no-slash
+    mappingConfigMap: aws-auth
 `)
 	o, err := parseServe(t, "--config", cfg,
 		"--grpc-listen", "nope", "--http-listen", "127.0.0.1:9090", "--grpc-tls-cert", "c.pem",
@@ -125,13 +135,15 @@ clusters:
 		t.Fatal("Validate accepted everything")
 	}
 	for _, want := range []string{
-		"--grpc-listen", "--grpc-tls-cert and --grpc-tls-key", "--cluster-id is required", "--mapping-file is required",
-		`name "default" is already used`, "clusterID is required", "mappingFile is required", `name "a" is already used`,
+		"--grpc-listen", "--grpc-tls-cert and --grpc-tls-key", "--cluster-id is required", "--mapping-file/--mapping-configmap: one is required",
+		`name "default" is already used`, "clusterID is required", "mappingFile/mappingConfigMap: one is required",
+		"clusters[3] (both): mappingFile/mappingConfigMap: set only one", `clusters[4] (bad-cm): mappingFile/mappingConfigMap: namespace "Kube_System"`,
+		`clusters[5] (no-slash): mappingFile/mappingConfigMap: "aws-auth": want NAMESPACE/NAME`, `name "a" is already used`,
 		`clusterID "x" is already used`, "--partition", "--sts-endpoint", "--sts-timeout", "--sts-rate-limit",
 		"--cache-max-entries", "MaxTTL", "--cache-negative-ttl", "--log-level", "--shutdown-grace",
 	} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate error lacks %q", want)
+			t.Errorf("Validate error lacks %q in:\n%v", want, err)
 		}
 	}
 }

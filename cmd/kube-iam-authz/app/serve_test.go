@@ -268,12 +268,13 @@ func TestServeStartupFailures(t *testing.T) {
 		args []string
 		want string
 	}{
-		"missing required flags":              {args: nil, want: "--cluster-id is required"},
-		"missing mapping file":                {args: []string{"--cluster-id", "c", "--mapping-file", "/nonexistent/aws-auth.yaml"}, want: "aws-auth.yaml"},
-		"invalid mapping file":                {args: []string{"--cluster-id", "c", "--mapping-file", writeTemp(t, "bad.yaml", "mapRoles: |\n  - rolearn: nope\n   - x\n")}, want: "invalid aws-auth mapping"},
-		"invalid entry with --mapping-strict": {args: []string{"--cluster-id", "c", "--mapping-strict", "--mapping-file", writeTemp(t, "entry.yaml", "mapRoles:\n  - rolearn: nope\n")}, want: "mapRoles[0].rolearn: invalid ARN"},
-		"missing upstream token":              {args: []string{"--cluster-id", "c", "--mapping-file", good, "--upstream-token-file", "/nonexistent/token"}, want: "upstream token"},
-		"http STS endpoint by name":           {args: []string{"--cluster-id", "c", "--mapping-file", good, "--sts-endpoint", "http://sts.example.com"}, want: "loopback"},
+		"missing required flags":                {args: nil, want: "--cluster-id is required"},
+		"missing mapping file":                  {args: []string{"--cluster-id", "c", "--mapping-file", "/nonexistent/aws-auth.yaml"}, want: "aws-auth.yaml"},
+		"invalid mapping file":                  {args: []string{"--cluster-id", "c", "--mapping-file", writeTemp(t, "bad.yaml", "mapRoles: |\n  - rolearn: nope\n   - x\n")}, want: "invalid aws-auth mapping"},
+		"configmap without a usable kubeconfig": {args: []string{"--cluster-id", "c", "--mapping-configmap", "kube-system/aws-auth", "--kubeconfig", "/nonexistent/kubeconfig"}, want: "mapping configmap kube-system/aws-auth: kubernetes client (--kubeconfig or in-cluster)"},
+		"invalid entry with --mapping-strict":   {args: []string{"--cluster-id", "c", "--mapping-strict", "--mapping-file", writeTemp(t, "entry.yaml", "mapRoles:\n  - rolearn: nope\n")}, want: "mapRoles[0].rolearn: invalid ARN"},
+		"missing upstream token":                {args: []string{"--cluster-id", "c", "--mapping-file", good, "--upstream-token-file", "/nonexistent/token"}, want: "upstream token"},
+		"http STS endpoint by name":             {args: []string{"--cluster-id", "c", "--mapping-file", good, "--sts-endpoint", "http://sts.example.com"}, want: "loopback"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
