@@ -237,3 +237,56 @@ func TestLookupNotAnARN(t *testing.T) {
 		}
 	}
 }
+
+// TestMapRoleARNUnderMapUsers: the case of issue 13. aws-iam-authenticator
+// compares every entry's ARN with the canonical ARN, so a role ARN under
+// mapUsers maps that role's sessions, after mapRoles.
+func TestMapRoleARNUnderMapUsers(t *testing.T) {
+	snap, err := Parse([]byte(`mapRoles: |
+  - rolearn: arn:aws:iam::111122223333:role/Both
+    username: from-maproles
+mapUsers: |
+  - userarn: arn:aws:iam::111122223333:role/DevOps
+    username: devops:{{SessionName}}
+    groups: [system:masters]
+  - userarn: arn:aws:iam::111122223333:role/Both
+    username: from-mapusers
+  - userarn: arn:aws:iam::111122223333:role/team/Pathed
+    username: pathed
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMapper(MapperOptions{Snapshots: StaticSource{Snapshot: snap}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		role      string
+		wantUser  User
+		wantMatch string
+		wantErr   error
+	}{
+		"a session of the role":     {role: "DevOps", wantUser: User{Username: "devops:alice-example.com", Groups: []string{"system:masters"}}, wantMatch: "mapUsers[0] (line 5)"},
+		"case-insensitively":        {role: "devops", wantUser: User{Username: "devops:alice-example.com", Groups: []string{"system:masters"}}, wantMatch: "mapUsers[0] (line 5)"},
+		"mapRoles first":            {role: "Both", wantUser: User{Username: "from-maproles"}, wantMatch: "mapRoles[0] (line 2)"},
+		"a role path never matches": {role: "Pathed", wantErr: ErrUnmapped},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			u, match, err := m.Explain(context.Background(), session(t, "111122223333", tc.role, "alice@example.com"))
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Explain() error = %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantErr != nil {
+				return
+			}
+			if u.Username != tc.wantUser.Username || !slices.Equal(u.Groups, tc.wantUser.Groups) || match.String() != tc.wantMatch {
+				t.Errorf("Explain() = %+v via %s, want %+v via %s", u, match, tc.wantUser, tc.wantMatch)
+			}
+		})
+	}
+	if c := snap.Counts(); c.Users != 2 || c.Roles != 1 || c.Dropped != 1 {
+		t.Errorf("Counts() = %+v, want 2 users (role ARNs), 1 role, 1 dropped", c)
+	}
+}
