@@ -1,6 +1,7 @@
 package envoyconfig
 
 import (
+	"slices"
 	"sort"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -12,16 +13,48 @@ import (
 // Inventory names what a config binds, dials and reads: exactly what LocalPorts must
 // cover for RenderLocal.
 type Inventory struct {
-	Listeners     []string // listener names
-	AuthzClusters []string // clusters an ext_authz filter calls
-	APIServers    []string // every other cluster
-	Files         []string // file paths read (certificates, keys, CAs, file logs)
+	Listeners      []string // listener names, except stats listeners
+	StatsListeners []string // listeners that serve only Envoy's /stats/prometheus (RuleStatsListener)
+	AuthzClusters  []string // clusters an ext_authz filter calls
+	AdminClusters  []string // clusters whose endpoints are the admin interface (stats listeners' upstream)
+	APIServers     []string // every other cluster
+	Files          []string // file paths read (certificates, keys, CAs, file logs, SDS files)
+	Dirs           []string // directories watched (SDS files and the secrets they name)
+}
+
+// InventorizeAll is Inventorize plus the files and directories that the SDS files s
+// (LoadSecrets) name: everything a deployment must mount.
+func InventorizeAll(b *bootstrapv3.Bootstrap, s Secrets) (Inventory, error) {
+	inv, err := Inventorize(b)
+	if err != nil {
+		return Inventory{}, err
+	}
+	files, dirs, err := s.filesAndDirs()
+	if err != nil {
+		return Inventory{}, err
+	}
+	inv.Files = mergeSorted(inv.Files, files)
+	inv.Dirs = mergeSorted(inv.Dirs, dirs)
+	return inv, nil
+}
+
+func mergeSorted(a, b []string) []string {
+	set := map[string]bool{}
+	for _, s := range append(slices.Clone(a), b...) {
+		set[s] = true
+	}
+	return sortedKeys(set)
 }
 
 // Inventorize lists the listeners, clusters and files of b, each sorted.
 func Inventorize(b *bootstrapv3.Bootstrap) (Inventory, error) {
 	var inv Inventory
+	stats, admin := statsParts(b)
 	for _, l := range b.GetStaticResources().GetListeners() {
+		if stats[l.GetName()] {
+			inv.StatsListeners = append(inv.StatsListeners, l.GetName())
+			continue
+		}
 		inv.Listeners = append(inv.Listeners, l.GetName())
 	}
 	authz, err := authzClusterNames(b)
@@ -29,9 +62,12 @@ func Inventorize(b *bootstrapv3.Bootstrap) (Inventory, error) {
 		return Inventory{}, err
 	}
 	for _, cl := range b.GetStaticResources().GetClusters() {
-		if authz[cl.GetName()] {
+		switch {
+		case authz[cl.GetName()]:
 			inv.AuthzClusters = append(inv.AuthzClusters, cl.GetName())
-		} else {
+		case admin[cl.GetName()]:
+			inv.AdminClusters = append(inv.AdminClusters, cl.GetName())
+		default:
 			inv.APIServers = append(inv.APIServers, cl.GetName())
 		}
 	}
@@ -52,10 +88,24 @@ func Inventorize(b *bootstrapv3.Bootstrap) (Inventory, error) {
 	for _, fl := range logs {
 		files[fl.GetPath()] = true
 	}
-	for f := range files {
-		inv.Files = append(inv.Files, f)
+	paths, err := Find[*corev3.PathConfigSource](b)
+	if err != nil {
+		return Inventory{}, err
 	}
-	for _, s := range [][]string{inv.Listeners, inv.AuthzClusters, inv.APIServers, inv.Files} {
+	dirs := map[string]bool{}
+	for _, pc := range paths {
+		files[pc.GetPath()] = true
+	}
+	watched, err := Find[*corev3.WatchedDirectory](b)
+	if err != nil {
+		return Inventory{}, err
+	}
+	for _, w := range watched {
+		dirs[w.GetPath()] = true
+	}
+	inv.Files = sortedKeys(files)
+	inv.Dirs = sortedKeys(dirs)
+	for _, s := range [][]string{inv.Listeners, inv.StatsListeners, inv.AuthzClusters, inv.AdminClusters, inv.APIServers} {
 		sort.Strings(s)
 	}
 	return inv, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -96,9 +97,23 @@ const (
 	// GroupSlots dynamic metadata slots, APPEND_IF_EXISTS_OR_ADD, skipping empty ones:
 	// the only way Envoy 1.40 sends one line per group (docs/envoy-facts.md F1).
 	RuleGroupSlots Rule = "group-slots"
+	// RuleCertRotation: every certificate and CA (the listener's, each API server's CA,
+	// any client certificate) comes through file-based SDS whose path_config_source has
+	// a watched_directory holding it, and each SDS secret names its files by path and
+	// watches their directory. Static tls_certificates and trusted_ca are read once at
+	// start: a cert-manager renewal or a CA rotation would be ignored until a restart,
+	// and a certificate could expire in service. Key material never sits inline in an
+	// SDS file (it ships in a ConfigMap).
+	RuleCertRotation Rule = "cert-rotation"
 	// RuleClusterContext: with more than one API server, every route names its cluster
 	// to the authz server (context_extensions cluster_id and mapping), one id per cluster.
 	RuleClusterContext Rule = "cluster-context"
+	// RuleStatsListener: a listener that routes to the admin interface (a cluster whose
+	// endpoints are the admin address) is a stats listener: one HTTP connection manager
+	// with only the router, and routes that answer directly or forward exactly
+	// GET /stats/prometheus, unrewritten, to the admin. It is how Prometheus scrapes
+	// Envoy without the admin interface (quitquitquit, runtime_modify) leaving loopback.
+	RuleStatsListener Rule = "stats-listener"
 )
 
 // MinExtAuthzTimeout is the smallest ext_authz timeout the policy accepts. The server's
@@ -157,8 +172,13 @@ func CheckPolicy(b *bootstrapv3.Bootstrap) error {
 	for _, cl := range b.GetStaticResources().GetClusters() {
 		c.clusters[cl.GetName()] = cl
 	}
+	c.statsListeners, c.adminClusters = statsParts(b)
 	c.checkAdmin()
 	for _, l := range b.GetStaticResources().GetListeners() {
+		if c.statsListeners[l.GetName()] {
+			c.checkStatsListener(l)
+			continue
+		}
 		c.checkListener(l)
 	}
 	c.checkClusterContext()
@@ -174,6 +194,8 @@ type checker struct {
 	violations []Violation
 	// routed upstream cluster → set of cluster_id context extensions seen on its routes
 	clusterIDs map[string]map[string]bool
+	// stats listeners and admin clusters (statsParts): not API traffic.
+	statsListeners, adminClusters map[string]bool
 }
 
 func (c *checker) add(rule Rule, where, format string, args ...any) {
@@ -232,6 +254,31 @@ func (c *checker) checkDownstreamTLS(where string, ts *corev3.TransportSocket) {
 	common := ctx.GetCommonTlsContext()
 	if len(common.GetTlsCertificates()) == 0 && len(common.GetTlsCertificateSdsSecretConfigs()) == 0 {
 		c.add(RuleDownstreamTLS, where, "TLS context has no certificate")
+	}
+	c.checkRotatingCerts(where, common)
+}
+
+// checkRotatingCerts: certificates only through watched file-based SDS.
+func (c *checker) checkRotatingCerts(where string, common *tlsv3.CommonTlsContext) {
+	if len(common.GetTlsCertificates()) > 0 {
+		c.add(RuleCertRotation, where, "static tls_certificates are read once at start; use tls_certificate_sds_secret_configs with a path_config_source")
+	}
+	for _, sc := range common.GetTlsCertificateSdsSecretConfigs() {
+		c.checkSDSSource(where, sc)
+	}
+}
+
+// checkSDSSource: an SDS secret config reads a file whose directory is watched (the
+// kubelet replaces a ConfigMap's files by swapping the ..data symlink in it).
+func (c *checker) checkSDSSource(where string, sc *tlsv3.SdsSecretConfig) {
+	pc := sc.GetSdsConfig().GetPathConfigSource()
+	switch {
+	case pc == nil:
+		c.add(RuleCertRotation, where, "SDS secret %q: want sds_config.path_config_source (file-based SDS), got %v", sc.GetName(), sc.GetSdsConfig().GetConfigSourceSpecifier())
+	case pc.GetWatchedDirectory() == nil:
+		c.add(RuleCertRotation, where, "SDS secret %q: path_config_source needs watched_directory (a ConfigMap update is a symlink swap in it)", sc.GetName())
+	case path.Dir(pc.GetPath()) != path.Clean(pc.GetWatchedDirectory().GetPath()):
+		c.add(RuleCertRotation, where, "SDS secret %q: watched_directory %s does not hold %s", sc.GetName(), pc.GetWatchedDirectory().GetPath(), pc.GetPath())
 	}
 }
 
@@ -538,12 +585,12 @@ func contextExtension(vh *routev3.VirtualHost, r *routev3.Route, key string) str
 // and routed clusters.
 func (c *checker) multi() bool {
 	upstreams := 0
-	for _, cl := range c.clusters {
-		if httpOptions(cl).GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+	for name, cl := range c.clusters {
+		if !c.adminClusters[name] && httpOptions(cl).GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
 			upstreams++
 		}
 	}
-	return upstreams > 1 || len(c.b.GetStaticResources().GetListeners()) > 1
+	return upstreams > 1 || len(c.b.GetStaticResources().GetListeners())-len(c.statsListeners) > 1
 }
 
 func (c *checker) checkAPIServerCluster(where, name string) {
@@ -566,13 +613,21 @@ func (c *checker) checkAPIServerCluster(where, name string) {
 		c.add(RuleUpstreamTLS, cw, "sni must be set")
 	}
 	common := ctx.GetCommonTlsContext()
+	c.checkRotatingCerts(cw, common)
 	vc := common.GetValidationContext()
+	if vc != nil && vc.GetTrustedCa() != nil {
+		c.add(RuleCertRotation, cw, "a static trusted_ca is read once at start; use combined_validation_context with a validation_context_sds_secret_config")
+	}
+	sdsCA := common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig()
 	if vc == nil {
 		vc = common.GetCombinedValidationContext().GetDefaultValidationContext()
 	}
+	if sdsCA != nil {
+		c.checkSDSSource(cw, sdsCA)
+	}
 	switch {
-	case vc == nil || vc.GetTrustedCa() == nil:
-		c.add(RuleUpstreamTLS, cw, "validation_context.trusted_ca must be set (otherwise any certificate is accepted)")
+	case vc == nil || (vc.GetTrustedCa() == nil && sdsCA == nil):
+		c.add(RuleUpstreamTLS, cw, "a trusted CA must be set (otherwise any certificate is accepted)")
 	case vc.GetTrustChainVerification() != tlsv3.CertificateValidationContext_VERIFY_TRUST_CHAIN:
 		c.add(RuleUpstreamTLS, cw, "trust_chain_verification must be VERIFY_TRUST_CHAIN")
 	case len(vc.GetMatchTypedSubjectAltNames()) == 0:

@@ -35,12 +35,106 @@ import (
 func TestReviewedConfigsPassPolicy(t *testing.T) {
 	for _, path := range reviewedConfigs(t) {
 		t.Run(path, func(t *testing.T) {
-			b, err := envoyconfig.Load(path)
+			b, s, err := envoyconfig.LoadWithSecrets(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := envoyconfig.CheckPolicy(b); err != nil {
 				t.Fatal(err)
+			}
+			if err := envoyconfig.CheckSecrets(b, s); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestSecretsPolicyViolations proves each CheckSecrets check can fail, on the reviewed
+// SDS files.
+func TestSecretsPolicyViolations(t *testing.T) {
+	tests := map[string]struct {
+		config    string
+		mutate    func(t *testing.T, s envoyconfig.Secrets)
+		wantRules []envoyconfig.Rule
+	}{
+		"listener secret missing from its file": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/listener-cert.yaml"][0].Name = "other"
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"certificate directory not watched": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/listener-cert.yaml"][0].GetTlsCertificate().WatchedDirectory = nil
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"key outside the watched directory": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/listener-cert.yaml"][0].GetTlsCertificate().PrivateKey.Specifier = &corev3.DataSource_Filename{Filename: "/etc/keys/tls.key"}
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"inline private key in a ConfigMap": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/listener-cert.yaml"][0].GetTlsCertificate().PrivateKey.Specifier = &corev3.DataSource_InlineString{InlineString: "-----BEGIN PRIVATE KEY-----"}
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"CA directory not watched": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/apiserver-ca.yaml"][0].GetValidationContext().WatchedDirectory = nil
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"CA accepts untrusted chains": {
+			config: "multi-cluster.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/prod-b-ca.yaml"][0].GetValidationContext().TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"secret of neither kind": {
+			config: "multi-cluster.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/prod-a-ca.yaml"][0].Type = &tlsv3.Secret_GenericSecret{GenericSecret: &tlsv3.GenericSecret{}}
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"two secrets in one file (Envoy rejects both)": {
+			config: "multi-cluster.yaml",
+			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+				s["/etc/envoy/prod-a-ca.yaml"] = append(s["/etc/envoy/prod-a-ca.yaml"], s["/etc/envoy/prod-b-ca.yaml"]...)
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b, s, err := envoyconfig.LoadWithSecrets(tc.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.mutate(t, s)
+			err = envoyconfig.CheckSecrets(b, s)
+			var pe *envoyconfig.PolicyError
+			if !errors.As(err, &pe) || !errors.Is(err, envoyconfig.ErrPolicy) {
+				t.Fatalf("CheckSecrets = %v, want a *PolicyError wrapping ErrPolicy", err)
+			}
+			var got, want []string
+			for _, v := range pe.Violations {
+				got = append(got, string(v.Rule))
+			}
+			for _, r := range tc.wantRules {
+				want = append(want, string(r))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("rules = %v, want %v\n%v", got, want, err)
 			}
 		})
 	}
@@ -56,7 +150,9 @@ func TestReviewedSidecarValues(t *testing.T) {
 	if got, want := authz.GetGrpcService().GetTimeout().AsDuration(), 6*time.Second; got != want {
 		t.Errorf("ext_authz timeout = %s, want %s (above the server's 5s STS deadline)", got, want)
 	}
+	restore := asideStats(t, b)
 	hcm := only[*hcmv3.HttpConnectionManager](t, b)
+	restore()
 	if got, want := hcm.GetCommonHttpProtocolOptions().GetMaxStreamDuration().AsDuration(), 15*time.Minute; got != want {
 		t.Errorf("max_stream_duration = %s, want %s", got, want)
 	}
@@ -318,14 +414,14 @@ func TestPolicyViolations(t *testing.T) {
 		"api server name not pinned": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
-				c.GetCommonTlsContext().GetValidationContext().MatchTypedSubjectAltNames = nil
+				c.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().MatchTypedSubjectAltNames = nil
 			}),
 			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
 		},
 		"api server untrusted chain accepted": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
-				c.GetCommonTlsContext().GetValidationContext().TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+				c.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
 			}),
 			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
 		},
@@ -342,6 +438,57 @@ func TestPolicyViolations(t *testing.T) {
 			config:    "sidecar.yaml",
 			mutate:    edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) { c.Sni = "" }),
 			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"api server CA without SDS": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.CommonTlsContext_CombinedCertificateValidationContext) {
+				c.ValidationContextSdsSecretConfig = nil
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+		},
+		"api server CA static, read once": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
+				c.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+					TrustedCa:                 &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/etc/ca.crt"}},
+					MatchTypedSubjectAltNames: c.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames(),
+				}}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"listener certificate static, read once": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.DownstreamTlsContext) {
+				c.CommonTlsContext.TlsCertificateSdsSecretConfigs = nil
+				c.CommonTlsContext.TlsCertificates = []*tlsv3.TlsCertificate{{
+					CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/etc/tls.crt"}},
+					PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/etc/tls.key"}},
+				}}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"listener certificate from an SDS server, not a file": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, c *tlsv3.DownstreamTlsContext) {
+				c.CommonTlsContext.TlsCertificateSdsSecretConfigs[0].SdsConfig.ConfigSourceSpecifier = &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+		},
+		"SDS file not watched through its directory": {
+			config: "sidecar.yaml",
+			mutate: edit(func(t *testing.T, pc *corev3.PathConfigSource) { pc.WatchedDirectory = nil }),
+			// Both the listener's and the API server CA's.
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation, envoyconfig.RuleCertRotation},
+		},
+		"SDS file outside its watched directory": {
+			config: "multi-cluster.yaml",
+			mutate: edit(func(t *testing.T, pc *corev3.PathConfigSource) {
+				if strings.HasSuffix(pc.GetPath(), "listener-cert.yaml") {
+					pc.WatchedDirectory.Path = "/etc/kube-iam-authz/tls"
+				}
+			}),
+			// Both listeners share the anchored TLS context.
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation, envoyconfig.RuleCertRotation},
 		},
 		"clients in clear text": {
 			config: "sidecar.yaml",
@@ -421,6 +568,60 @@ func TestPolicyViolations(t *testing.T) {
 			}),
 			wantRules: []envoyconfig.Rule{envoyconfig.RuleFailureModeAllow},
 		},
+		"stats listener forwards every admin path": {
+			config: "sidecar.yaml",
+			mutate: editStatsRoutes(func(r *routev3.Route) {
+				r.Match.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+		},
+		"stats listener forwards /quitquitquit": {
+			config: "sidecar.yaml",
+			mutate: editStatsRoutes(func(r *routev3.Route) {
+				r.Match.PathSpecifier = &routev3.RouteMatch_Path{Path: "/quitquitquit"}
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+		},
+		"stats listener forwards any method": {
+			config:    "sidecar.yaml",
+			mutate:    editStatsRoutes(func(r *routev3.Route) { r.Match.Headers = nil }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+		},
+		"stats listener rewrites the path": {
+			config:    "sidecar.yaml",
+			mutate:    editStatsRoutes(func(r *routev3.Route) { r.GetRoute().PrefixRewrite = "/runtime_modify" }),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+		},
+		"stats listener also reaches the API server": {
+			config: "sidecar.yaml",
+			mutate: editStats(func(h *hcmv3.HttpConnectionManager) {
+				vh := h.GetRouteConfig().GetVirtualHosts()[0]
+				extra := proto.Clone(vh.Routes[0]).(*routev3.Route)
+				extra.GetRoute().ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "apiserver"}
+				vh.Routes = append([]*routev3.Route{extra}, vh.Routes...)
+			}),
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+		},
+		"stats listener with another HTTP filter": {
+			config: "sidecar.yaml",
+			mutate: func(t *testing.T, b *bootstrapv3.Bootstrap) {
+				var authz *hcmv3.HttpFilter
+				editHCM(func(h *hcmv3.HttpConnectionManager) { authz = h.HttpFilters[0] })(t, b)
+				editStats(func(h *hcmv3.HttpConnectionManager) {
+					h.HttpFilters = append([]*hcmv3.HttpFilter{authz}, h.HttpFilters...)
+				})(t, b)
+			},
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+		},
+		"API listener routes to the admin interface": {
+			config: "sidecar.yaml",
+			mutate: editRoutes(func(t *testing.T, r *routev3.Route) {
+				r.GetRoute().ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "envoy_admin"}
+			}),
+			// kube-api becomes a second stats listener: its ext_authz filter, prefix
+			// match and any-method route are not what a stats listener may have.
+			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener, envoyconfig.RuleStatsListener, envoyconfig.RuleStatsListener},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -456,10 +657,37 @@ var matcherList = matcherv3.ListStringMatcher{Patterns: []*matcherv3.StringMatch
 	MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "authorization"},
 }}}
 
-// edit adapts envoyconfig.Edit to a test mutation.
+// asideStats takes b's stats listeners out (so that a mutation meant for the API
+// listeners does not also hit the stats listener, which has its own cases) and returns
+// the function that puts them back.
+func asideStats(t *testing.T, b *bootstrapv3.Bootstrap) (restore func()) {
+	t.Helper()
+	inv, err := envoyconfig.Inventorize(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aside []*listenerv3.Listener
+	kept := b.GetStaticResources().GetListeners()[:0:0]
+	for _, l := range b.GetStaticResources().GetListeners() {
+		if slices.Contains(inv.StatsListeners, l.GetName()) {
+			aside = append(aside, l)
+			continue
+		}
+		kept = append(kept, l)
+	}
+	if b.GetStaticResources() == nil {
+		return func() {}
+	}
+	b.StaticResources.Listeners = kept
+	return func() { b.StaticResources.Listeners = append(b.StaticResources.Listeners, aside...) }
+}
+
+// edit adapts envoyconfig.Edit to a test mutation of the API listeners and clusters
+// (stats listeners are set aside meanwhile).
 func edit[T proto.Message](fn func(*testing.T, T)) func(*testing.T, *bootstrapv3.Bootstrap) {
 	return func(t *testing.T, b *bootstrapv3.Bootstrap) {
 		t.Helper()
+		defer asideStats(t, b)()
 		n := 0
 		err := envoyconfig.Edit(b, func(m T) error {
 			n++
@@ -473,6 +701,43 @@ func edit[T proto.Message](fn func(*testing.T, T)) func(*testing.T, *bootstrapv3
 			t.Fatalf("mutation found no %T to edit", *new(T))
 		}
 	}
+}
+
+// editStats edits only the stats listener's connection manager.
+func editStats(fn func(*hcmv3.HttpConnectionManager)) func(*testing.T, *bootstrapv3.Bootstrap) {
+	return func(t *testing.T, b *bootstrapv3.Bootstrap) {
+		t.Helper()
+		n := 0
+		for _, l := range b.GetStaticResources().GetListeners() {
+			if l.GetName() != "stats" {
+				continue
+			}
+			err := envoyconfig.Edit(l, func(h *hcmv3.HttpConnectionManager) error {
+				n++
+				fn(h)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n != 1 {
+			t.Fatalf("found %d stats listener connection managers, want 1", n)
+		}
+	}
+}
+
+// editStatsRoutes edits the stats listener's routes to the admin interface.
+func editStatsRoutes(fn func(*routev3.Route)) func(*testing.T, *bootstrapv3.Bootstrap) {
+	return editStats(func(h *hcmv3.HttpConnectionManager) {
+		for _, vh := range h.GetRouteConfig().GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				if r.GetRoute().GetCluster() == "envoy_admin" {
+					fn(r)
+				}
+			}
+		}
+	})
 }
 
 func editAuthz(fn func(*extauthzv3.ExtAuthz)) func(*testing.T, *bootstrapv3.Bootstrap) {

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 
@@ -12,6 +15,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -26,15 +30,21 @@ var ErrRender = errors.New("cannot render envoy config for local use")
 type LocalPorts struct {
 	// AdminAddr is the admin interface, e.g. "127.0.0.1:19901".
 	AdminAddr string
-	// Listeners maps each listener name to its local address.
+	// Listeners maps each listener name to its local address. A stats listener
+	// (Inventory.StatsListeners) left out is left out of the rendering too: it serves
+	// only Envoy's own metrics, which a caller that does not scrape them has no use for.
 	Listeners map[string]string
 	// AuthzAddr is the ext_authz gRPC server: every cluster an ext_authz filter calls.
 	AuthzAddr string
 	// APIServers maps each other cluster name to its local address.
 	APIServers map[string]string
 	// Files maps each file path the config reads (certificates, keys, CAs, file access
-	// logs) to a local path.
+	// logs, SDS files and the files they name) to a local path.
 	Files map[string]string
+	// Dirs maps watched directories (SDS file and secret watches) to local ones. A
+	// directory left out follows the files it is watched for: the one local directory
+	// they map into (a test that swaps files the kubelet way maps them into one).
+	Dirs map[string]string
 }
 
 // Validate reports every problem with p (not with its fit to a config; RenderLocal
@@ -59,6 +69,11 @@ func (p LocalPorts) Validate() error {
 			errs = append(errs, fmt.Errorf("local path for file %q is empty", from))
 		}
 	}
+	for _, from := range sortedKeys(p.Dirs) {
+		if p.Dirs[from] == "" {
+			errs = append(errs, fmt.Errorf("local path for directory %q is empty", from))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -76,7 +91,7 @@ func checkLoopback(addr string) error {
 	return nil
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -85,31 +100,72 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// RenderLocal returns b as JSON (which is also YAML) for `envoy -c`, with only its
-// addresses, ports and file paths replaced as p says: the admin and listener addresses,
-// each cluster's single endpoint (and its discovery type, STATIC, since local addresses
-// are IP literals), and file data sources. Policy, TLS settings such as SNI and SAN
-// matchers, timeouts and filters stay exactly as reviewed. b is not modified.
-func RenderLocal(b *bootstrapv3.Bootstrap, p LocalPorts) ([]byte, error) {
+// Rendered is a reviewed config made runnable on this machine.
+type Rendered struct {
+	// Bootstrap is the config for `envoy -c`, as JSON (which is also YAML).
+	Bootstrap []byte
+	// SDS maps each local SDS file path (LocalPorts.Files of a path the bootstrap
+	// reads secrets from) to its rendered content. They must be written before Envoy
+	// starts (WriteSDS): Envoy requires the path to exist at load time.
+	SDS map[string][]byte
+}
+
+// WriteSDS writes the rendered SDS files (mode 0600: they name key files).
+func (r *Rendered) WriteSDS() error {
+	for _, p := range sortedKeys(r.SDS) {
+		if err := os.WriteFile(p, r.SDS[p], 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RenderLocal returns b and its SDS files s (LoadSecrets) with only their addresses,
+// ports and paths replaced as p says: the admin and listener addresses, each cluster's
+// single endpoint (and its discovery type, STATIC, since local addresses are IP
+// literals; admin clusters follow AdminAddr), file data sources, SDS file paths and
+// watched directories. Policy, TLS settings such as SNI and SAN matchers, timeouts and
+// filters stay exactly as reviewed. b and s are not modified.
+func RenderLocal(b *bootstrapv3.Bootstrap, s Secrets, p LocalPorts) (*Rendered, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRender, err)
 	}
 	out := proto.Clone(b).(*bootstrapv3.Bootstrap)
 	var errs []error
+	sources, err := SecretSources(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRender, err)
+	}
+	for _, sp := range sortedKeys(sources) {
+		if _, ok := s[sp]; !ok {
+			errs = append(errs, fmt.Errorf("SDS file %q was not loaded (LoadSecrets)", sp))
+		}
+	}
+	// Classified before any address changes: admin clusters are recognised by the
+	// admin address.
+	stats, adminClusters := statsParts(out)
 
 	if out.GetAdmin() != nil {
 		out.Admin.Address = socketAddress(p.AdminAddr)
 	}
 
 	used := map[string]bool{}
+	kept := out.GetStaticResources().GetListeners()[:0]
 	for _, l := range out.GetStaticResources().GetListeners() {
 		addr, ok := p.Listeners[l.GetName()]
-		if !ok {
+		switch {
+		case !ok && stats[l.GetName()]:
+			continue // not asked for: dropped
+		case !ok:
 			errs = append(errs, fmt.Errorf("listener %q has no local address", l.GetName()))
 			continue
 		}
 		used["listener/"+l.GetName()] = true
 		l.Address = socketAddress(addr)
+		kept = append(kept, l)
+	}
+	if out.GetStaticResources() != nil {
+		out.StaticResources.Listeners = kept
 	}
 
 	authzClusters, err := authzClusterNames(out)
@@ -121,6 +177,8 @@ func RenderLocal(b *bootstrapv3.Bootstrap, p LocalPorts) ([]byte, error) {
 		switch {
 		case authzClusters[cl.GetName()]:
 			addr, ok = p.AuthzAddr, true
+		case adminClusters[cl.GetName()]:
+			addr, ok = p.AdminAddr, true
 		case ok:
 			used["cluster/"+cl.GetName()] = true
 		}
@@ -131,7 +189,7 @@ func RenderLocal(b *bootstrapv3.Bootstrap, p LocalPorts) ([]byte, error) {
 		setEndpoint(cl, addr)
 	}
 
-	err = walkFiles(out, func(path string) (string, bool) {
+	localFile := func(path string) (string, bool) {
 		local, ok := p.Files[path]
 		if ok {
 			used["file/"+path] = true
@@ -139,9 +197,49 @@ func RenderLocal(b *bootstrapv3.Bootstrap, p LocalPorts) ([]byte, error) {
 			errs = append(errs, fmt.Errorf("file %q has no local path", path))
 		}
 		return local, ok
-	})
-	if err != nil {
+	}
+	localDir := func(dir string, files ...string) (string, bool) {
+		if local, ok := p.Dirs[dir]; ok {
+			used["dir/"+dir] = true
+			return local, true
+		}
+		locals := map[string]bool{}
+		for _, f := range files {
+			if l, ok := p.Files[f]; ok && path.Dir(f) == dir {
+				locals[filepath.Dir(l)] = true
+			}
+		}
+		if len(locals) != 1 {
+			errs = append(errs, fmt.Errorf("watched directory %q has no local directory (its files map into %d; set LocalPorts.Dirs)", dir, len(locals)))
+			return "", false
+		}
+		for l := range locals {
+			return l, true
+		}
+		return "", false
+	}
+	if err := walkFiles(out, localFile, localDir); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRender, err)
+	}
+	r := &Rendered{SDS: map[string][]byte{}}
+	for _, sp := range sortedKeys(s) {
+		local, ok := localFile(sp)
+		if !ok {
+			continue
+		}
+		secrets := make([]*tlsv3.Secret, 0, len(s[sp]))
+		for _, sec := range s[sp] {
+			sec = proto.Clone(sec).(*tlsv3.Secret)
+			if err := walkFiles(sec, localFile, localDir); err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrRender, sp, err)
+			}
+			secrets = append(secrets, sec)
+		}
+		js, err := marshalSecrets(secrets)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrRender, sp, err)
+		}
+		r.SDS[local] = js
 	}
 
 	// A name the config does not have is a caller mistake (a typo would otherwise leave
@@ -161,6 +259,11 @@ func RenderLocal(b *bootstrapv3.Bootstrap, p LocalPorts) ([]byte, error) {
 			errs = append(errs, fmt.Errorf("LocalPorts.Files[%q]: the config reads no such file", path))
 		}
 	}
+	for _, dir := range sortedKeys(p.Dirs) {
+		if !used["dir/"+dir] {
+			errs = append(errs, fmt.Errorf("LocalPorts.Dirs[%q]: the config watches no such directory", dir))
+		}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrRender, errors.Join(errs...))
 	}
@@ -168,7 +271,8 @@ func RenderLocal(b *bootstrapv3.Bootstrap, p LocalPorts) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRender, err)
 	}
-	return js, nil
+	r.Bootstrap = js
+	return r, nil
 }
 
 // socketAddress turns a validated "ip:port" into an Envoy address.
@@ -193,24 +297,59 @@ func setEndpoint(cl *clusterv3.Cluster, addr string) {
 	}
 }
 
-// walkFiles calls local for every file path in b (DataSource filenames and file access
-// log paths, including inside typed_config blocks) and replaces it with the answer.
-func walkFiles(b *bootstrapv3.Bootstrap, local func(string) (string, bool)) error {
-	err := Edit(b, func(ds *corev3.DataSource) error {
-		if f, ok := ds.GetSpecifier().(*corev3.DataSource_Filename); ok {
-			if to, ok := local(f.Filename); ok {
-				f.Filename = to
+// walkFiles calls local for every file path in m (DataSource filenames, file access log
+// paths and SDS file paths, including inside typed_config blocks) and localDir for every
+// watched directory (with the files it is watched for), and replaces them with the
+// answers.
+func walkFiles(m proto.Message, local func(string) (string, bool), localDir func(dir string, files ...string) (string, bool)) error {
+	// Directories first: their defaults follow the production file paths.
+	steps := []error{
+		Edit(m, func(c *tlsv3.TlsCertificate) error {
+			if w := c.GetWatchedDirectory(); w != nil {
+				if to, ok := localDir(w.GetPath(), c.GetCertificateChain().GetFilename(), c.GetPrivateKey().GetFilename()); ok {
+					w.Path = to
+				}
 			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
+			return nil
+		}),
+		Edit(m, func(v *tlsv3.CertificateValidationContext) error {
+			if w := v.GetWatchedDirectory(); w != nil {
+				if to, ok := localDir(w.GetPath(), v.GetTrustedCa().GetFilename(), v.GetCrl().GetFilename()); ok {
+					w.Path = to
+				}
+			}
+			return nil
+		}),
+		Edit(m, func(pc *corev3.PathConfigSource) error {
+			if w := pc.GetWatchedDirectory(); w != nil {
+				if to, ok := localDir(w.GetPath(), pc.GetPath()); ok {
+					w.Path = to
+				}
+			}
+			if to, ok := local(pc.GetPath()); ok {
+				pc.Path = to
+			}
+			return nil
+		}),
+		Edit(m, func(ds *corev3.DataSource) error {
+			if f, ok := ds.GetSpecifier().(*corev3.DataSource_Filename); ok {
+				if to, ok := local(f.Filename); ok {
+					f.Filename = to
+				}
+			}
+			if w := ds.GetWatchedDirectory(); w != nil {
+				if to, ok := localDir(w.GetPath(), ds.GetFilename()); ok {
+					w.Path = to
+				}
+			}
+			return nil
+		}),
+		Edit(m, func(fl *fileaccesslogv3.FileAccessLog) error {
+			if to, ok := local(fl.GetPath()); ok {
+				fl.Path = to
+			}
+			return nil
+		}),
 	}
-	return Edit(b, func(fl *fileaccesslogv3.FileAccessLog) error {
-		if to, ok := local(fl.GetPath()); ok {
-			fl.Path = to
-		}
-		return nil
-	})
+	return errors.Join(steps...)
 }

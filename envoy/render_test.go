@@ -19,9 +19,9 @@ import (
 
 // localPortsFor covers every listener, cluster and file of b with made-up loopback
 // addresses (nothing binds them here) and paths under dir.
-func localPortsFor(t *testing.T, b *bootstrapv3.Bootstrap, dir string) envoyconfig.LocalPorts {
+func localPortsFor(t *testing.T, b *bootstrapv3.Bootstrap, s envoyconfig.Secrets, dir string) envoyconfig.LocalPorts {
 	t.Helper()
-	inv, err := envoyconfig.Inventorize(b)
+	inv, err := envoyconfig.InventorizeAll(b, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func localPortsFor(t *testing.T, b *bootstrapv3.Bootstrap, dir string) envoyconf
 		APIServers: map[string]string{},
 		Files:      map[string]string{},
 	}
-	for i, name := range inv.Listeners {
+	for i, name := range append(inv.Listeners, inv.StatsListeners...) {
 		p.Listeners[name] = fmt.Sprintf("127.0.0.1:%d", 20100+i)
 	}
 	for i, name := range inv.APIServers {
@@ -46,10 +46,18 @@ func localPortsFor(t *testing.T, b *bootstrapv3.Bootstrap, dir string) envoyconf
 
 // withoutLocalities blanks everything RenderLocal may change, so that what remains
 // must be identical between a reviewed config and its rendering.
-func withoutLocalities(t *testing.T, b *bootstrapv3.Bootstrap) *bootstrapv3.Bootstrap {
+func withoutLocalities[T proto.Message](t *testing.T, b T) T {
 	t.Helper()
-	b = proto.Clone(b).(*bootstrapv3.Bootstrap)
+	b = proto.Clone(b).(T)
 	steps := []error{
+		envoyconfig.Edit(b, func(pc *corev3.PathConfigSource) error {
+			pc.Path = "-"
+			return nil
+		}),
+		envoyconfig.Edit(b, func(w *corev3.WatchedDirectory) error {
+			w.Path = "-"
+			return nil
+		}),
 		envoyconfig.Edit(b, func(sa *corev3.SocketAddress) error {
 			sa.Address, sa.PortSpecifier = "", nil
 			return nil
@@ -74,21 +82,56 @@ func withoutLocalities(t *testing.T, b *bootstrapv3.Bootstrap) *bootstrapv3.Boot
 func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 	for _, file := range reviewedConfigs(t) {
 		t.Run(file, func(t *testing.T) {
-			reviewed, err := envoyconfig.Load(file)
+			reviewed, secrets, err := envoyconfig.LoadWithSecrets(file)
 			if err != nil {
 				t.Fatal(err)
 			}
 			before := proto.Clone(reviewed)
-			p := localPortsFor(t, reviewed, "/tmp/kia-test")
+			p := localPortsFor(t, reviewed, secrets, "/tmp/kia-test")
 
-			out, err := envoyconfig.RenderLocal(reviewed, p)
+			out, err := envoyconfig.RenderLocal(reviewed, secrets, p)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !proto.Equal(before, reviewed) {
 				t.Fatal("RenderLocal modified its input")
 			}
-			rendered, err := envoyconfig.Parse(out)
+
+			// Each SDS file is rendered to its local path, with only paths changed.
+			if len(out.SDS) != len(secrets) || len(secrets) == 0 {
+				t.Fatalf("rendered %d SDS files, the config reads %d", len(out.SDS), len(secrets))
+			}
+			for prod, want := range secrets {
+				data, ok := out.SDS[p.Files[prod]]
+				if !ok {
+					t.Fatalf("SDS file %s not rendered at %s", prod, p.Files[prod])
+				}
+				got, err := envoyconfig.ParseSecrets(data)
+				if err != nil {
+					t.Fatalf("rendered SDS file %s: %v", prod, err)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("%s: %d secrets rendered, want %d", prod, len(got), len(want))
+				}
+				for i := range want {
+					if diff := cmpDiff(withoutLocalities(t, want[i]), withoutLocalities(t, got[i])); diff != "" {
+						t.Errorf("%s: rendering changed more than paths (-reviewed +rendered):\n%s", prod, diff)
+					}
+					files, _ := envoyconfig.Find[*corev3.DataSource](got[i])
+					dirs, _ := envoyconfig.Find[*corev3.WatchedDirectory](got[i])
+					for _, f := range files {
+						if !strings.HasPrefix(f.GetFilename(), "/tmp/kia-test/") {
+							t.Errorf("%s: file %s was not rewritten", prod, f.GetFilename())
+						}
+					}
+					for _, d := range dirs {
+						if d.GetPath() != "/tmp/kia-test" {
+							t.Errorf("%s: watched directory %s was not rewritten", prod, d.GetPath())
+						}
+					}
+				}
+			}
+			rendered, err := envoyconfig.Parse(out.Bootstrap)
 			if err != nil {
 				t.Fatalf("rendered config does not parse: %v", err)
 			}
@@ -118,8 +161,84 @@ func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 					t.Errorf("file %s was not rewritten", f)
 				}
 			}
+			for _, d := range inv.Dirs {
+				if d != "/tmp/kia-test" {
+					t.Errorf("watched directory %s was not rewritten", d)
+				}
+			}
 			if got, want := rendered.GetAdmin().GetAddress().GetSocketAddress().GetPortValue(), uint32(20000); got != want {
 				t.Errorf("admin port = %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestRenderLocalStatsListener: the stats listener's upstream follows the admin
+// address, and a caller that gives the stats listener no address gets a config
+// without it (and still with every other listener).
+func TestRenderLocalStatsListener(t *testing.T) {
+	reviewed, secrets, err := envoyconfig.LoadWithSecrets("sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := envoyconfig.Inventorize(reviewed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"stats"}; strings.Join(inv.StatsListeners, ",") != strings.Join(want, ",") {
+		t.Fatalf("StatsListeners = %v, want %v", inv.StatsListeners, want)
+	}
+	if want := []string{"envoy_admin"}; strings.Join(inv.AdminClusters, ",") != strings.Join(want, ",") {
+		t.Fatalf("AdminClusters = %v, want %v", inv.AdminClusters, want)
+	}
+	for _, name := range inv.Listeners {
+		if name == "stats" {
+			t.Errorf("Listeners also lists the stats listener")
+		}
+	}
+	tests := map[string]struct {
+		withStats     bool
+		wantListeners []string
+	}{
+		"stats listener asked for": {withStats: true, wantListeners: []string{"kube-api", "stats"}},
+		"stats listener left out":  {withStats: false, wantListeners: []string{"kube-api"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := localPortsFor(t, reviewed, secrets, "/tmp/kia-test")
+			if !tc.withStats {
+				delete(p.Listeners, "stats")
+			}
+			out, err := envoyconfig.RenderLocal(reviewed, secrets, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rendered, err := envoyconfig.Parse(out.Bootstrap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The SDS files are rendered either way: the stats listener reads none.
+			if len(out.SDS) != len(secrets) {
+				t.Errorf("%d SDS files rendered, want %d", len(out.SDS), len(secrets))
+			}
+			var got []string
+			for _, l := range rendered.GetStaticResources().GetListeners() {
+				got = append(got, l.GetName())
+			}
+			if strings.Join(got, ",") != strings.Join(tc.wantListeners, ",") {
+				t.Errorf("listeners %v, want %v", got, tc.wantListeners)
+			}
+			for _, cl := range rendered.GetStaticResources().GetClusters() {
+				if cl.GetName() != "envoy_admin" {
+					continue
+				}
+				sa := cl.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+				if got := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()); got != p.AdminAddr {
+					t.Errorf("envoy_admin endpoint %s, want the admin address %s", got, p.AdminAddr)
+				}
+			}
+			if err := envoyconfig.CheckPolicy(rendered); err != nil {
+				t.Errorf("rendered config fails the policy: %v", err)
 			}
 		})
 	}
@@ -131,11 +250,11 @@ func cmpDiff(a, b proto.Message) string {
 }
 
 func TestRenderLocalErrors(t *testing.T) {
-	reviewed, err := envoyconfig.Load("sidecar.yaml")
+	reviewed, secrets, err := envoyconfig.LoadWithSecrets("sidecar.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := func() envoyconfig.LocalPorts { return localPortsFor(t, reviewed, "/tmp/kia-test") }
+	good := func() envoyconfig.LocalPorts { return localPortsFor(t, reviewed, secrets, "/tmp/kia-test") }
 	tests := map[string]struct {
 		ports     func() envoyconfig.LocalPorts
 		wantInErr []string
@@ -181,6 +300,30 @@ func TestRenderLocalErrors(t *testing.T) {
 			},
 			wantInErr: []string{`Files["/etc/other"]: the config reads no such file`},
 		},
+		"SDS file not covered": {
+			ports: func() envoyconfig.LocalPorts {
+				p := good()
+				delete(p.Files, "/etc/envoy/listener-cert.yaml")
+				return p
+			},
+			wantInErr: []string{`file "/etc/envoy/listener-cert.yaml" has no local path`},
+		},
+		"watched directory ambiguous": {
+			ports: func() envoyconfig.LocalPorts {
+				p := good()
+				p.Files["/etc/kube-iam-authz/tls/tls.key"] = "/tmp/elsewhere/tls.key"
+				return p
+			},
+			wantInErr: []string{`watched directory "/etc/kube-iam-authz/tls" has no local directory (its files map into 2; set LocalPorts.Dirs)`},
+		},
+		"unknown watched directory": {
+			ports: func() envoyconfig.LocalPorts {
+				p := good()
+				p.Dirs = map[string]string{"/etc/nowhere": "/tmp/x"}
+				return p
+			},
+			wantInErr: []string{`Dirs["/etc/nowhere"]: the config watches no such directory`},
+		},
 		"non-loopback and malformed addresses": {
 			ports: func() envoyconfig.LocalPorts {
 				p := good()
@@ -200,7 +343,7 @@ func TestRenderLocalErrors(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, err := envoyconfig.RenderLocal(reviewed, tc.ports())
+			out, err := envoyconfig.RenderLocal(reviewed, secrets, tc.ports())
 			if !errors.Is(err, envoyconfig.ErrRender) {
 				t.Fatalf("err = %v, want ErrRender", err)
 			}

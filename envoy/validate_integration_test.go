@@ -25,6 +25,9 @@ func TestEnvoyValidatesReviewedConfigs(t *testing.T) {
 		t.Run(file, func(t *testing.T) {
 			cfg, _ := harness.RenderEnvoy(t, file, harness.RenderOptions{
 				AuthzAddr: harness.FreeAddr(t), CA: ca, ServerCert: cert,
+				// The stats listener too: Envoy validates every listener, beside
+				// the SDS files the config reads.
+				Stats: true,
 			})
 			path := filepath.Join(t.TempDir(), "envoy.json")
 			if err := os.WriteFile(path, cfg, 0o600); err != nil {

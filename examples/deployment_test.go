@@ -2,6 +2,7 @@ package examples
 
 import (
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -89,6 +91,10 @@ func filesOf(t *testing.T, m *manifests, v *corev1.Volume) []string {
 			items(v.ConfigMap.Items)
 			break
 		}
+		if keys, ok := m.external[v.ConfigMap.Name]; ok {
+			out = append(out, keys...)
+			break
+		}
 		for k := range m.get(t, "ConfigMap", v.ConfigMap.Name).(*corev1.ConfigMap).Data {
 			out = append(out, k)
 		}
@@ -138,9 +144,69 @@ func namedPort(t *testing.T, c *corev1.Container, p intstr.IntOrString) int32 {
 	return 0
 }
 
+// theDeployment is the source's one Deployment.
+func theDeployment(t *testing.T, m *manifests) *appsv1.Deployment {
+	t.Helper()
+	ds := all[*appsv1.Deployment](m)
+	if len(ds) != 1 {
+		t.Fatalf("%s: %d Deployments, want 1", m.source, len(ds))
+	}
+	return ds[0]
+}
+
+// loadSidecar is the reviewed Envoy config and its inventory.
+func loadSidecar(t *testing.T) (*bootstrapv3.Bootstrap, envoyconfig.Inventory) {
+	t.Helper()
+	sidecar, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join("..", "envoy", "sidecar.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With the SDS files' certificates, keys, CAs and watched directories: all
+	// of them must be mounted.
+	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sidecar, inv
+}
+
+// listenerPort is the port of a named listener of the reviewed config.
+func listenerPort(t *testing.T, b *bootstrapv3.Bootstrap, name string) int32 {
+	t.Helper()
+	for _, l := range b.GetStaticResources().GetListeners() {
+		if l.GetName() == name {
+			return int32(l.GetAddress().GetSocketAddress().GetPortValue())
+		}
+	}
+	t.Fatalf("envoy/sidecar.yaml has no listener %q", name)
+	return 0
+}
+
+// serveFlags parses the kube-iam-authz container's args with the real serve flags.
+func serveFlags(t *testing.T, c *corev1.Container) func(name string) string {
+	t.Helper()
+	if len(c.Args) == 0 || c.Args[0] != "serve" {
+		t.Fatalf("args %v: want serve first", c.Args)
+	}
+	serve := subcommand(t, "serve")
+	if err := serve.ParseFlags(c.Args[1:]); err != nil {
+		t.Fatalf("kube-iam-authz serve does not accept %v: %v", c.Args[1:], err)
+	}
+	return func(name string) string {
+		v, err := serve.Flags().GetString(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
 func TestDeployment(t *testing.T) {
-	m := loadManifests(t)
-	d := m.get(t, "Deployment", "kube-iam-authz").(*appsv1.Deployment)
+	forEachSource(t, testDeployment)
+}
+
+func testDeployment(t *testing.T, m *manifests, src source) {
+	d := theDeployment(t, m)
 	pod := &d.Spec.Template.Spec
 	podLabels := labels.Set(d.Spec.Template.Labels)
 
@@ -152,11 +218,8 @@ func TestDeployment(t *testing.T) {
 		t.Errorf("want 2 containers (envoy, kube-iam-authz), have %d", len(pod.Containers))
 	}
 
-	sidecar, err := envoyconfig.Load(filepath.Join("..", "envoy", "sidecar.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := envoyconfig.Inventorize(sidecar)
+	sidecar, inv := loadSidecar(t)
+	sidecarYAML, err := os.ReadFile(filepath.Join("..", "envoy", "sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,21 +241,72 @@ func TestDeployment(t *testing.T) {
 		}
 		cfg := c.Args[i+1]
 		_, vol := mountFor(t, pod, c, cfg)
-		if vol.ConfigMap == nil || vol.ConfigMap.Name != "envoy-sidecar" || !slices.Contains(filesOf(t, m, vol), path.Base(cfg)) {
-			t.Errorf("--config-path %s is not the envoy-sidecar ConfigMap's %s", cfg, path.Base(cfg))
+		if vol.ConfigMap == nil || !slices.Contains(filesOf(t, m, vol), path.Base(cfg)) {
+			t.Fatalf("--config-path %s is not a key of a mounted ConfigMap", cfg)
 		}
-		// Every file the reviewed config reads is provided by a mount.
+		// ... and that key is envoy/sidecar.yaml byte for byte: the pod runs exactly
+		// the reviewed config.
+		if got := m.get(t, "ConfigMap", vol.ConfigMap.Name).(*corev1.ConfigMap).Data[path.Base(cfg)]; got != string(sidecarYAML) {
+			t.Errorf("ConfigMap %s[%s] differs from envoy/sidecar.yaml (%d vs %d bytes)", vol.ConfigMap.Name, path.Base(cfg), len(got), len(sidecarYAML))
+		}
+		// The SDS files it reads beside it are envoy/sds/* byte for byte too.
+		sds, err := envoyconfig.SecretSources(sidecar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sds) == 0 {
+			t.Errorf("envoy/sidecar.yaml reads no SDS file: certificates would never rotate")
+		}
+		for _, p := range slices.Sorted(maps.Keys(sds)) {
+			want, err := os.ReadFile(filepath.Join("..", "envoy", "sds", path.Base(p)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, v := mountFor(t, pod, c, p)
+			if v.ConfigMap == nil || v.ConfigMap.Name != vol.ConfigMap.Name {
+				t.Errorf("SDS file %s is not a key of the ConfigMap %s beside the config", p, vol.ConfigMap.Name)
+				continue
+			}
+			if got := m.get(t, "ConfigMap", v.ConfigMap.Name).(*corev1.ConfigMap).Data[path.Base(p)]; got != string(want) {
+				t.Errorf("ConfigMap %s[%s] differs from envoy/sds/%s (%d vs %d bytes)", v.ConfigMap.Name, path.Base(p), path.Base(p), len(got), len(want))
+			}
+		}
+		// Every file the reviewed config and its SDS files read is provided by a
+		// mount.
 		for _, f := range inv.Files {
 			_, vol := mountFor(t, pod, c, f)
 			if !slices.Contains(filesOf(t, m, vol), path.Base(f)) {
 				t.Errorf("envoy/sidecar.yaml reads %s; volume %s provides only %v", f, vol.Name, filesOf(t, m, vol))
 			}
 		}
+		// Every watched directory is a whole volume mount: the kubelet updates it
+		// by swapping ..data, which is the move Envoy's watch sees. A subPath
+		// mount would never change.
+		if len(inv.Dirs) == 0 {
+			t.Errorf("envoy/sidecar.yaml watches no directory: certificates would never rotate")
+		}
+		for _, d := range inv.Dirs {
+			var found bool
+			for _, vm := range c.VolumeMounts {
+				if vm.MountPath == d {
+					found = true
+					if vm.SubPath != "" || vm.SubPathExpr != "" {
+						t.Errorf("watched directory %s is a subPath mount: updates would never arrive", d)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("envoy/sidecar.yaml watches %s, which is not a volume mount", d)
+			}
+		}
 		// The listener port and the probes.
-		listener := sidecar.GetStaticResources().GetListeners()[0].GetAddress().GetSocketAddress().GetPortValue()
 		https := namedPort(t, c, intstr.FromString("https"))
-		if uint32(https) != listener {
+		if listener := listenerPort(t, sidecar, inv.Listeners[0]); https != listener {
 			t.Errorf("container port https = %d, envoy/sidecar.yaml listens on %d", https, listener)
+		}
+		// The stats listener (Prometheus) is a declared port.
+		if stats, p := listenerPort(t, sidecar, inv.StatsListeners[0]), namedPort(t, c, intstr.FromString("envoy-metrics")); p != stats {
+			t.Errorf("container port envoy-metrics = %d, envoy/sidecar.yaml's stats listener is on %d", p, stats)
 		}
 		for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
 			if p == nil || p.TCPSocket == nil || namedPort(t, c, p.TCPSocket.Port) != https {
@@ -203,20 +317,7 @@ func TestDeployment(t *testing.T) {
 
 	t.Run("kube-iam-authz", func(t *testing.T) {
 		c := container(t, pod, "kube-iam-authz")
-		if len(c.Args) == 0 || c.Args[0] != "serve" {
-			t.Fatalf("args %v: want serve first", c.Args)
-		}
-		serve := subcommand(t, "serve")
-		if err := serve.ParseFlags(c.Args[1:]); err != nil {
-			t.Fatalf("kube-iam-authz serve does not accept %v: %v", c.Args[1:], err)
-		}
-		flag := func(name string) string {
-			v, err := serve.Flags().GetString(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
+		flag := serveFlags(t, c)
 
 		// Envoy's ext_authz cluster calls the gRPC port.
 		var authzPort uint32
@@ -229,14 +330,22 @@ func TestDeployment(t *testing.T) {
 			t.Errorf("--grpc-listen port %d, envoy/sidecar.yaml calls ext_authz on %d", got, authzPort)
 		}
 
-		// Probes: /readyz on the HTTP port, gRPC health on the gRPC port.
+		// Probes: readiness is /readyz (mapping loaded); liveness is
+		// /healthz (the process is alive), never readiness and never the
+		// gRPC health service (which follows readiness): a pod whose
+		// mapping does not load must stay up and unready, not be restarted
+		// in a loop.
 		rp := c.ReadinessProbe
 		if rp == nil || rp.HTTPGet == nil || rp.HTTPGet.Path != "/readyz" || namedPort(t, c, rp.HTTPGet.Port) != portOf(t, flag("http-listen")) {
 			t.Errorf("readiness probe %+v: want GET /readyz on --http-listen's port", rp)
 		}
 		lp := c.LivenessProbe
-		if lp == nil || lp.GRPC == nil || lp.GRPC.Port != portOf(t, flag("grpc-listen")) {
-			t.Errorf("liveness probe %+v: want gRPC health on --grpc-listen's port", lp)
+		if lp == nil || lp.HTTPGet == nil || lp.HTTPGet.Path != "/healthz" || namedPort(t, c, lp.HTTPGet.Port) != portOf(t, flag("http-listen")) {
+			t.Errorf("liveness probe %+v: want GET /healthz on --http-listen's port (not /readyz, not gRPC health)", lp)
+		}
+		// Envoy is the only Check client and shares the pod's loopback.
+		if host, _, _ := net.SplitHostPort(flag("grpc-listen")); host != "127.0.0.1" {
+			t.Errorf("--grpc-listen %s: want 127.0.0.1 (only the pod's Envoy calls Check)", flag("grpc-listen"))
 		}
 
 		// The mapping is a whole-directory ConfigMap mount: the kubelet
@@ -247,8 +356,8 @@ func TestDeployment(t *testing.T) {
 		if mount.SubPath != "" || mount.SubPathExpr != "" {
 			t.Errorf("mapping mount uses subPath: updates would never arrive")
 		}
-		if vol.ConfigMap == nil || vol.ConfigMap.Name != "aws-auth" || !slices.Contains(filesOf(t, m, vol), path.Base(mf)) {
-			t.Errorf("--mapping-file %s is not the aws-auth ConfigMap's %s", mf, path.Base(mf))
+		if vol.ConfigMap == nil || !slices.Contains(filesOf(t, m, vol), path.Base(mf)) {
+			t.Errorf("--mapping-file %s is not a key of a mounted ConfigMap", mf)
 		}
 
 		// The upstream credential is a projected, expiring service-account token.
@@ -306,7 +415,11 @@ func TestDeployment(t *testing.T) {
 		if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
 			t.Errorf("ServiceAccount %s should not automount its token", sa.Name)
 		}
-		crb := m.get(t, "ClusterRoleBinding", "kube-iam-authz-impersonator").(*rbacv1.ClusterRoleBinding)
+		crbs := all[*rbacv1.ClusterRoleBinding](m)
+		if len(crbs) != 1 {
+			t.Fatalf("%d ClusterRoleBindings, want 1", len(crbs))
+		}
+		crb := crbs[0]
 		want := rbacv1.Subject{Kind: "ServiceAccount", Name: pod.ServiceAccountName, Namespace: d.Namespace}
 		if len(crb.Subjects) != 1 || crb.Subjects[0] != want {
 			t.Errorf("ClusterRoleBinding subjects %+v, want only %+v", crb.Subjects, want)
@@ -315,30 +428,66 @@ func TestDeployment(t *testing.T) {
 
 	t.Run("service, PDB, HPA, network policy", func(t *testing.T) {
 		envoy := container(t, pod, "envoy")
-		svc := m.get(t, "Service", "kube-iam-authz").(*corev1.Service)
-		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) || len(svc.Spec.Selector) == 0 {
-			t.Errorf("Service selector %v does not select the pods %v", svc.Spec.Selector, podLabels)
+		// The client-facing Service: Envoy's TLS listener, ClusterIP (a public
+		// LoadBalancer must be a deliberate choice).
+		svc := m.get(t, "Service", d.Name).(*corev1.Service)
+		if svc.Spec.Type != corev1.ServiceTypeClusterIP {
+			t.Errorf("Service %s type %q, want ClusterIP by default", svc.Name, svc.Spec.Type)
 		}
-		for _, p := range svc.Spec.Ports {
-			namedPort(t, envoy, p.TargetPort)
+		if len(svc.Spec.Ports) != 1 || namedPort(t, envoy, svc.Spec.Ports[0].TargetPort) != namedPort(t, envoy, intstr.FromString("https")) {
+			t.Errorf("Service %s ports %+v, want only Envoy's https listener", svc.Name, svc.Spec.Ports)
 		}
-		pdb := m.get(t, "PodDisruptionBudget", "kube-iam-authz").(*policyv1.PodDisruptionBudget)
+		// Every Service selects the pods and targets declared container ports.
+		for _, svc := range all[*corev1.Service](m) {
+			if !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) || len(svc.Spec.Selector) == 0 {
+				t.Errorf("Service %s selector %v does not select the pods %v", svc.Name, svc.Spec.Selector, podLabels)
+			}
+			for _, p := range svc.Spec.Ports {
+				if p.TargetPort.Type == intstr.String {
+					found := false
+					for _, c := range pod.Containers {
+						found = found || slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == p.TargetPort.StrVal })
+					}
+					if !found {
+						t.Errorf("Service %s targets port %q, which no container has", svc.Name, p.TargetPort.StrVal)
+					}
+				}
+			}
+		}
+		pdb := m.get(t, "PodDisruptionBudget", d.Name).(*policyv1.PodDisruptionBudget)
 		if s, err := metav1LabelSelector(pdb.Spec.Selector); err != nil || !s.Matches(podLabels) {
 			t.Errorf("PDB selector does not select the pods")
 		}
-		hpa := m.get(t, "HorizontalPodAutoscaler", "kube-iam-authz").(*autoscalingv2.HorizontalPodAutoscaler)
-		if ref := hpa.Spec.ScaleTargetRef; ref.Kind != "Deployment" || ref.Name != d.Name || ref.APIVersion != "apps/v1" {
-			t.Errorf("HPA targets %+v, want the Deployment %s", ref, d.Name)
+		hpas := all[*autoscalingv2.HorizontalPodAutoscaler](m)
+		switch {
+		case !src.wantHPA && len(hpas) != 0:
+			t.Errorf("%d HPAs with autoscaling disabled", len(hpas))
+		case !src.wantHPA:
+			if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
+				t.Errorf("fixed replicas %v: want at least 2 (the PDB keeps one during disruptions)", d.Spec.Replicas)
+			}
+		case len(hpas) != 1:
+			t.Errorf("%d HPAs, want 1", len(hpas))
+		default:
+			hpa := hpas[0]
+			if ref := hpa.Spec.ScaleTargetRef; ref.Kind != "Deployment" || ref.Name != d.Name || ref.APIVersion != "apps/v1" {
+				t.Errorf("HPA targets %+v, want the Deployment %s", ref, d.Name)
+			}
+			if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas < 2 {
+				t.Errorf("HPA minReplicas should be at least 2 (the PDB keeps one during disruptions)")
+			}
 		}
-		if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas < 2 {
-			t.Errorf("HPA minReplicas should be at least 2 (the PDB keeps one during disruptions)")
-		}
-		np := m.get(t, "NetworkPolicy", "kube-iam-authz").(*networkingv1.NetworkPolicy)
+		np := m.get(t, "NetworkPolicy", d.Name).(*networkingv1.NetworkPolicy)
 		if s, err := metav1LabelSelector(&np.Spec.PodSelector); err != nil || !s.Matches(podLabels) {
 			t.Errorf("NetworkPolicy does not select the pods")
 		}
 		authz := container(t, pod, "kube-iam-authz")
-		grpcPort := namedPort(t, authz, intstr.FromString("grpc"))
+		serve := subcommand(t, "serve")
+		if err := serve.ParseFlags(authz.Args[1:]); err != nil {
+			t.Fatal(err)
+		}
+		grpcListen, _ := serve.Flags().GetString("grpc-listen")
+		grpcPort := portOf(t, grpcListen)
 		for _, rule := range np.Spec.Ingress {
 			if len(rule.Ports) == 0 {
 				t.Errorf("an ingress rule without ports admits the ext_authz gRPC port")
@@ -372,12 +521,20 @@ func TestDeployment(t *testing.T) {
 
 // TestRBACImpersonatesExactlyWhatServeSends: the proxy's ClusterRole grants
 // the impersonate verb on users, groups, uids and userextras/<key> for each
-// extra key the server emits (impersonate.ExtraKeys, the list the Check
-// server's headers are built from), and on nothing else: no
-// serviceaccounts, no wildcard, no other verb.
+// extra key the server emits (impersonate.ExtraKeys and
+// impersonate.ReservedExtraKeys, the lists the Check server's headers are
+// built from), create on subjectaccessreviews (--allow-impersonation), and
+// nothing else: no serviceaccounts, no wildcard, no other verb.
 func TestRBACImpersonatesExactlyWhatServeSends(t *testing.T) {
-	m := loadManifests(t)
-	role := m.get(t, "ClusterRole", "kube-iam-authz-impersonator").(*rbacv1.ClusterRole)
+	forEachSource(t, testRBAC)
+}
+
+func testRBAC(t *testing.T, m *manifests, _ source) {
+	roles := all[*rbacv1.ClusterRole](m)
+	if len(roles) != 1 {
+		t.Fatalf("%d ClusterRoles, want 1", len(roles))
+	}
+	role := roles[0]
 
 	type grant struct{ group, resource, verb string }
 	want := map[grant]bool{
@@ -385,9 +542,10 @@ func TestRBACImpersonatesExactlyWhatServeSends(t *testing.T) {
 		{"", "groups", "impersonate"}:                    true,
 		{"authentication.k8s.io", "uids", "impersonate"}: true,
 	}
-	for _, k := range impersonate.ExtraKeys() {
+	for _, k := range append(impersonate.ExtraKeys(), impersonate.ReservedExtraKeys()...) {
 		want[grant{"authentication.k8s.io", "userextras/" + k, "impersonate"}] = true
 	}
+	want[grant{"authorization.k8s.io", "subjectaccessreviews", "create"}] = true
 	got := map[grant]bool{}
 	for _, r := range role.Rules {
 		if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {

@@ -24,7 +24,16 @@ func TestKubeconfigExamples(t *testing.T) {
 			wantCommand: "aws",
 			check: func(t *testing.T, args []string) {
 				if len(args) < 2 || args[0] != "eks" || args[1] != "get-token" || !slices.Contains(args, "--cluster-name") {
-					t.Errorf("args %v: want eks get-token --cluster-name ID", args)
+					t.Fatalf("args %v: want eks get-token --cluster-name ID", args)
+				}
+				// Drop-in: the same flags work with kube-iam-authz token
+				// (--cluster-name is its alias of --cluster-id).
+				cmd := subcommand(t, "token")
+				if err := cmd.ParseFlags(args[2:]); err != nil {
+					t.Fatalf("kube-iam-authz token does not accept aws eks get-token's %v: %v", args[2:], err)
+				}
+				if id, _ := cmd.Flags().GetString("cluster-name"); id != args[slices.Index(args, "--cluster-name")+1] {
+					t.Errorf("--cluster-name = %q after parsing %v", id, args[2:])
 				}
 			},
 		},

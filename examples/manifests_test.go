@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -40,21 +43,188 @@ var kinds = map[schema.GroupVersionKind]func() any{
 	policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget"):          func() any { return &policyv1.PodDisruptionBudget{} },
 	autoscalingv2.SchemeGroupVersion.WithKind("HorizontalPodAutoscaler"): func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
 	networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"):            func() any { return &networkingv1.NetworkPolicy{} },
+	monitoringv1.SchemeGroupVersion.WithKind("ServiceMonitor"):           func() any { return &monitoringv1.ServiceMonitor{} },
+	monitoringv1.SchemeGroupVersion.WithKind("PrometheusRule"):           func() any { return &monitoringv1.PrometheusRule{} },
+	certManagerV1.WithKind("Certificate"):                                func() any { return &certificate{} },
 }
 
-// manifests is every object under examples/kubernetes, by kind and name.
+// certManagerV1 is cert-manager's API group. Its Go module is far larger than what
+// the chart uses, so certificate below mirrors the Certificate fields the chart
+// sets (cert-manager.io/v1 CertificateSpec), decoded as strictly as the rest: a
+// misspelt or unknown field fails.
+var certManagerV1 = schema.GroupVersion{Group: "cert-manager.io", Version: "v1"}
+
+type certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretName string `json:"secretName"`
+		IssuerRef  struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind"`
+			Group string `json:"group"`
+		} `json:"issuerRef"`
+		Duration    *metav1.Duration `json:"duration"`
+		RenewBefore *metav1.Duration `json:"renewBefore"`
+		PrivateKey  struct {
+			Algorithm      string `json:"algorithm"`
+			Size           int    `json:"size"`
+			RotationPolicy string `json:"rotationPolicy"`
+		} `json:"privateKey"`
+		Usages      []string `json:"usages"`
+		DNSNames    []string `json:"dnsNames"`
+		IPAddresses []string `json:"ipAddresses"`
+	} `json:"spec"`
+}
+
+// manifests is every object of one install source (examples/kubernetes, or the Helm
+// chart rendered with one values file), by kind and name.
 type manifests struct {
+	source  string
 	objects map[string]any // "Kind/name"
 	files   map[string]string
+	// external lists ConfigMaps the operator provides (not rendered), with the
+	// keys the source says they hold.
+	external map[string][]string
 }
 
 func (m *manifests) get(t *testing.T, kind, name string) any {
 	t.Helper()
 	o, ok := m.objects[kind+"/"+name]
 	if !ok {
-		t.Fatalf("no %s %q in examples/kubernetes", kind, name)
+		t.Fatalf("no %s %q in %s", kind, name, m.source)
 	}
 	return o
+}
+
+// all returns every object of one kind, sorted by name.
+func all[T any](m *manifests) []T {
+	var keys []string
+	for k := range m.objects {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []T
+	for _, k := range keys {
+		if o, ok := m.objects[k].(T); ok {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// source is one way to install: the plain manifests, or the chart with a values
+// file. Every deployment check runs on each.
+type source struct {
+	name string
+	load func(t *testing.T) *manifests
+	// wantHPA: the source scales with an HPA (else fixed replicas).
+	wantHPA bool
+}
+
+// chartDir is the Helm chart; its ci/*-values.yaml files are the rendered variants.
+var chartDir = filepath.Join("helm", "kube-iam-authz")
+
+func sources() []source {
+	return []source{
+		{name: "kubernetes", load: loadManifests, wantHPA: true},
+		{name: "helm/default", wantHPA: true, load: func(t *testing.T) *manifests {
+			return loadHelm(t, "default-values.yaml", nil)
+		}},
+		{name: "helm/full", wantHPA: false, load: func(t *testing.T) *manifests {
+			// full-values.yaml mounts an existing ConfigMap with this key.
+			return loadHelm(t, "full-values.yaml", map[string][]string{"my-aws-auth": {"aws-auth.yaml"}})
+		}},
+	}
+}
+
+// forEachSource runs fn on every install source.
+func forEachSource(t *testing.T, fn func(t *testing.T, m *manifests, src source)) {
+	for _, src := range sources() {
+		t.Run(src.name, func(t *testing.T) {
+			fn(t, src.load(t), src)
+		})
+	}
+}
+
+// helmPath is the pinned helm CLI the Makefile installs (KIA_HELM).
+func helmPath(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("KIA_HELM")
+	if path == "" {
+		path = filepath.Join("..", ".tools", "bin", "helm")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("helm not found at %s: run `make helm` (or set KIA_HELM): %v", path, err)
+	}
+	return path
+}
+
+// releaseName and releaseNamespace make the chart's names those of the plain
+// manifests (fullname = release name when it contains the chart name).
+const (
+	releaseName      = "kube-iam-authz"
+	releaseNamespace = "kube-iam-authz"
+	// helmKubeVersion is the Kubernetes version `helm template` renders for: the
+	// kubectl the project tests with.
+	helmKubeVersion = "1.32.0"
+)
+
+func helmTemplate(t *testing.T, args ...string) ([]byte, error) {
+	t.Helper()
+	full := append([]string{"template", releaseName, chartDir, "--namespace", releaseNamespace, "--kube-version", helmKubeVersion}, args...)
+	cmd := exec.Command(helmPath(t), full...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("helm %s: %w: %s", strings.Join(full, " "), err, stderr.String())
+	}
+	return out, nil
+}
+
+// loadHelm renders the chart with ci/<values> and decodes it like loadManifests.
+func loadHelm(t *testing.T, values string, external map[string][]string) *manifests {
+	t.Helper()
+	out, err := helmTemplate(t, "-f", filepath.Join(chartDir, "ci", values))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &manifests{source: "helm -f ci/" + values, objects: map[string]any{}, files: map[string]string{}, external: external}
+	docs, err := splitYAMLReader(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.add(t, docs, func(doc []byte) string {
+		// helm prefixes each document with "# Source: CHART/templates/FILE".
+		for _, line := range strings.Split(string(doc), "\n") {
+			if f, ok := strings.CutPrefix(line, "# Source: "); ok {
+				return f
+			}
+		}
+		return m.source
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	return m
+}
+
+// add decodes docs strictly into m; fileOf names a document's origin.
+func (m *manifests) add(t *testing.T, docs [][]byte, fileOf func([]byte) string) {
+	t.Helper()
+	for i, doc := range docs {
+		path := fileOf(doc)
+		obj, key, err := decodeStrict(doc)
+		if err != nil {
+			t.Errorf("%s document %d: %v", path, i+1, err)
+			continue
+		}
+		if prev, dup := m.files[key]; dup {
+			t.Errorf("%s: %s is also in %s", path, key, prev)
+		}
+		m.objects[key], m.files[key] = obj, path
+	}
 }
 
 // loadManifests decodes every document of every examples/kubernetes/*.yaml
@@ -66,7 +236,7 @@ func loadManifests(t *testing.T) *manifests {
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no manifests found: %v", err)
 	}
-	m := &manifests{objects: map[string]any{}, files: map[string]string{}}
+	m := &manifests{source: "examples/kubernetes", objects: map[string]any{}, files: map[string]string{}}
 	for _, path := range paths {
 		if filepath.Base(path) == "kustomization.yaml" {
 			continue
@@ -78,17 +248,7 @@ func loadManifests(t *testing.T) *manifests {
 		if len(docs) == 0 {
 			t.Errorf("%s: no objects", path)
 		}
-		for i, doc := range docs {
-			obj, key, err := decodeStrict(doc)
-			if err != nil {
-				t.Errorf("%s document %d: %v", path, i+1, err)
-				continue
-			}
-			if prev, dup := m.files[key]; dup {
-				t.Errorf("%s: %s is also in %s", path, key, prev)
-			}
-			m.objects[key], m.files[key] = obj, path
-		}
+		m.add(t, docs, func([]byte) string { return path })
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -102,7 +262,11 @@ func splitYAML(path string) ([][]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
+	return splitYAMLReader(f)
+}
+
+func splitYAMLReader(in io.Reader) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(in))
 	var docs [][]byte
 	for {
 		doc, err := r.Read()
@@ -158,18 +322,21 @@ func decodeStrict(doc []byte) (any, string, error) {
 // TestManifestsDecodeStrictly also checks the namespace of every namespaced
 // object and that kustomization.yaml lists exactly the manifest files.
 func TestManifestsDecodeStrictly(t *testing.T) {
-	m := loadManifests(t)
-	clusterScoped := map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true}
-	for key, obj := range m.objects {
-		kind := strings.SplitN(key, "/", 2)[0]
-		ns := metaOf(obj).Namespace
-		switch {
-		case clusterScoped[kind] && ns != "":
-			t.Errorf("%s (%s) is cluster-scoped but has namespace %q", key, m.files[key], ns)
-		case !clusterScoped[kind] && ns != "kube-iam-authz":
-			t.Errorf("%s (%s): namespace %q, want kube-iam-authz", key, m.files[key], ns)
+	forEachSource(t, func(t *testing.T, m *manifests, _ source) {
+		clusterScoped := map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true}
+		for key, obj := range m.objects {
+			kind := strings.SplitN(key, "/", 2)[0]
+			ns := metaOf(obj).GetNamespace()
+			switch {
+			case clusterScoped[kind] && ns != "":
+				t.Errorf("%s (%s) is cluster-scoped but has namespace %q", key, m.files[key], ns)
+			case !clusterScoped[kind] && ns != releaseNamespace:
+				t.Errorf("%s (%s): namespace %q, want %s", key, m.files[key], ns, releaseNamespace)
+			}
 		}
-	}
+	})
+
+	m := loadManifests(t)
 
 	raw, err := os.ReadFile(filepath.Join("kubernetes", "kustomization.yaml"))
 	if err != nil {
@@ -197,30 +364,13 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	}
 }
 
-func metaOf(obj any) metav1.ObjectMeta {
-	switch o := obj.(type) {
-	case *corev1.Namespace:
-		return o.ObjectMeta
-	case *corev1.ServiceAccount:
-		return o.ObjectMeta
-	case *corev1.ConfigMap:
-		return o.ObjectMeta
-	case *corev1.Service:
-		return o.ObjectMeta
-	case *appsv1.Deployment:
-		return o.ObjectMeta
-	case *rbacv1.ClusterRole:
-		return o.ObjectMeta
-	case *rbacv1.ClusterRoleBinding:
-		return o.ObjectMeta
-	case *policyv1.PodDisruptionBudget:
-		return o.ObjectMeta
-	case *autoscalingv2.HorizontalPodAutoscaler:
-		return o.ObjectMeta
-	case *networkingv1.NetworkPolicy:
-		return o.ObjectMeta
+// metaOf is an object's metadata (every decoded kind implements metav1.Object).
+func metaOf(obj any) metav1.Object {
+	o, ok := obj.(metav1.Object)
+	if !ok {
+		panic(fmt.Sprintf("metaOf: %T", obj))
 	}
-	panic(fmt.Sprintf("metaOf: %T", obj))
+	return o
 }
 
 func uniqueSorted(s []string) []string {

@@ -302,8 +302,8 @@ func (c *compiler) ssoKey(s *rawSSO, path string) string {
 		// partition is set, so such entries never match (reference §4.7).
 		// Here a set partition is used as written (RuleSSO).
 		partition = s.partition.value
-		if !slices.Contains(identity.Partitions, partition) {
-			c.errorf(s.partition.line, path+".partition", "%q is not an AWS partition (known: %s)", partition, strings.Join(identity.Partitions, ", "))
+		if !identity.IsPartition(partition) {
+			c.errorf(s.partition.line, path+".partition", "%q is not an AWS partition (known: %s)", partition, strings.Join(identity.Partitions(), ", "))
 			ok = false
 		}
 	}

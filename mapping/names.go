@@ -12,11 +12,11 @@ import (
 // Envoy and the API server must accept.
 const maxNameLen = 1024
 
-// ReservedPrefixes are the prefixes EKS access entries refuse in custom
+// reservedPrefixes are the prefixes EKS access entries refuse in custom
 // usernames (anchors A.2) and that aws-iam-authenticator's dynamic-file dev
 // config reserves. A name that only got one of them through a template
 // substitution is refused at request time (see checkRendered).
-var ReservedPrefixes = []string{"system:", "eks:", "aws:", "amazon:", "iam:"}
+var reservedPrefixes = [...]string{"system:", "eks:", "aws:", "amazon:", "iam:"}
 
 // checkName is the load-time and request-time shape check of a username or
 // group; its errors carry their Rule. A comma matters because header lists
@@ -77,7 +77,7 @@ func asciiNameOK(s string) bool {
 // case-insensitively: refusing "System:masters" costs nothing and does not
 // depend on how every consumer compares names.
 func reservedPrefix(s string) string {
-	for _, p := range ReservedPrefixes {
+	for _, p := range reservedPrefixes {
 		if len(s) >= len(p) && strings.EqualFold(s[:len(p)], p) {
 			return p
 		}

@@ -36,6 +36,13 @@ const (
 	defaultShards  = 16
 )
 
+// Limits Validate enforces, for callers that check their own flags against
+// them and name the flag in the error.
+const (
+	MaxTTLLimit     = tokenLifetime
+	MaxEntriesLimit = maxEntriesLimit
+)
+
 // Clock tells the time. Tests pass a fake; production uses the real clock.
 type Clock interface {
 	Now() time.Time

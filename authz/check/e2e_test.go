@@ -108,6 +108,11 @@ type e2eOptions struct {
 	rateBurst    int
 	cacheTTL     time.Duration
 	upstreamFile bool
+	// infoLogs logs at info instead of debug (what serve runs by default).
+	infoLogs bool
+	// logCacheHits and hitInterval are the Options of the same names.
+	logCacheHits bool
+	hitInterval  time.Duration
 }
 
 type e2e struct {
@@ -120,6 +125,7 @@ type e2e struct {
 	tokens   *upstream.TokenFile
 	registry *prometheus.Registry
 	logs     *bytes.Buffer
+	srv      *Server
 }
 
 func newE2E(t *testing.T, o e2eOptions) *e2e {
@@ -137,7 +143,11 @@ func newE2E(t *testing.T, o e2eOptions) *e2e {
 
 	reg := prometheus.NewRegistry()
 	logs := &bytes.Buffer{}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(logs)), zap.DebugLevel))
+	level := zap.DebugLevel
+	if o.infoLogs {
+		level = zap.InfoLevel
+	}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(logs)), level))
 
 	parser, err := token.NewParser(token.Options{Now: clock.Now})
 	if err != nil {
@@ -196,10 +206,15 @@ func newE2E(t *testing.T, o e2eOptions) *e2e {
 		Upstream:   bearerSource,
 		Logger:     log,
 		Registerer: reg,
+		Now:        clock.Now,
+
+		LogCacheHits:       o.logCacheHits,
+		HitSummaryInterval: o.hitInterval,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.srv = srv
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
 	srv.Register(gs)

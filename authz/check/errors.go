@@ -21,11 +21,13 @@ var (
 	ErrMalformedAuthorization = errors.New("malformed Authorization header")
 	// ErrNotAWSToken: the bearer token does not start with k8s-aws-v1.;
 	// other token types (service account JWTs, OIDC) are not passed
-	// through, since the upstream sees the proxy's identity, not the
-	// client's.
+	// through unless --passthrough-non-aws-tokens is set, since the
+	// upstream would otherwise see the proxy's identity, not the client's.
 	ErrNotAWSToken = errors.New("bearer token is not a k8s-aws-v1 token")
 	// ErrImpersonationHeader: the client sent a header starting with
-	// Impersonate-. Stripping it and adding ours is unsafe: Envoy applies
+	// Impersonate- and the server runs without --allow-impersonation.
+	// (With it, the headers are authorized with SubjectAccessReviews and
+	// passed on: impersonation.go.) Stripping it and adding ours is unsafe: Envoy applies
 	// headers_to_remove after header mutations (set, add, append, remove),
 	// so removing impersonate-* would also delete the headers we add, and
 	// adding without removing lets the API server union client groups with

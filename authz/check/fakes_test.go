@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
@@ -88,4 +89,53 @@ func (f *fakeBearer) set(tok string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tok = tok
+}
+
+// fakeReviewer answers SubjectAccessReviews: allowed when allowAll or when
+// the attribute's "resource[/subresource] [namespace/]name" is in allow,
+// with reason on a denial; err fails every review. It records every
+// review asked.
+type fakeReviewer struct {
+	mu       sync.Mutex
+	allowAll bool
+	allow    map[string]bool
+	reason   string
+	err      error
+	asked    []review
+}
+
+type review struct {
+	subject sar.Subject
+	attrs   sar.Attributes
+}
+
+func attrKey(a sar.Attributes) string {
+	k := a.Resource
+	if a.Subresource != "" {
+		k += "/" + a.Subresource
+	}
+	k += " "
+	if a.Namespace != "" {
+		k += a.Namespace + "/"
+	}
+	return k + a.Name
+}
+
+func (f *fakeReviewer) Review(_ context.Context, s sar.Subject, a sar.Attributes) (sar.Decision, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, review{subject: s, attrs: a})
+	if f.err != nil {
+		return sar.Decision{}, f.err
+	}
+	if f.allowAll || f.allow[attrKey(a)] {
+		return sar.Decision{Allowed: true, Reason: "allowed by fake"}, nil
+	}
+	return sar.Decision{Reason: f.reason}, nil
+}
+
+func (f *fakeReviewer) reviews() []review {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]review(nil), f.asked...)
 }

@@ -80,6 +80,18 @@ var denials = map[string]denial{
 		"Unauthorized: AWS STS did not accept the token (expired or revoked credentials, or a token for another cluster)", ""},
 	"impersonation_header": {403, codes.PermissionDenied, "impersonation_header", "Forbidden",
 		"Forbidden: Impersonate-* headers are not accepted through this proxy (kubectl --as is not supported here)", ""},
+	"impersonation_without_user": {400, codes.InvalidArgument, "impersonation_without_user", "BadRequest",
+		"Bad request: Impersonate-Group, Impersonate-Uid and Impersonate-Extra-* need Impersonate-User", ""},
+	"impersonation_invalid": {400, codes.InvalidArgument, "impersonation_invalid", "BadRequest",
+		"Bad request: the Impersonate-* headers cannot be passed on unambiguously (a repeated Impersonate-User or Impersonate-Uid, an empty value, a comma or control character in a name, an unknown Impersonate-* header, or more than 32 attributes)", ""},
+	"reserved_extra": {403, codes.PermissionDenied, "reserved_extra", "Forbidden",
+		"Forbidden: Impersonate-Extra keys under kube-iam-authz.io/ are set only by this proxy", ""},
+	// The generic form; a real refusal carries the API server's wording
+	// (wantImpersonationDenied).
+	"impersonation_denied": {403, codes.PermissionDenied, "impersonation_denied", "Forbidden",
+		"Forbidden: the impersonation is not allowed", ""},
+	"sar_unavailable": {503, codes.Unavailable, "sar_unavailable", "ServiceUnavailable",
+		"Service unavailable: the API server could not be asked whether the impersonation is allowed; retry later", "1"},
 	"unmapped": {403, codes.PermissionDenied, "unmapped", "Forbidden",
 		"Forbidden: the AWS identity is not mapped to a Kubernetes user on this cluster", ""},
 	"mapping_refused": {403, codes.PermissionDenied, "mapping_refused", "Forbidden",
@@ -177,6 +189,16 @@ func checkInvariants(t *testing.T, resp *authv3.CheckResponse) {
 	}
 	if resp.GetStatus().GetCode() != 0 {
 		t.Errorf("OkHttpResponse with status %d", resp.GetStatus().GetCode())
+	}
+	if len(ok.GetHeaders()) == 0 && len(ok.GetHeadersToRemove()) == 0 {
+		// A pass-through (--passthrough-non-aws-tokens) changes nothing:
+		// then it must fill no group slot either.
+		for k := range resp.GetDynamicMetadata().GetFields() {
+			if strings.HasPrefix(k, "impersonate_group_") {
+				t.Errorf("pass-through OK fills group slot %q", k)
+			}
+		}
+		return
 	}
 	set := map[string]int{}
 	for _, h := range ok.GetHeaders() {

@@ -23,7 +23,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	checks := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kube_iam_authz",
 		Name:      "checks_total",
-		Help:      "ext_authz Check decisions by result (allowed, denied) and reason (ok, or the status table's reason).",
+		Help:      "ext_authz Check decisions by result (allowed, denied) and reason (ok, impersonated, passthrough, or the status table's reason).",
 	}, []string{"result", "reason"})
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "kube_iam_authz",
@@ -39,9 +39,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	m := &metrics{
-		checks:  map[*outcome]prometheus.Counter{outcomeOK: checks.WithLabelValues(resultAllowed, outcomeOK.label)},
+		checks:  map[*outcome]prometheus.Counter{},
 		allowed: latency.WithLabelValues(resultAllowed),
 		denied:  latency.WithLabelValues(resultDenied),
+	}
+	for _, o := range allowedOutcomes {
+		m.checks[o] = checks.WithLabelValues(resultAllowed, o.label)
 	}
 	for _, o := range outcomes {
 		m.checks[o] = checks.WithLabelValues(resultDenied, o.label)

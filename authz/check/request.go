@@ -18,6 +18,15 @@ type requestHeaders struct {
 	// impersonation is the name of a client header starting with
 	// "impersonate-" (any case), or "".
 	impersonation string
+	// impersonationLines are every client Impersonate-* line (from
+	// header_map, one per line; else from the merged headers map), and
+	// impersonationMerged says they came from the merged map, where
+	// repeated lines are comma-joined. Only --allow-impersonation reads them.
+	impersonationLines  []impersonate.Header
+	impersonationMerged bool
+	// impersonationConflict: both representations carried Impersonate-*
+	// lines (Envoy fills only one), so what goes upstream is unclear.
+	impersonationConflict bool
 }
 
 // readHeaders reads the request headers from either representation Envoy
@@ -39,10 +48,18 @@ func readHeaders(req *authv3.AttributeContext_HttpRequest) requestHeaders {
 			} else {
 				rh.authorization = hv.GetValue()
 			}
-		case rh.impersonation == "" && hasPrefixFold(key, impersonate.Prefix):
-			rh.impersonation = key
+		case hasPrefixFold(key, impersonate.Prefix):
+			if rh.impersonation == "" {
+				rh.impersonation = key
+			}
+			v := hv.GetValue()
+			if raw := hv.GetRawValue(); len(raw) > 0 {
+				v = string(raw)
+			}
+			rh.impersonationLines = append(rh.impersonationLines, impersonate.Header{Name: key, Value: v})
 		}
 	}
+	fromRaw := len(rh.impersonationLines) > 0
 	fromMap := rh.authorizationCount == 0
 	for key, value := range req.GetHeaders() {
 		switch {
@@ -51,8 +68,16 @@ func readHeaders(req *authv3.AttributeContext_HttpRequest) requestHeaders {
 				rh.authorizationCount++
 				rh.authorization = value
 			}
-		case rh.impersonation == "" && hasPrefixFold(key, impersonate.Prefix):
-			rh.impersonation = key
+		case hasPrefixFold(key, impersonate.Prefix):
+			if rh.impersonation == "" {
+				rh.impersonation = key
+			}
+			if fromRaw {
+				rh.impersonationConflict = true
+				continue
+			}
+			rh.impersonationMerged = true
+			rh.impersonationLines = append(rh.impersonationLines, impersonate.Header{Name: key, Value: value})
 		}
 	}
 	return rh
@@ -70,6 +95,32 @@ func hasPrefixFold(s, prefix string) bool {
 // anything after a second space: here the value must be exactly
 // "Bearer <token>" with one space, one value and no comma.
 func bearerToken(rh requestHeaders) (string, error) {
+	tok, err := bearerValue(rh)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(tok, token.Prefix) {
+		return "", ErrNotAWSToken
+	}
+	return tok, nil
+}
+
+// passthroughToken returns the client's bearer token when it may be
+// forwarded untouched (--passthrough-non-aws-tokens): exactly one
+// well-formed "Bearer <token>" whose token is not a k8s-aws-v1 token in any
+// letter case (a K8S-AWS-V1. token is a broken AWS token, not someone
+// else's credential, and stays a 401).
+func passthroughToken(rh requestHeaders) (string, bool) {
+	tok, err := bearerValue(rh)
+	if err != nil || hasPrefixFold(tok, token.Prefix) {
+		return "", false
+	}
+	return tok, true
+}
+
+// bearerValue is the token of the single, well-formed Bearer
+// Authorization value, whatever its kind.
+func bearerValue(rh requestHeaders) (string, error) {
 	switch {
 	case rh.authorizationCount == 0:
 		return "", ErrNoToken
@@ -98,9 +149,6 @@ func bearerToken(rh requestHeaders) (string, error) {
 	// byte-set loop was the costliest line of a cache-hit Check.
 	if strings.IndexByte(tok, ' ') >= 0 || strings.IndexByte(tok, '\t') >= 0 {
 		return "", ErrMalformedAuthorization
-	}
-	if !strings.HasPrefix(tok, token.Prefix) {
-		return "", ErrNotAWSToken
 	}
 	return tok, nil
 }

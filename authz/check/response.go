@@ -2,6 +2,7 @@ package check
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -81,6 +82,14 @@ func okResponse(hs []impersonate.Header, bearer string) (*authv3.CheckResponse, 
 		}
 		slots[groupSlotKeys[len(slots)]] = structpb.NewStringValue(h.Value)
 	}
+	return withCredential(opts, bearer, slots), nil
+}
+
+// withCredential completes an OK answer: the header sets opts plus the
+// upstream credential (the client's Authorization overwritten with the
+// proxy's bearer token, or removed when the proxy authenticates with mTLS),
+// and the dynamic metadata fields.
+func withCredential(opts []*corev3.HeaderValueOption, bearer string, metadata map[string]*structpb.Value) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{Headers: opts}
 	if bearer != "" {
 		ok.Headers = append(ok.Headers, headerOption(headerAuthorization, "Bearer "+bearer, overwriteOrAdd))
@@ -90,8 +99,37 @@ func okResponse(hs []impersonate.Header, bearer string) (*authv3.CheckResponse, 
 	return &authv3.CheckResponse{
 		Status:          &status.Status{Code: int32(codes.OK)},
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: &structpb.Struct{Fields: slots},
-	}, nil
+		DynamicMetadata: &structpb.Struct{Fields: metadata},
+	}
+}
+
+// nestedResponse builds the OK answer for an allowed nested impersonation:
+// the header sets of impersonate.NestedHeaders and the upstream credential.
+// No group slot is filled: the client's Impersonate-Group lines, each one
+// authorized, pass through Envoy untouched (a slot line would be added next
+// to them, envoy-facts F5), and so do its Impersonate-Extra-* lines. The
+// client's Impersonate-User and -Uid lines are replaced by identical sets.
+func nestedResponse(hs []impersonate.Header, bearer string) (*authv3.CheckResponse, error) {
+	opts := make([]*corev3.HeaderValueOption, 0, len(hs)+1)
+	for _, h := range hs {
+		if h.Name == impersonate.HeaderGroup {
+			return nil, fmt.Errorf("%w: nested impersonation sets no group line", ErrInternal)
+		}
+		opts = append(opts, headerOption(h.Name, h.Value, overwriteOrAdd))
+	}
+	return withCredential(opts, bearer, map[string]*structpb.Value{}), nil
+}
+
+// passthroughResponse is the OK answer that changes nothing: no header set
+// or removed, no group slot filled. Envoy forwards the client's own
+// Authorization and Impersonate-* lines, and the API server authenticates
+// and authorizes the request itself (--passthrough-non-aws-tokens).
+func passthroughResponse() *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status:          &status.Status{Code: int32(codes.OK)},
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}},
+		DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{}},
+	}
 }
 
 // deniedResponse builds the answer for a refused request: the HTTP status,

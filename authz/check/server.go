@@ -22,12 +22,21 @@ import (
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // DefaultResponseCacheSize bounds the cache of built OK responses.
 const DefaultResponseCacheSize = 4096
+
+// DefaultReviewTimeout bounds the SubjectAccessReviews of one Check: with
+// the STS call (5 s at most) it must leave the answer inside most of
+// Envoy's 6 s ext_authz timeout in the common case where the token was
+// cached; Envoy's own timeout (a 503) stays the backstop.
+const DefaultReviewTimeout = 3 * time.Second
 
 // Options configure a Server.
 type Options struct {
@@ -49,6 +58,33 @@ type Options struct {
 	// ResponseCacheSize bounds the OK-response cache; 0 means
 	// DefaultResponseCacheSize, negative disables it.
 	ResponseCacheSize int
+	// LogCacheHits writes a decision line for every allowed Check answered from
+	// the verification cache. By default they are summarised: one line per
+	// identity per HitSummaryInterval (hitsummary.go), and each at debug.
+	LogCacheHits bool
+	// HitSummaryInterval is how often the cache-hit summary is written (run
+	// RunCacheHitSummary); 0 means DefaultHitSummaryInterval.
+	HitSummaryInterval time.Duration
+	// AllowImpersonation accepts client Impersonate-* headers (kubectl
+	// --as) on a request with a valid AWS token: each requested attribute
+	// is authorized for the mapped caller with a SubjectAccessReview
+	// (Reviewer), as the API server would. Off, any client Impersonate-*
+	// header is refused (ErrImpersonationHeader).
+	AllowImpersonation bool
+	// Reviewer answers the SubjectAccessReviews; required with
+	// AllowImpersonation.
+	Reviewer AccessReviewer
+	// ReviewTimeout bounds all the reviews of one Check together; 0 means
+	// DefaultReviewTimeout. Past it the Check answers 503 (sar_unavailable).
+	ReviewTimeout time.Duration
+	// PassthroughNonAWSTokens forwards a request whose bearer token is not
+	// a k8s-aws-v1 token untouched (no impersonation, no proxy credential,
+	// the client's Impersonate-* lines left as they are), so the API server
+	// authenticates and authorizes it itself. Off, such a token is a 401.
+	// It needs a bearer upstream credential (Upstream or the cluster's own):
+	// a cluster without one (mTLS to the API server) never passes a request
+	// through, since the proxy's client certificate would authenticate it.
+	PassthroughNonAWSTokens bool
 }
 
 // Validate reports every problem with the options at once.
@@ -66,6 +102,22 @@ func (o *Options) Validate() error {
 	if o.Registerer == nil {
 		errs = append(errs, errors.New("check: Registerer is required"))
 	}
+	if o.HitSummaryInterval < 0 {
+		errs = append(errs, errors.New("check: HitSummaryInterval must not be negative"))
+	}
+	if o.ReviewTimeout < 0 {
+		errs = append(errs, errors.New("check: ReviewTimeout must not be negative"))
+	}
+	if o.PassthroughNonAWSTokens {
+		for _, c := range o.Clusters {
+			if c.upstream(o.Upstream) == nil {
+				errs = append(errs, fmt.Errorf("check: PassthroughNonAWSTokens needs a bearer upstream credential, and cluster %q has none (with mTLS to the API server, the proxy's certificate would authenticate passed-through requests)", c.Name))
+			}
+		}
+	}
+	if o.AllowImpersonation && o.Reviewer == nil {
+		errs = append(errs, errors.New("check: AllowImpersonation needs a Reviewer (SubjectAccessReview client)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -80,6 +132,13 @@ type Server struct {
 	metrics   *metrics
 	now       func() time.Time
 	responses *responseCache
+	// allowImpersonation, reviewer and passthrough: Options of the same names.
+	allowImpersonation bool
+	reviewer           AccessReviewer
+	reviewTimeout      time.Duration
+	passthrough        bool
+	// passthroughOK is the (immutable) OK that changes nothing.
+	passthroughOK *authv3.CheckResponse
 	// denied holds the prebuilt Denied response of each table row (429
 	// rows are built per request for their Retry-After).
 	denied map[*outcome]*authv3.CheckResponse
@@ -88,6 +147,11 @@ type Server struct {
 	// and, thanks to the random base, unlikely to repeat across restarts.
 	decisionBase uint64
 	decisions    atomic.Uint64
+
+	// hits counts cache-hit decisions between summary lines; nil when every
+	// hit is logged (Options.LogCacheHits).
+	hits        *hitSummary
+	hitInterval time.Duration
 }
 
 // New builds a Server.
@@ -111,21 +175,36 @@ func New(o Options) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if o.ReviewTimeout == 0 {
+		o.ReviewTimeout = DefaultReviewTimeout
+	}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	s := &Server{
-		verifier:     o.Verifier,
-		clusters:     cs,
-		upstream:     o.Upstream,
-		log:          o.Logger,
-		metrics:      m,
-		now:          now,
-		responses:    newResponseCache(size),
-		denied:       map[*outcome]*authv3.CheckResponse{},
-		decisionBase: binary.BigEndian.Uint64(seed[:]) &^ (1<<32 - 1),
+		verifier:           o.Verifier,
+		clusters:           cs,
+		upstream:           o.Upstream,
+		log:                o.Logger,
+		metrics:            m,
+		now:                now,
+		responses:          newResponseCache(size),
+		allowImpersonation: o.AllowImpersonation,
+		reviewer:           o.Reviewer,
+		reviewTimeout:      o.ReviewTimeout,
+		passthrough:        o.PassthroughNonAWSTokens,
+		passthroughOK:      passthroughResponse(),
+		denied:             map[*outcome]*authv3.CheckResponse{},
+		decisionBase:       binary.BigEndian.Uint64(seed[:]) &^ (1<<32 - 1),
 	}
 	for _, row := range outcomes {
 		s.denied[row] = deniedResponse(row, row.statusBody(), unavailableRetryAfter(row))
+	}
+	if !o.LogCacheHits {
+		s.hits = newHitSummary(now())
+		s.hitInterval = o.HitSummaryInterval
+		if s.hitInterval == 0 {
+			s.hitInterval = DefaultHitSummaryInterval
+		}
 	}
 	return s, nil
 }
@@ -141,6 +220,9 @@ type decision struct {
 	id        string
 	requestID string
 	cluster   string
+	// clusterID is the id the token was verified for (for the log's hint
+	// when STS refuses the signature).
+	clusterID string
 	// token is kept only so that the log line can carry its Fingerprint,
 	// computed when (and only if) the line is written. It is never logged.
 	token string
@@ -151,6 +233,14 @@ type decision struct {
 	username    string
 	groups      []string
 	cacheHit    bool
+	// impersonated is the requested user of an allowed or refused nested
+	// impersonation, impersonatedGroups its requested groups, reviews the
+	// SubjectAccessReviews asked (cache hits included).
+	impersonated       string
+	impersonatedGroups []string
+	reviews            int
+	// passthrough: a non-AWS token forwarded untouched.
+	passthrough bool
 	err         error
 	outcome     *outcome
 	latency     time.Duration
@@ -202,10 +292,23 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 		return s.deny(d, err)
 	}
 	cl := s.clusters.list[ci]
-	d.cluster = cl.Name
+	d.cluster, d.clusterID = cl.Name, clusterID
 
 	rh := readHeaders(httpReq)
-	if rh.impersonation != "" {
+	// Pass-through only where the proxy authenticates upstream with a bearer
+	// token, which the client's own then replaces. Without one, Envoy
+	// reaches the API server with a client certificate (mTLS), which the API
+	// server checks BEFORE any bearer token: a passed-through request would
+	// be the proxy, and its Impersonate-* lines the proxy's to choose.
+	if s.passthrough && cl.upstream(s.upstream) != nil {
+		if tok, ok := passthroughToken(rh); ok {
+			d.token = tok
+			d.passthrough = true
+			d.outcome = outcomePassthrough
+			return s.passthroughOK
+		}
+	}
+	if rh.impersonation != "" && !s.allowImpersonation {
 		return s.deny(d, fmt.Errorf("%w: %q", ErrImpersonationHeader, rh.impersonation))
 	}
 	tok, err := bearerToken(rh)
@@ -237,21 +340,60 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 	if src := cl.upstream(s.upstream); src != nil {
 		bearer = src.BearerToken()
 	}
+	if rh.impersonation != "" {
+		return s.nested(ctx, d, rh, res.Identity, user, bearer)
+	}
 	key := responseKey{cluster: ci, id: res.Identity}
 	if resp := s.responses.get(key, user, bearer); resp != nil {
 		d.outcome = outcomeOK
 		return resp
 	}
-	hs, err := impersonate.Headers(res.Identity, user)
+	dec, err := impersonation(res.Identity, user)
 	if err != nil {
 		return s.deny(d, err)
 	}
-	resp, err := okResponse(hs, bearer)
+	resp, err := okResponse(dec.Headers, bearer)
 	if err != nil {
 		return s.deny(d, err)
 	}
 	s.responses.put(key, user, bearer, resp)
 	d.outcome = outcomeOK
+	return resp
+}
+
+// nested answers a request that asks to impersonate someone else (after
+// the caller's own token was verified and mapped, as the API server
+// authenticates before it impersonates): parse the client's Impersonate-*
+// lines, authorize each attribute for the mapped caller, and answer OK with
+// the requested identity, the reserved extras naming the caller, and the
+// proxy's credential.
+func (s *Server) nested(ctx context.Context, d *decision, rh requestHeaders, id identity.Identity, user mapping.User, bearer string) *authv3.CheckResponse {
+	if rh.impersonationConflict {
+		return s.deny(d, fmt.Errorf("%w: Impersonate-* in both header representations", impersonate.ErrInvalidRequest))
+	}
+	req, err := impersonate.ParseRequested(rh.impersonationLines, rh.impersonationMerged)
+	if err != nil {
+		return s.deny(d, err)
+	}
+	d.impersonated, d.impersonatedGroups = req.User, req.Groups
+	// The caller must be one the proxy could pass on by itself (the same
+	// limits as without --as): a nested impersonation is never a way
+	// around a refused mapping.
+	if _, err := impersonation(id, user); err != nil {
+		return s.deny(d, err)
+	}
+	hs, err := impersonate.NestedHeaders(id, user, req)
+	if err != nil {
+		return s.deny(d, err)
+	}
+	if err := s.authorizeImpersonation(ctx, impersonate.Caller(id, user), req, d); err != nil {
+		return s.deny(d, err)
+	}
+	resp, err := nestedResponse(hs, bearer)
+	if err != nil {
+		return s.deny(d, err)
+	}
+	d.outcome = outcomeImpersonated
 	return resp
 }
 
@@ -262,6 +404,10 @@ func (s *Server) deny(d *decision, err error) *authv3.CheckResponse {
 	d.outcome = o
 	if o.httpCode == 429 {
 		return deniedResponse(o, o.statusBody(), retryAfterSeconds(err))
+	}
+	var refused *ImpersonationDeniedError
+	if errors.As(err, &refused) {
+		return deniedResponse(o, refused.body, 0)
 	}
 	if resp, ok := s.denied[o]; ok {
 		return resp
@@ -303,27 +449,19 @@ func (s *Server) record(d *decision, start time.Time) {
 		d.outcome = o
 	}
 	s.metrics.checks[o].Inc()
-	if o == outcomeOK {
+	if o.httpCode == http.StatusOK {
 		s.metrics.allowed.Observe(d.latency.Seconds())
 	} else {
 		s.metrics.denied.Observe(d.latency.Seconds())
 	}
-	level := zap.InfoLevel
-	if o.httpCode >= 500 {
-		level = zap.WarnLevel
-	}
-	if ce := s.log.Check(level, "decision"); ce != nil {
-		// One inline object instead of a dozen fields: zap encodes it in
-		// place, so the hot path allocates no field slice.
-		ce.Write(zap.Inline(d))
-	}
+	s.logDecision(d, o)
 }
 
 // MarshalLogObject writes the decision's log fields. It never writes the
 // token, only its fingerprint.
 func (d *decision) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	result := resultDenied
-	if d.outcome == outcomeOK {
+	if d.outcome.httpCode == http.StatusOK {
 		result = resultAllowed
 	}
 	enc.AddString("decision", d.id)
@@ -342,8 +480,26 @@ func (d *decision) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("code", d.outcome.httpCode)
 	enc.AddDuration("latency", d.latency)
 	enc.AddBool("cache_hit", d.cacheHit)
+	if d.impersonated != "" {
+		// The caller (arn, username, groups above) asked to act as this
+		// user; reviews counts the SubjectAccessReviews asked for it.
+		enc.AddString("impersonated_user", d.impersonated)
+		_ = enc.AddArray("impersonated_groups", zapcore.ArrayMarshalerFunc(func(ae zapcore.ArrayEncoder) error {
+			for _, g := range d.impersonatedGroups {
+				ae.AppendString(g)
+			}
+			return nil
+		}))
+		enc.AddInt("sar_reviews", d.reviews)
+	}
+	if d.passthrough {
+		enc.AddBool("passthrough", true)
+	}
 	if d.err != nil {
 		enc.AddString("error", d.err.Error())
+		if hint := sts.ClusterIDHint(d.err, "this server", d.clusterID); hint != "" {
+			enc.AddString("hint", hint)
+		}
 	}
 	return nil
 }

@@ -92,6 +92,7 @@ type fixture struct {
 	bearer   *fakeBearer
 	registry *prometheus.Registry
 	logs     *bytes.Buffer
+	reviewer *fakeReviewer
 }
 
 type fixtureOptions struct {
@@ -101,6 +102,16 @@ type fixtureOptions struct {
 	panicWith   any
 	notReady    bool
 	extra       []Cluster
+	// allowImpersonation, reviewer, passthrough: the Options of the same
+	// names (a nil reviewer with allowImpersonation gets one allowing all).
+	allowImpersonation bool
+	reviewer           *fakeReviewer
+	passthrough        bool
+	// mapped adds users to the mapper, by canonical ARN.
+	mapped map[string]mapping.User
+	// noValidate builds the Server past Options.Validate, to test the
+	// run-time guard behind a check New performs.
+	noValidate bool
 }
 
 func newFixture(t *testing.T, fo fixtureOptions) *fixture {
@@ -122,9 +133,13 @@ func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 			},
 			err: fo.mapperErr,
 		},
-		bearer:   &fakeBearer{tok: proxySA},
+		bearer: &fakeBearer{tok: proxySA},
+
 		registry: prometheus.NewRegistry(),
 		logs:     &bytes.Buffer{},
+	}
+	for arn, u := range fo.mapped {
+		f.mapper.set(arn, u)
 	}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(f.logs)), zap.DebugLevel)
 	opts := Options{
@@ -137,9 +152,25 @@ func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 	if fo.noUpstream {
 		opts.Upstream = nil
 	}
+	opts.AllowImpersonation, opts.PassthroughNonAWSTokens = fo.allowImpersonation, fo.passthrough
+	if fo.reviewer != nil {
+		opts.Reviewer = fo.reviewer
+		f.reviewer = fo.reviewer
+	} else if fo.allowImpersonation {
+		f.reviewer = &fakeReviewer{allowAll: true}
+		opts.Reviewer = f.reviewer
+	}
+	if fo.noValidate && fo.passthrough {
+		// New refuses pass-through without a bearer upstream; build with it
+		// off and turn it on, to prove the per-request guard too.
+		opts.PassthroughNonAWSTokens = false
+	}
 	s, err := New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if fo.noValidate && fo.passthrough {
+		s.passthrough = true
 	}
 	f.server = s
 	return f

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
@@ -39,6 +40,17 @@ type outcome struct {
 
 // outcomeOK is the allowed decision.
 var outcomeOK = &outcome{httpCode: http.StatusOK, label: "ok", grpcCode: codes.OK}
+
+// outcomeImpersonated is an allowed nested impersonation (kubectl --as),
+// every requested attribute authorized by a SubjectAccessReview.
+var outcomeImpersonated = &outcome{httpCode: http.StatusOK, label: "impersonated", grpcCode: codes.OK}
+
+// outcomePassthrough is a non-AWS bearer token forwarded untouched
+// (--passthrough-non-aws-tokens): the API server authenticates it.
+var outcomePassthrough = &outcome{httpCode: http.StatusOK, label: "passthrough", grpcCode: codes.OK}
+
+// allowedOutcomes are the rows that answer OK.
+var allowedOutcomes = []*outcome{outcomeOK, outcomeImpersonated, outcomePassthrough}
 
 // outcomeInternal is what any error not in the table becomes: fail closed.
 var outcomeInternal = &outcome{
@@ -70,9 +82,22 @@ var outcomes = []*outcome{
 	{err: sts.ErrUnauthenticated, httpCode: http.StatusUnauthorized, reason: metav1.StatusReasonUnauthorized, label: "sts_rejected",
 		message: "Unauthorized: AWS STS did not accept the token (expired or revoked credentials, or a token for another cluster)", grpcCode: codes.Unauthenticated},
 
+	// 400: impersonation headers the API server would also refuse, or the
+	// proxy cannot pass on unambiguously (only with --allow-impersonation).
+	{err: impersonate.ErrWithoutUser, httpCode: http.StatusBadRequest, reason: metav1.StatusReasonBadRequest, label: "impersonation_without_user",
+		message: "Bad request: Impersonate-Group, Impersonate-Uid and Impersonate-Extra-* need Impersonate-User", grpcCode: codes.InvalidArgument},
+	{err: impersonate.ErrInvalidRequest, httpCode: http.StatusBadRequest, reason: metav1.StatusReasonBadRequest, label: "impersonation_invalid",
+		message: "Bad request: the Impersonate-* headers cannot be passed on unambiguously (a repeated Impersonate-User or Impersonate-Uid, an empty value, a comma or control character in a name, an unknown Impersonate-* header, or more than 32 attributes)", grpcCode: codes.InvalidArgument},
+
 	// 403: the caller is who they say, but may not come in this way.
 	{err: ErrImpersonationHeader, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "impersonation_header",
 		message: "Forbidden: Impersonate-* headers are not accepted through this proxy (kubectl --as is not supported here)", grpcCode: codes.PermissionDenied},
+	{err: impersonate.ErrReservedExtra, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "reserved_extra",
+		message: "Forbidden: Impersonate-Extra keys under " + impersonate.ReservedExtraPrefix + " are set only by this proxy", grpcCode: codes.PermissionDenied},
+	// The body of this row is built per request (ImpersonationDeniedError):
+	// the API server's own wording for the refused attribute.
+	{err: ErrImpersonationDenied, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "impersonation_denied",
+		message: "Forbidden: the impersonation is not allowed", grpcCode: codes.PermissionDenied},
 	{err: mapping.ErrUnmapped, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "unmapped",
 		message: "Forbidden: the AWS identity is not mapped to a Kubernetes user on this cluster", grpcCode: codes.PermissionDenied},
 	{err: mapping.ErrForbidden, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "mapping_refused",
@@ -91,6 +116,8 @@ var outcomes = []*outcome{
 	// 503: nothing wrong with the request; retry.
 	{err: sts.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "sts_unavailable",
 		message: "Service unavailable: AWS STS could not be reached to verify the token; retry later", grpcCode: codes.Unavailable},
+	{err: sar.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "sar_unavailable",
+		message: "Service unavailable: the API server could not be asked whether the impersonation is allowed; retry later", grpcCode: codes.Unavailable},
 	{err: mapping.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "mapping_unavailable",
 		message: "Service unavailable: the identity mapping could not be evaluated right now; retry later", grpcCode: codes.Unavailable},
 	{err: ErrNotReady, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "not_ready",
@@ -123,7 +150,10 @@ func classify(err error) *outcome {
 // ReasonLabels returns every value the metric "reason" label can take, in
 // table order, starting with "ok".
 func ReasonLabels() []string {
-	out := []string{outcomeOK.label}
+	var out []string
+	for _, o := range allowedOutcomes {
+		out = append(out, o.label)
+	}
 	for _, o := range outcomes {
 		out = append(out, o.label)
 	}

@@ -36,7 +36,7 @@ func TestStatusTable(t *testing.T) {
 		t.Errorf("classify(unknown) = %q, want internal", got.label)
 	}
 	labels := ReasonLabels()
-	if labels[0] != "ok" || len(labels) != len(outcomes)+1 {
+	if labels[0] != "ok" || labels[1] != "impersonated" || labels[2] != "passthrough" || len(labels) != len(outcomes)+3 {
 		t.Errorf("ReasonLabels = %v", labels)
 	}
 }

@@ -3,6 +3,7 @@ package identity
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	awsarn "github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -11,21 +12,21 @@ import (
 // ErrInvalidARN is wrapped by every ARN parsing and canonicalisation error.
 var ErrInvalidARN = errors.New("invalid ARN")
 
-// Partitions are the AWS partitions an identity ARN may belong to. The list
+// partitions are the AWS partitions an identity ARN may belong to. The list
 // matches aws-iam-authenticator's pkg/arn; anything else is rejected so that a
-// forged or future partition string cannot slip through as "aws".
-var Partitions = []string{
+// forged or future partition string cannot slip through as "aws". An array,
+// so no importer can change it.
+var partitions = [...]string{
 	"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc",
 }
 
-func knownPartition(p string) bool {
-	for _, known := range Partitions {
-		if p == known {
-			return true
-		}
-	}
-	return false
-}
+// Partitions returns the known AWS partitions (a fresh slice).
+func Partitions() []string { return slices.Clone(partitions[:]) }
+
+// IsPartition reports whether p is a known AWS partition.
+func IsPartition(p string) bool { return slices.Contains(partitions[:], p) }
+
+func knownPartition(p string) bool { return IsPartition(p) }
 
 // Canonicalize turns an identity ARN into the form mappings are written in.
 // An STS assumed-role ARN arn:P:sts::A:assumed-role/[path/]Name/Session becomes

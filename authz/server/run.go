@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -41,8 +42,18 @@ type Options struct {
 	GRPCListener, HTTPListener net.Listener
 	// TLSCertFile and TLSKeyFile enable TLS on the gRPC listener (both or
 	// neither). Plaintext is the normal setup: Envoy reaches the server
-	// over the pod's loopback.
+	// over the pod's loopback. The pair is re-read when either file's
+	// directory changes (and every TLSReloadInterval); a broken pair keeps
+	// the last good one.
 	TLSCertFile, TLSKeyFile string
+	// TLSReloadInterval is the safety-net re-read period of the key pair.
+	// Default DefaultKeyPairInterval.
+	TLSReloadInterval time.Duration
+	// Registerer, if set, receives the server's own metrics (the gRPC TLS
+	// key pair's reloads and expiry).
+	Registerer prometheus.Registerer
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
 	// Authorizer is registered on the gRPC server.
 	Authorizer Authorizer
 	// Gatherer serves /metrics.
@@ -113,11 +124,16 @@ func Run(ctx context.Context, o Options) error {
 
 	var tlsConfig *tls.Config
 	if o.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
+		m, err := newKeyPairMetrics(o.Registerer)
 		if err != nil {
-			return fmt.Errorf("server: gRPC TLS: %w", err)
+			return err
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		kp, err := newKeyPair(o.TLSCertFile, o.TLSKeyFile, o.TLSReloadInterval, m, log, o.Now)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		tlsConfig = &tls.Config{GetCertificate: kp.GetCertificate, MinVersion: tls.VersionTLS12}
+		o.Background = append(slices.Clip(o.Background), kp.Run)
 	}
 	grpcLis, err := listen(o.GRPCListener, o.GRPCAddr)
 	if err != nil {

@@ -100,3 +100,24 @@ func (e *ThrottledError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrThrottled) true.
 func (e *ThrottledError) Unwrap() error { return ErrThrottled }
+
+// SignatureMismatch reports whether STS refused the presigned URL's
+// signature (SignatureDoesNotMatch). For a k8s-aws-v1 token the likeliest
+// cause is not the secret key STS's message blames: the verifier sends its
+// own cluster id as the signed x-k8s-aws-id header, so a token made for
+// another cluster id fails exactly this way.
+func SignatureMismatch(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == "SignatureDoesNotMatch"
+}
+
+// ClusterIDHint is the hint to add to a SignatureMismatch error, naming the
+// cluster id the verifier used (who expects it: "this server", "--cluster-id"),
+// or "" for any other error. It names only the expected id, never anything
+// of the token.
+func ClusterIDHint(err error, who, clusterID string) string {
+	if !SignatureMismatch(err) {
+		return ""
+	}
+	return fmt.Sprintf("or the token was made for another cluster id (%s expects %q)", who, clusterID)
+}

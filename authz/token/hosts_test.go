@@ -116,7 +116,7 @@ func TestHostTable(t *testing.T) {
 // from the SDK, lower-case, under the partition's suffixes, one region per
 // host, and the global host only in aws.
 func TestHostSets(t *testing.T) {
-	for _, partition := range identity.Partitions {
+	for _, partition := range identity.Partitions() {
 		t.Run(partition, func(t *testing.T) {
 			p := newTestParser(t, Options{Partition: partition})
 			sdk, ok := findPartition(partition)
@@ -206,7 +206,7 @@ func TestHostSetExplicitRegions(t *testing.T) {
 }
 
 func TestSDKTableCoversEveryPartition(t *testing.T) {
-	for _, partition := range identity.Partitions {
+	for _, partition := range identity.Partitions() {
 		if _, ok := findPartition(partition); !ok {
 			t.Errorf("partition %s is missing from %s", partition, sdkEndpointSource)
 		}

@@ -3,7 +3,6 @@ package token
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
@@ -33,7 +32,7 @@ const (
 // Options configure a Parser. The zero value is valid: partition aws, every
 // region the SDK knows, a 16 KiB cap, 5 minutes of future skew, time.Now.
 type Options struct {
-	// Partition is one of identity.Partitions; empty means "aws".
+	// Partition is one of identity.Partitions(); empty means "aws".
 	Partition string
 	// Regions optionally restricts the accepted STS hosts to these regions
 	// of Partition. Empty means every region the SDK knows for the
@@ -54,8 +53,8 @@ type Options struct {
 // Validate reports every problem with o at once.
 func (o Options) Validate() error {
 	var errs []error
-	if o.Partition != "" && !slices.Contains(identity.Partitions, o.Partition) {
-		errs = append(errs, fmt.Errorf("partition %q is not one of %v", o.Partition, identity.Partitions))
+	if o.Partition != "" && !identity.IsPartition(o.Partition) {
+		errs = append(errs, fmt.Errorf("partition %q is not one of %v", o.Partition, identity.Partitions()))
 	}
 	if o.MaxTokenBytes != 0 && (o.MaxTokenBytes < MinMaxTokenBytes || o.MaxTokenBytes > MaxMaxTokenBytes) {
 		errs = append(errs, fmt.Errorf("max token bytes %d is outside [%d, %d]", o.MaxTokenBytes, MinMaxTokenBytes, MaxMaxTokenBytes))

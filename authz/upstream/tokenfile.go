@@ -10,14 +10,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/dirwatch"
 )
 
 // Defaults and bounds.
@@ -180,43 +180,16 @@ func readToken(path string) (string, error) {
 // (kubernetes/kubernetes#112677; fsnotify recommends watching the
 // directory). A periodic re-read covers missed events.
 func (f *TokenFile) Run(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("upstream token: watcher: %w", err)
-	}
-	defer w.Close()
-	if err := w.Add(filepath.Dir(f.path)); err != nil {
-		return fmt.Errorf("upstream token: watch %s: %w", filepath.Dir(f.path), err)
-	}
-	ticker := time.NewTicker(f.interval)
-	defer ticker.Stop()
-	reload := func(why string) {
-		if err := f.Reload(); err != nil {
-			f.log.Warn("upstream token re-read failed; keeping the last good token",
-				zap.String("trigger", why), zap.Error(err))
-		}
-	}
-	// The file may have changed between NewTokenFile and the watch.
-	reload("start")
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-			reload("timer")
-		case ev, ok := <-w.Events:
-			if !ok {
-				return errors.New("upstream token: watcher closed")
+	return dirwatch.Run(ctx, dirwatch.Options{
+		Name:     "upstream token",
+		Files:    []string{f.path},
+		Interval: f.interval,
+		Reload: func(why string) {
+			if err := f.Reload(); err != nil {
+				f.log.Warn("upstream token re-read failed; keeping the last good token",
+					zap.String("trigger", why), zap.Error(err))
 			}
-			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) && !ev.Has(fsnotify.Create) {
-				continue
-			}
-			reload("fsnotify")
-		case err, ok := <-w.Errors:
-			if !ok {
-				return errors.New("upstream token: watcher closed")
-			}
-			f.log.Warn("upstream token watcher error", zap.Error(err))
-		}
-	}
+		},
+		WatchError: func(err error) { f.log.Warn("upstream token watcher error", zap.Error(err)) },
+	})
 }

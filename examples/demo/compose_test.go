@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"io"
 	"net"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
+	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app"
 	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
@@ -147,16 +150,16 @@ func TestCompose(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	if want := []string{"apiserver", "envoy", "kube-iam-authz", "sts"}; !slices.Equal(names, want) {
+	if want := []string{"envoy", "etcd", "kube-apiserver", "kube-iam-authz", "sts"}; !slices.Equal(names, want) {
 		t.Fatalf("services %v, want %v", names, want)
 	}
 	svc := func(name string) types.ServiceConfig { return p.Services[name] }
 
-	sidecar, err := envoyconfig.Load(filepath.Join(repoRoot, "envoy", "sidecar.yaml"))
+	sidecar, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join(repoRoot, "envoy", "sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := envoyconfig.Inventorize(sidecar)
+	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +178,7 @@ func TestCompose(t *testing.T) {
 
 	t.Run("build targets and images", func(t *testing.T) {
 		stages := dockerfileStages(t)
-		for _, name := range []string{"sts", "apiserver", "kube-iam-authz"} {
+		for _, name := range []string{"sts", "kube-iam-authz"} {
 			s := svc(name)
 			if s.Build == nil {
 				t.Errorf("%s: not built from the Dockerfile", name)
@@ -213,6 +216,20 @@ func TestCompose(t *testing.T) {
 		v := regexp.MustCompile(`(?m)^ENVOY_VERSION\s*:=\s*(\S+)`).FindSubmatch(makefile)
 		if v == nil || svc("envoy").Image != "envoyproxy/envoy:v"+string(v[1]) {
 			t.Errorf("envoy image %q, want the Envoy the tests run (Makefile ENVOY_VERSION)", svc("envoy").Image)
+		}
+		// The official kube-apiserver image of the release `make
+		// kube-apiserver` builds, and the etcd image it is tested with.
+		kv := regexp.MustCompile(`(?m)^KUBE_VERSION\s*:=\s*(\S+)`).FindSubmatch(makefile)
+		if kv == nil || string(kv[1]) != "v"+kubeAPIServerVersion || svc("kube-apiserver").Image != "registry.k8s.io/kube-apiserver:"+string(kv[1]) {
+			t.Errorf("kube-apiserver image %q, want registry.k8s.io/kube-apiserver at the Makefile's KUBE_VERSION (%s) and the demo's v%s", svc("kube-apiserver").Image, kv, kubeAPIServerVersion)
+		}
+		if svc("etcd").Image != composeEtcdImage {
+			t.Errorf("etcd image %q, want %s", svc("etcd").Image, composeEtcdImage)
+		}
+		for _, name := range []string{"etcd", "kube-apiserver"} {
+			if svc(name).Build != nil {
+				t.Errorf("%s: built locally, want the official image", name)
+			}
 		}
 	})
 
@@ -265,17 +282,25 @@ func TestCompose(t *testing.T) {
 			if s.User != "" && s.User != "65532:65532" {
 				t.Errorf("%s: user %q, want the images' uid 65532", s.Name, s.User)
 			}
-			if s.HealthCheck == nil || len(s.HealthCheck.Test) < 2 || s.HealthCheck.Test[0] != "CMD" {
+			_, unprobed := noProbe[s.Name]
+			switch {
+			case unprobed && s.HealthCheck != nil:
+				t.Errorf("%s has a healthcheck now: take it off noProbe", s.Name)
+			case !unprobed && (s.HealthCheck == nil || len(s.HealthCheck.Test) < 2 || s.HealthCheck.Test[0] != "CMD"):
 				t.Errorf("%s: want a CMD healthcheck, got %+v", s.Name, s.HealthCheck)
 			}
 			for dep, d := range s.DependsOn {
-				if d.Condition != types.ServiceConditionHealthy {
-					t.Errorf("%s depends on %s with condition %q, want service_healthy", s.Name, dep, d.Condition)
+				want := types.ServiceConditionHealthy
+				if _, ok := noProbe[dep]; ok {
+					want = types.ServiceConditionStarted
+				}
+				if d.Condition != want {
+					t.Errorf("%s depends on %s with condition %q, want %s", s.Name, dep, d.Condition, want)
 				}
 			}
 		}
 		// Our images' healthchecks run the real healthcheck command.
-		for _, name := range []string{"sts", "apiserver", "kube-iam-authz"} {
+		for _, name := range []string{"sts", "kube-iam-authz"} {
 			test := svc(name).HealthCheck.Test
 			if len(test) < 3 || test[1] != "/usr/local/bin/kube-iam-authz" || test[2] != "healthcheck" {
 				t.Errorf("%s: healthcheck %v, want kube-iam-authz healthcheck", name, test)
@@ -288,7 +313,7 @@ func TestCompose(t *testing.T) {
 	})
 
 	t.Run("the chain is wired like the pod and the local demo", func(t *testing.T) {
-		envoy, authz, sts, api := svc("envoy"), svc("kube-iam-authz"), svc("sts"), svc("apiserver")
+		envoy, authz, sts, api, etcd := svc("envoy"), svc("kube-iam-authz"), svc("sts"), svc("kube-apiserver"), svc("etcd")
 
 		// Envoy runs the reviewed sidecar.yaml unchanged.
 		script := strings.Join(envoy.Entrypoint, " ")
@@ -303,23 +328,36 @@ func TestCompose(t *testing.T) {
 			t.Errorf("envoy network_mode %q: must share kube-iam-authz's namespace (ext_authz and admin on loopback)", envoy.NetworkMode)
 		}
 
-		// Every file sidecar.yaml reads is provided.
-		pkiMount := mountAt(t, api, mustFlag(t, "apiserver", api.Command, "cert-dir"))
+		// Every file sidecar.yaml reads is copied, onto a tmpfs, from the
+		// certificate directory kube-apiserver writes: its serving
+		// certificate (which ends with its CA) and key.
+		certDir := mustFlag(t, "kube-apiserver", api.Command, "cert-dir")
+		if _, ok := flagValue(api.Command, "tls-cert-file"); ok {
+			t.Errorf("kube-apiserver has --tls-cert-file: the compose chain relies on its self-signed certificate in --cert-dir")
+		}
+		pkiMount := mountAt(t, api, certDir)
 		for _, f := range inv.Files {
-			switch path.Base(f) {
-			case "tls.crt", "tls.key":
-				if !regexp.MustCompile(`cp \S+ ` + regexp.QuoteMeta(f) + `( |$)`).MatchString(script) {
-					t.Errorf("envoy entrypoint does not provide %s", f)
+			if secrets[f] != nil {
+				if m := mountAt(t, envoy, f); m.Source != filepath.Join(root, "envoy", "sds", path.Base(f)) {
+					t.Errorf("envoy's %s comes from %s, want envoy/sds/%s", f, m.Source, path.Base(f))
 				}
-				if !slices.ContainsFunc(envoy.Tmpfs, func(m string) bool { return strings.HasPrefix(m, path.Dir(f)+":") || m == path.Dir(f) }) {
-					t.Errorf("%s is not on a tmpfs (read-only root filesystem)", path.Dir(f))
-				}
-			case "ca.crt":
-				if m := mountAt(t, envoy, path.Dir(f)); m.Source != pkiMount.Source {
-					t.Errorf("envoy's %s comes from volume %s, the API server writes its CA to %s", f, m.Source, pkiMount.Source)
-				}
-			default:
+				continue
+			}
+			want := map[string]string{"tls.crt": "apiserver.crt", "tls.key": "apiserver.key", "ca.crt": "apiserver.crt"}[path.Base(f)]
+			if want == "" {
 				t.Errorf("sidecar.yaml reads %s, which compose does not provide", f)
+				continue
+			}
+			cp := regexp.MustCompile(`cp (\S+) ` + regexp.QuoteMeta(f) + `( |$)`).FindStringSubmatch(script)
+			if cp == nil {
+				t.Errorf("envoy entrypoint does not provide %s", f)
+				continue
+			}
+			if path.Base(cp[1]) != want || mountAt(t, envoy, path.Dir(cp[1])).Source != pkiMount.Source {
+				t.Errorf("envoy's %s is %s, want %s from kube-apiserver's --cert-dir volume %s", f, cp[1], want, pkiMount.Source)
+			}
+			if !slices.ContainsFunc(envoy.Tmpfs, func(m string) bool { return strings.HasPrefix(m, path.Dir(f)+":") || m == path.Dir(f) }) {
+				t.Errorf("%s is not on a tmpfs (read-only root filesystem)", path.Dir(f))
 			}
 		}
 
@@ -346,22 +384,70 @@ func TestCompose(t *testing.T) {
 			t.Errorf("--cluster-id %q, the demo's tokens are for %q", get("cluster-id"), clusterID)
 		}
 
-		// The API server: alias, port and certificate name sidecar.yaml uses.
+		// The API server: alias and port sidecar.yaml dials. The
+		// self-signed certificate names kubernetes.default.svc (one of
+		// kube-apiserver's fixed names for it) and the advertise address.
 		apiCluster := clusterAddr[inv.APIServers[0]]
-		if _, port := addrPort(t, mustFlag(t, "apiserver", api.Command, "listen")); port != apiCluster.port {
-			t.Errorf("apiserver listens on %d, sidecar.yaml dials %d", port, apiCluster.port)
+		securePort := mustFlag(t, "kube-apiserver", api.Command, "secure-port")
+		if securePort != strconv.Itoa(int(apiCluster.port)) {
+			t.Errorf("kube-apiserver listens on %s, sidecar.yaml dials %d", securePort, apiCluster.port)
 		}
-		if n := api.Networks["default"]; n == nil || !slices.Contains(n.Aliases, apiCluster.host) {
-			t.Errorf("apiserver has no network alias %s", apiCluster.host)
+		if n := api.Networks["default"]; n == nil || !slices.Contains(n.Aliases, apiCluster.host) || apiCluster.host != "kubernetes.default.svc" {
+			t.Errorf("kube-apiserver has no network alias %s", apiCluster.host)
 		}
-		if !slices.Contains(strings.Split(mustFlag(t, "apiserver", api.Command, "tls-san"), ","), apiCluster.host) {
-			t.Errorf("apiserver certificate lacks the SAN %s that sidecar.yaml verifies", apiCluster.host)
+		if got := mustFlag(t, "kube-apiserver", api.Command, "advertise-address"); got != "127.0.0.1" {
+			t.Errorf("--advertise-address %s: the certificate must name 127.0.0.1, which kubectl on the host dials", got)
 		}
 
-		// The proxy token: the file serve sends is the one the API server accepts.
+		// What the local demo runs too: RBAC, the same audit policy, etcd.
+		if got := mustFlag(t, "kube-apiserver", api.Command, "authorization-mode"); got != "Node,RBAC" {
+			t.Errorf("--authorization-mode %s, want Node,RBAC", got)
+		}
+		if m := mountAt(t, api, mustFlag(t, "kube-apiserver", api.Command, "audit-policy-file")); m.Source != filepath.Join(root, auditPolicyFile) {
+			t.Errorf("audit policy from %s, the local demo uses %s", m.Source, auditPolicyFile)
+		}
+		etcdURL := mustFlag(t, "kube-apiserver", api.Command, "etcd-servers")
+		etcdHost, etcdPort := addrPort(t, strings.TrimPrefix(etcdURL, "http://"))
+		if _, listenPort := addrPort(t, strings.TrimPrefix(mustFlag(t, "etcd", etcd.Command, "listen-client-urls"), "http://")); etcdHost != "etcd" || etcdPort != listenPort {
+			t.Errorf("--etcd-servers %s is not the etcd service's client port %d", etcdURL, listenPort)
+		}
+		if _, ok := api.DependsOn["etcd"]; !ok {
+			t.Errorf("kube-apiserver does not wait for etcd")
+		}
+
+		// The proxy token: the file serve sends is a token kube-apiserver
+		// knows, for the user the shipped RBAC binds (the proxy's service
+		// account, by name). The admin token of admin.kubeconfig is the
+		// system:masters line.
 		token := get("upstream-token-file")
-		if token != mustFlag(t, "apiserver", api.Command, "proxy-token-file") || !strings.HasPrefix(token, "/run/secrets/") {
-			t.Errorf("--upstream-token-file %s and the API server's --proxy-token-file differ or are not a secret", token)
+		if !strings.HasPrefix(token, "/run/secrets/") || len(authz.Secrets) != 1 || path.Base(token) != authz.Secrets[0].Source {
+			t.Errorf("--upstream-token-file %s is not the service's secret", token)
+		}
+		proxyToken, err := os.ReadFile(p.Secrets[path.Base(token)].File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens := staticTokens(t, mountAt(t, api, mustFlag(t, "kube-apiserver", api.Command, "token-auth-file")).Source)
+		ns, name, err := proxyServiceAccount(repoRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tokens[strings.TrimSpace(string(proxyToken))]; got.user != "system:serviceaccount:"+ns+":"+name {
+			t.Errorf("the proxy token is user %q in tokens.csv, want the proxy's service account %s/%s", got.user, ns, name)
+		}
+		admin := adminKubeconfig(t, filepath.Join(root, "examples", "compose", "admin.kubeconfig"))
+		if got := tokens[admin.token]; !slices.Equal(got.groups, []string{"system:masters"}) {
+			t.Errorf("admin.kubeconfig's token is %+v in tokens.csv, want a system:masters user", got)
+		}
+		apiPublished := map[string]bool{}
+		for _, port := range api.Ports {
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("kube-apiserver port %d published on %q, want 127.0.0.1", port.Target, port.HostIP)
+			}
+			apiPublished["https://"+port.HostIP+":"+port.Published] = strconv.Itoa(int(port.Target)) == securePort
+		}
+		if !apiPublished[admin.server] {
+			t.Errorf("admin.kubeconfig's server %s is not kube-apiserver's published secure port (%v)", admin.server, apiPublished)
 		}
 
 		// STS: the endpoint serve calls, its CA, and the demo's principals.
@@ -406,6 +492,63 @@ func TestCompose(t *testing.T) {
 			t.Errorf("serve's HTTP port %d is published as %q, the local demo uses %s", port, published[port], defaultAuthzHTTP)
 		}
 	})
+}
+
+// composeEtcdImage is the etcd kube-apiserver v1.37 is tested with
+// (kubeadm's DefaultEtcdVersion and hack/lib/etcd.sh in k8s.io/kubernetes
+// v1.37.2: 3.7.0, image tag 3.7.0-0).
+const composeEtcdImage = "registry.k8s.io/etcd:3.7.0-0"
+
+// noProbe are the services whose image holds nothing to probe with (the
+// official kube-apiserver image has no shell, no curl and no binary of
+// ours); those depending on them wait for service_started.
+var noProbe = map[string]string{"kube-apiserver": "registry.k8s.io/kube-apiserver is distroless"}
+
+type staticToken struct {
+	user   string
+	groups []string
+}
+
+// staticTokens reads a kube-apiserver --token-auth-file (CSV: token, user,
+// uid, "group,group").
+func staticTokens(t *testing.T, file string) map[string]staticToken {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	out := map[string]staticToken{}
+	for _, r := range rows {
+		if len(r) != 4 {
+			t.Fatalf("%s: row %v has %d fields, want token,user,uid,groups", file, r, len(r))
+		}
+		out[r[0]] = staticToken{user: r[1], groups: strings.Split(r[3], ",")}
+	}
+	return out
+}
+
+type adminConfig struct{ server, token string }
+
+// adminKubeconfig reads the compose chain's bootstrap kubeconfig strictly.
+func adminKubeconfig(t *testing.T, file string) adminConfig {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg clientcmdv1.Config
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if len(cfg.Clusters) != 1 || len(cfg.AuthInfos) != 1 || cfg.Clusters[0].Cluster.CertificateAuthority != "../../.demo/compose-ca.crt" {
+		t.Fatalf("%s: want one cluster with the copied-out CA and one user: %+v", file, cfg)
+	}
+	return adminConfig{server: cfg.Clusters[0].Cluster.Server, token: cfg.AuthInfos[0].AuthInfo.Token}
 }
 
 // TestComposeKubeconfig keeps examples/compose/kubeconfig.yaml what the

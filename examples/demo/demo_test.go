@@ -81,7 +81,7 @@ func TestScriptedIdentitiesMatchTheMapping(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	bin := t.TempDir()
-	for _, name := range []string{"kube-iam-authz", "sts-fake", "apiserver-fake", "envoy", "kubectl"} {
+	for _, name := range []string{"kube-iam-authz", "sts-fake", "kube-apiserver", "envoy", "etcd", "kubectl"} {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +92,7 @@ func TestOptionsValidate(t *testing.T) {
 			t.Fatal(err)
 		}
 		o.RepoDir, o.BinDir = repoRoot, bin
-		o.Envoy, o.Kubectl = filepath.Join(bin, "envoy"), filepath.Join(bin, "kubectl")
+		o.Envoy, o.Kubectl, o.Etcd = filepath.Join(bin, "envoy"), filepath.Join(bin, "kubectl"), filepath.Join(bin, "etcd")
 		return o
 	}
 	tests := map[string]struct {
@@ -112,16 +112,23 @@ func TestOptionsValidate(t *testing.T) {
 			edit:    func(o *options) { o.Addrs.AuthzHTTP = o.Addrs.AuthzGRPC },
 			wantErr: []string{"--authz-grpc and --authz-http"},
 		},
+		"etcd's peer port on the API server's": {
+			edit:    func(o *options) { o.Addrs.EtcdPeer = o.Addrs.APIServer },
+			wantErr: []string{"--etcd-peer-listen and --apiserver-listen"},
+		},
 		"free ports ignore the fixed ones": {
 			edit: func(o *options) { o.FreePorts, o.Addrs.AuthzHTTP = true, "nonsense" },
 		},
 		"missing binaries name the make target": {
-			edit:    func(o *options) { o.BinDir = t.TempDir(); o.Envoy = filepath.Join(o.BinDir, "envoy") },
-			wantErr: []string{"make build", "make apiserver", "make envoy"},
+			edit: func(o *options) {
+				o.BinDir = t.TempDir()
+				o.Envoy, o.Etcd = filepath.Join(o.BinDir, "envoy"), filepath.Join(o.BinDir, "etcd")
+			},
+			wantErr: []string{"make build", "make kube-apiserver", "make envoy", "make debs"},
 		},
 		"wrong repo": {
 			edit:    func(o *options) { o.RepoDir = t.TempDir() },
-			wantErr: []string{"envoy/sidecar.yaml", "examples/aws-auth.yaml", principalsFile},
+			wantErr: []string{"envoy/sidecar.yaml", "examples/aws-auth.yaml", principalsFile, demoRBACFile, "examples/kubernetes/rbac.yaml"},
 		},
 	}
 	for name, tc := range tests {
@@ -215,6 +222,21 @@ func TestRenderEnvoy(t *testing.T) {
 	rendered, err := os.ReadFile(l.EnvoyConfig)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The certificate, key and CA paths are in the SDS files the config reads.
+	sources, err := envoyconfig.SecretSources(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range sources {
+		sds, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("SDS file: %v", err)
+		}
+		if _, err := envoyconfig.ParseSecrets(sds); err != nil {
+			t.Errorf("SDS file %s: %v", p, err)
+		}
+		rendered = append(rendered, sds...)
 	}
 	for _, want := range []string{"18443", "19901", "19001", "16443", pki.CertFile, pki.KeyFile, filepath.Join(l.APIServerCert, "ca.crt")} {
 		if !strings.Contains(string(rendered), want) {

@@ -14,11 +14,11 @@ import (
 // envoyconfig.RenderLocal, which changes only addresses, ports and file
 // paths: the policy kubectl meets in the demo is the production one.
 func renderEnvoy(repoDir string, a addrs, l layout, pki listenerPKI) error {
-	b, err := envoyconfig.Load(filepath.Join(repoDir, "envoy", "sidecar.yaml"))
+	b, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join(repoDir, "envoy", "sidecar.yaml"))
 	if err != nil {
 		return err
 	}
-	inv, err := envoyconfig.Inventorize(b)
+	inv, err := envoyconfig.InventorizeAll(b, secrets)
 	if err != nil {
 		return err
 	}
@@ -32,10 +32,13 @@ func renderEnvoy(repoDir string, a addrs, l layout, pki listenerPKI) error {
 		APIServers: map[string]string{inv.APIServers[0]: a.APIServer},
 		Files:      map[string]string{},
 	}
-	// The sidecar reads the listener's certificate and key (a TLS Secret in
-	// the pod) and the API server's CA (the service account's ca.crt).
+	// The sidecar reads its SDS files (rendered next to the config), the
+	// listener's certificate and key (a TLS Secret in the pod) and the API
+	// server's CA (the service account's ca.crt).
 	for _, f := range inv.Files {
 		switch {
+		case secrets[f] != nil:
+			p.Files[f] = filepath.Join(filepath.Dir(l.EnvoyConfig), "sds-"+path.Base(f))
 		case strings.HasSuffix(f, ".key"):
 			p.Files[f] = pki.KeyFile
 		case path.Base(f) == "tls.crt":
@@ -46,9 +49,12 @@ func renderEnvoy(repoDir string, a addrs, l layout, pki listenerPKI) error {
 			return fmt.Errorf("envoy/sidecar.yaml reads %s, which the demo does not know how to provide", f)
 		}
 	}
-	cfg, err := envoyconfig.RenderLocal(b, p)
+	r, err := envoyconfig.RenderLocal(b, secrets, p)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(l.EnvoyConfig, cfg, 0o600)
+	if err := r.WriteSDS(); err != nil {
+		return err
+	}
+	return os.WriteFile(l.EnvoyConfig, r.Bootstrap, 0o600)
 }

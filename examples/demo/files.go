@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,8 +14,12 @@ type layout struct {
 	Dir           string
 	Logs          string
 	STSCA         string // CA the STS stand-in generated, trusted by serve
-	APIServerCert string // apiserver-fake's ca.crt, apiserver.crt, apiserver.key
-	ProxyToken    string // the proxy's own bearer token for the API server
+	APIServerCert string // the cluster PKI: ca.crt, apiserver.crt/.key, sa.key, the bootstrap admin's
+	Etcd          string // etcd's data directory, fresh every run
+	AuditLog      string // kube-apiserver's audit log
+	AdminKube     string // kubeconfig of the bootstrap admin, straight to kube-apiserver
+	ProxyKube     string // serve's --kubeconfig: its SubjectAccessReviews, as the proxy
+	ProxyToken    string // the proxy's own bearer token: a TokenRequest token of its service account
 	Mapping       string // the aws-auth file serve watches (edit it live)
 	PKI           string // CA and certificate of Envoy's listener
 	EnvoyConfig   string // envoy/sidecar.yaml rendered for loopback
@@ -32,6 +34,10 @@ func newLayout(dir string) layout {
 		Logs:          filepath.Join(dir, "logs"),
 		STSCA:         filepath.Join(dir, "sts-ca.crt"),
 		APIServerCert: filepath.Join(dir, "apiserver"),
+		Etcd:          filepath.Join(dir, "etcd"),
+		AuditLog:      filepath.Join(dir, "logs", "kube-apiserver-audit.log"),
+		AdminKube:     filepath.Join(dir, "admin.kubeconfig"),
+		ProxyKube:     filepath.Join(dir, "proxy.kubeconfig"),
 		ProxyToken:    filepath.Join(dir, "proxy-token"),
 		Mapping:       filepath.Join(dir, "aws-auth.yaml"),
 		PKI:           filepath.Join(dir, "pki"),
@@ -70,18 +76,9 @@ func (l layout) prepare(repoDir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(l.Mapping, mapping, 0o600); err != nil {
-		return err
-	}
-
-	// The proxy's own credential: the API-server stand-in accepts it as a
-	// service account allowed to impersonate, serve puts it in place of the
-	// client's token. Random per run, like a projected token.
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return err
-	}
-	return os.WriteFile(l.ProxyToken, []byte("demo-proxy-"+hex.EncodeToString(secret)+"\n"), 0o600)
+	// The proxy's own credential comes later, from the TokenRequest API
+	// (bootstrap.go), once kube-apiserver is up.
+	return os.WriteFile(l.Mapping, mapping, 0o600)
 }
 
 // writeKubeconfig writes the demo's kubeconfig (see buildKubeconfig).

@@ -20,13 +20,17 @@ import (
 // demo prints is what a reader finds in the configs. --free-ports replaces
 // them with free ephemeral ports (the integration test does this).
 const (
-	defaultEnvoyListen   = "127.0.0.1:8443"
-	defaultEnvoyAdmin    = "127.0.0.1:9901"
-	defaultAuthzGRPC     = "127.0.0.1:9001"
-	defaultAuthzHTTP     = "127.0.0.1:9090"
-	defaultSTSListen     = "127.0.0.1:9443"
-	defaultAPIServer     = "127.0.0.1:6443"
-	defaultReadyTimeout  = 60 * time.Second
+	defaultEnvoyListen = "127.0.0.1:8443"
+	defaultEnvoyAdmin  = "127.0.0.1:9901"
+	defaultAuthzGRPC   = "127.0.0.1:9001"
+	defaultAuthzHTTP   = "127.0.0.1:9090"
+	defaultSTSListen   = "127.0.0.1:9443"
+	defaultAPIServer   = "127.0.0.1:6443"
+	defaultEtcdClient  = "127.0.0.1:2379"
+	defaultEtcdPeer    = "127.0.0.1:2380"
+	// kube-apiserver needs etcd, its storage and its post-start hooks
+	// (bootstrap RBAC, priority and fairness): 10–30 s on a loaded machine.
+	defaultReadyTimeout  = 90 * time.Second
 	defaultStopGrace     = 5 * time.Second
 	defaultKubectlBudget = 30 * time.Second
 	// clusterID is what the tokens are signed for and serve expects.
@@ -41,13 +45,17 @@ type addrs struct {
 	AuthzHTTP   string `json:"authzHTTP"`
 	STS         string `json:"sts"`
 	APIServer   string `json:"apiServer"`
+	EtcdClient  string `json:"etcdClient"`
+	EtcdPeer    string `json:"etcdPeer"`
 }
 
 // each lists the addresses with the component that binds them, in start order.
 func (a addrs) each() []namedAddr {
 	return []namedAddr{
+		{"etcd client", "--etcd-listen", a.EtcdClient},
+		{"etcd peer", "--etcd-peer-listen", a.EtcdPeer},
+		{"kube-apiserver", "--apiserver-listen", a.APIServer},
 		{"sts-fake (STS stand-in)", "--sts-listen", a.STS},
-		{"apiserver-fake (API-server stand-in)", "--apiserver-listen", a.APIServer},
 		{"kube-iam-authz gRPC", "--authz-grpc", a.AuthzGRPC},
 		{"kube-iam-authz HTTP", "--authz-http", a.AuthzHTTP},
 		{"Envoy listener", "--envoy-listen", a.EnvoyListen},
@@ -64,6 +72,7 @@ type options struct {
 	StateDir     string
 	BinDir       string
 	Envoy        string
+	Etcd         string
 	Kubectl      string
 	OneShot      bool
 	FreePorts    bool
@@ -78,6 +87,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		StateDir:     ".demo",
 		BinDir:       envOr(getenv, "KIA_BIN", "bin"),
 		Envoy:        envOr(getenv, "KIA_ENVOY", filepath.Join(".tools", "py", "bin", "envoy")),
+		Etcd:         defaultEtcd(),
 		Kubectl:      defaultKubectl(),
 		ReadyTimeout: defaultReadyTimeout,
 		StopGrace:    defaultStopGrace,
@@ -88,6 +98,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 			AuthzHTTP:   defaultAuthzHTTP,
 			STS:         defaultSTSListen,
 			APIServer:   defaultAPIServer,
+			EtcdClient:  defaultEtcdClient,
+			EtcdPeer:    defaultEtcdPeer,
 		},
 	}
 	oneshot, err := envBool(getenv, "DEMO_ONESHOT")
@@ -111,10 +123,11 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 func (o *options) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.RepoDir, "repo", o.RepoDir, "repository root (reads envoy/sidecar.yaml and examples/aws-auth.yaml)")
+	fs.StringVar(&o.RepoDir, "repo", o.RepoDir, "repository root (reads envoy/sidecar.yaml, examples/aws-auth.yaml and the RBAC it applies)")
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "directory for generated files and logs (wiped at start)")
-	fs.StringVar(&o.BinDir, "bin-dir", o.BinDir, "directory with kube-iam-authz, sts-fake and apiserver-fake (env KIA_BIN)")
+	fs.StringVar(&o.BinDir, "bin-dir", o.BinDir, "directory with kube-iam-authz, sts-fake and kube-apiserver (env KIA_BIN)")
 	fs.StringVar(&o.Envoy, "envoy", o.Envoy, "envoy binary (env KIA_ENVOY)")
+	fs.StringVar(&o.Etcd, "etcd", o.Etcd, "etcd binary (Debian's etcd-server, installed by make debs)")
 	fs.StringVar(&o.Kubectl, "kubectl", o.Kubectl, "kubectl binary")
 	fs.BoolVar(&o.OneShot, "oneshot", o.OneShot, "exit after the scripted part (env DEMO_ONESHOT=1)")
 	fs.BoolVar(&o.FreePorts, "free-ports", o.FreePorts, "use free ephemeral loopback ports instead of the fixed ones")
@@ -123,7 +136,9 @@ func (o *options) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.Addrs.AuthzGRPC, "authz-grpc", o.Addrs.AuthzGRPC, "kube-iam-authz ext_authz gRPC address")
 	fs.StringVar(&o.Addrs.AuthzHTTP, "authz-http", o.Addrs.AuthzHTTP, "kube-iam-authz /metrics, /healthz, /readyz address")
 	fs.StringVar(&o.Addrs.STS, "sts-listen", o.Addrs.STS, "STS stand-in address")
-	fs.StringVar(&o.Addrs.APIServer, "apiserver-listen", o.Addrs.APIServer, "API-server stand-in address")
+	fs.StringVar(&o.Addrs.APIServer, "apiserver-listen", o.Addrs.APIServer, "kube-apiserver address (bind address and secure port)")
+	fs.StringVar(&o.Addrs.EtcdClient, "etcd-listen", o.Addrs.EtcdClient, "etcd client address (kube-apiserver's storage)")
+	fs.StringVar(&o.Addrs.EtcdPeer, "etcd-peer-listen", o.Addrs.EtcdPeer, "etcd peer address (a one-member cluster still binds it)")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", o.ReadyTimeout, "how long each process may take to become ready")
 	return fs
 }
@@ -138,9 +153,11 @@ func (o *options) resolve() error {
 		}
 		*p = abs
 	}
-	if !strings.ContainsRune(o.Kubectl, os.PathSeparator) {
-		if path, err := exec.LookPath(o.Kubectl); err == nil {
-			o.Kubectl = path
+	for _, p := range []*string{&o.Kubectl, &o.Etcd} {
+		if !strings.ContainsRune(*p, os.PathSeparator) {
+			if path, err := exec.LookPath(*p); err == nil {
+				*p = path
+			}
 		}
 	}
 	return nil
@@ -160,10 +177,11 @@ func (o *options) Validate() error {
 	}
 	exe(filepath.Join(o.BinDir, "kube-iam-authz"), "run `make build`")
 	exe(filepath.Join(o.BinDir, "sts-fake"), "run `make build`")
-	exe(filepath.Join(o.BinDir, "apiserver-fake"), "run `make apiserver`")
+	exe(filepath.Join(o.BinDir, "kube-apiserver"), "run `make kube-apiserver` (builds v"+kubeAPIServerVersion+", minutes the first time)")
+	exe(o.Etcd, "run `make debs` (Debian's etcd-server) or pass --etcd")
 	exe(o.Envoy, "run `make envoy`")
 	exe(o.Kubectl, "install kubectl or pass --kubectl")
-	for _, f := range []string{"envoy/sidecar.yaml", "examples/aws-auth.yaml", principalsFile} {
+	for _, f := range append([]string{"envoy/sidecar.yaml", "examples/aws-auth.yaml", principalsFile, demoRBACFile, auditPolicyFile}, proxyManifests...) {
 		if _, err := os.Stat(filepath.Join(o.RepoDir, f)); err != nil {
 			errs = append(errs, fmt.Errorf("--repo %s: %w", o.RepoDir, err))
 		}
@@ -220,6 +238,14 @@ func envBool(getenv func(string) string, key string) (bool, error) {
 		return false, fmt.Errorf("%s=%q: want 1/0/true/false", key, v)
 	}
 	return b, nil
+}
+
+// defaultEtcd prefers Debian's /usr/bin/etcd (etcd-server), else PATH.
+func defaultEtcd() string {
+	if _, err := os.Stat("/usr/bin/etcd"); err == nil {
+		return "/usr/bin/etcd"
+	}
+	return "etcd"
 }
 
 // defaultKubectl prefers the machine's /usr/bin/kubectl, else PATH.

@@ -26,17 +26,24 @@ import (
 const readmePath = repoRoot + "/README.md"
 
 // readmeCommands are the documented commands, by path under the root.
-var readmeCommands = [][]string{{"serve"}, {"token"}, {"verify"}, {"map"}, {"mapping", "check"}, {"healthcheck"}}
+var readmeCommands = [][]string{{"serve"}, {"token"}, {"verify"}, {"map"}, {"mapping", "check"}, {"healthcheck"}, {"version"}}
 
 // otherToolsFlags are flags of other programs the README shows, each with
 // the program, so that a typo in one of ours cannot hide here.
 var otherToolsFlags = map[string]string{
-	"--context":      "kubectl",
-	"--raw":          "kubectl",
-	"--as":           "kubectl",
-	"--cluster-name": "aws eks get-token",
-	"--build":        "docker compose up",
-	"--wait":         "docker compose up",
+	"--context":          "kubectl",
+	"--raw":              "kubectl",
+	"--as":               "kubectl",
+	"--build":            "docker compose up",
+	"--wait":             "docker compose up",
+	"--namespace":        "helm install",
+	"--create-namespace": "helm install",
+	"--set":              "helm install",
+	// The demo's kube-apiserver (examples/demo/kubeapiserver.go).
+	"--authorization-mode": "kube-apiserver",
+	"--token-auth-file":    "kube-apiserver",
+	// `kube-apiserver --version` (README: make kube-apiserver) is covered by our
+	// own root --version below: one flag name cannot be listed twice.
 }
 
 func commandFlags(t *testing.T, path []string) *pflag.FlagSet {
@@ -59,6 +66,8 @@ func demoFlagsMarkdown() string {
 		switch {
 		case f.Name == "kubectl":
 			def = "`/usr/bin/kubectl`, else `kubectl` on PATH"
+		case f.Name == "etcd":
+			def = "`/usr/bin/etcd`, else `etcd` on PATH"
 		case def == "" || def == "false":
 			def = " "
 		default:
@@ -119,6 +128,8 @@ func TestREADMEFlagsExist(t *testing.T) {
 	for _, path := range readmeCommands {
 		commandFlags(t, path).VisitAll(func(f *pflag.Flag) { known["--"+f.Name] = "kube-iam-authz " + strings.Join(path, " ") })
 	}
+	// The root command's --version (cobra adds the flag when it executes).
+	known["--version"] = "kube-iam-authz"
 	o, _ := parseOptions(nil, func(string) string { return "" }, io.Discard)
 	o.flagSet(io.Discard).VisitAll(func(f *flag.Flag) { known["--"+f.Name] = "make demo" })
 	for f, tool := range otherToolsFlags {

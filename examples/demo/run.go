@@ -27,11 +27,8 @@ const (
 	exitInterrupted = 130
 )
 
-// Ready lines of the stand-ins (their commands document them).
-var (
-	stsReadyLine       = regexp.MustCompile(`^sts-fake ready url=(\S+)`)
-	apiserverReadyLine = regexp.MustCompile(`^apiserver-fake ready (\S+)`)
-)
+// stsReadyLine is the STS stand-in's ready line (its command documents it).
+var stsReadyLine = regexp.MustCompile(`^sts-fake ready url=(\S+)`)
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	o, err := parseOptions(args, getenv, stderr)
@@ -78,10 +75,15 @@ type demo struct {
 	stsURL    string
 	metrics   string
 	stsClient *http.Client
+
+	cluster      clusterPKI
+	requestToken tokenRequester
+	// tokenIssued and tokenExpires describe the proxy token in the file.
+	tokenIssued, tokenExpires time.Time
 }
 
 func (d *demo) run(ctx context.Context) int {
-	d.ui.heading("kube-iam-authz demo: kubectl → Envoy → kube-iam-authz → STS stand-in; Envoy → API-server stand-in")
+	d.ui.heading("kube-iam-authz demo: kubectl → Envoy → kube-iam-authz → STS stand-in; Envoy → kube-apiserver v" + kubeAPIServerVersion + " + etcd")
 	if err := d.pickPorts(); err != nil {
 		d.ui.printf("demo: %v\n", err)
 		return exitUsage
@@ -98,12 +100,23 @@ func (d *demo) run(ctx context.Context) int {
 		return exitFailed
 	}
 
+	ok := d.version(ctx)
 	d.ui.heading("kubectl auth whoami, as three AWS identities")
-	ok := true
 	for _, id := range d.ids {
 		if !d.whoami(ctx, id) {
 			ok = false
 		}
+	}
+	d.ui.heading("RBAC decides what a mapped identity may do (" + demoRBACFile + ")")
+	if !d.rbacAllowAndDeny(ctx) {
+		ok = false
+	}
+	if !d.auditLine() {
+		ok = false
+	}
+	d.ui.heading("kubectl --as, authorized by SubjectAccessReview for the mapped caller")
+	if !d.impersonation(ctx) {
+		ok = false
 	}
 	d.printSTSStats(ctx)
 	if !ok {
@@ -115,6 +128,7 @@ func (d *demo) run(ctx context.Context) int {
 		return exitOK
 	}
 	d.printTryIt()
+	d.keepTokenFresh(ctx)
 	select {
 	case <-ctx.Done():
 		d.ui.printf("\n")
@@ -132,7 +146,7 @@ func (d *demo) run(ctx context.Context) int {
 func (d *demo) pickPorts() error {
 	a := &d.o.Addrs
 	if d.o.FreePorts {
-		for _, p := range []*string{&a.STS, &a.APIServer, &a.AuthzGRPC, &a.AuthzHTTP, &a.EnvoyListen, &a.EnvoyAdmin} {
+		for _, p := range []*string{&a.EtcdClient, &a.EtcdPeer, &a.APIServer, &a.STS, &a.AuthzGRPC, &a.AuthzHTTP, &a.EnvoyListen, &a.EnvoyAdmin} {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				return fmt.Errorf("pick a free port: %w", err)
@@ -185,10 +199,18 @@ type launch struct {
 	ready     func(readyLine string) string // progress text once ready
 }
 
-// startChain starts the four processes in dependency order and waits for
-// each to be ready.
+// startChain starts the five processes in dependency order, waits for
+// each to be ready, and bootstraps the cluster between kube-apiserver and
+// serve (serve needs the proxy's token).
 func (d *demo) startChain(ctx context.Context) error {
 	a := d.o.Addrs
+	if err := d.startCluster(ctx); err != nil {
+		return err
+	}
+	if err := d.bootstrap(ctx); err != nil {
+		return err
+	}
+
 	line, err := d.start(ctx, launch{
 		doing: "starting the STS stand-in (sts-fake)",
 		name:  "sts-fake",
@@ -209,29 +231,9 @@ func (d *demo) startChain(ctx context.Context) error {
 		return err
 	}
 
-	_, err = d.start(ctx, launch{
-		doing: "starting the API-server stand-in (apiserver-fake, k8s.io/apiserver)",
-		name:  "apiserver-fake",
-		path:  d.bin("apiserver-fake"),
-		args: []string{
-			"--listen", a.APIServer, "--cert-dir", d.files.APIServerCert,
-			"--proxy-token-file", d.files.ProxyToken, "--impersonation-mode", "classic",
-			// envoy/sidecar.yaml dials the API server with SNI
-			// kubernetes.default.svc and checks that SAN, as in a pod.
-			"--tls-san", "kubernetes.default.svc",
-		},
-		readyLine: apiserverReadyLine,
-		ready: func(l string) string {
-			return "API-server stand-in ready on " + apiserverReadyLine.FindStringSubmatch(l)[1]
-		},
-	})
-	if err != nil {
-		return err
-	}
-
 	d.metrics = "http://" + a.AuthzHTTP + "/metrics"
 	_, err = d.start(ctx, launch{
-		doing: "starting kube-iam-authz serve with examples/aws-auth.yaml",
+		doing: "starting kube-iam-authz serve with examples/aws-auth.yaml and --allow-impersonation",
 		name:  "kube-iam-authz",
 		path:  d.bin("kube-iam-authz"),
 		args: []string{
@@ -243,6 +245,10 @@ func (d *demo) startChain(ctx context.Context) error {
 			"--sts-endpoint", d.stsURL,
 			"--sts-ca-file", d.files.STSCA,
 			"--upstream-token-file", d.files.ProxyToken,
+			// kubectl --as: each requested attribute is authorized for the
+			// mapped caller with a SubjectAccessReview (as the proxy).
+			"--allow-impersonation",
+			"--kubeconfig", d.files.ProxyKube,
 		},
 		probe: httpOK(http.DefaultClient, "http://"+a.AuthzHTTP+"/readyz"),
 		ready: func(string) string {
@@ -419,12 +425,18 @@ func (d *demo) printTryIt() {
 		"kubectl --context developer auth whoami    # developer:alice (mapRoles)",
 		"kubectl --context unmapped auth whoami     # refused (kubectl hides the 403's message)",
 		"kubectl --context unmapped get --raw /api  # Error from server (Forbidden): ...",
+		"kubectl --context developer get pods -n dev   # allowed by " + demoRBACFile,
+		"kubectl --context developer get secrets -A    # Forbidden by kube-apiserver's RBAC",
+		"kubectl --as developer:alice auth whoami       # admin may impersonate (system:masters)",
+		"kubectl --context developer --as admin get --raw /api   # developer may not: 403",
 		"",
 		"Metrics:      curl -s " + d.metrics + " | grep ^kube_iam_authz_",
 		"Readiness:    curl -s http://" + a.AuthzHTTP + "/readyz",
 		"Envoy stats:  curl -s 'http://" + a.EnvoyAdmin + "/stats?filter=ext_authz'",
 		"STS calls:    curl -s --cacert " + d.files.STSCA + " " + d.stsURL + "/_fake/stats",
-		"Logs:         " + d.files.Logs + "/{sts-fake,apiserver-fake,kube-iam-authz,envoy}.log",
+		"Logs:         " + d.files.Logs + "/{etcd,kube-apiserver,sts-fake,kube-iam-authz,envoy}.log",
+		"Audit log:    " + d.files.AuditLog,
+		"No proxy:     kubectl --kubeconfig " + d.files.AdminKube + " get ns   # the bootstrap admin, straight to kube-apiserver",
 		"",
 		"Edit the mapping live: kube-iam-authz watches " + d.files.Mapping,
 		"(a fresh copy of examples/aws-auth.yaml). Map the unmapped user by adding",

@@ -89,6 +89,13 @@ func compareFile(tb testing.TB, name string, data map[string]string, ours []byte
 		}
 	}
 	for _, p := range principals(data) {
+		// An ARN in a partition that does not exist names no principal STS
+		// could ever report (the fuzzer writes arn:a:iam::…): there is
+		// nothing to compare. Every other principal must be one both sides
+		// accept.
+		if parts := strings.SplitN(p.arn, ":", 3); len(parts) < 2 || !identity.IsPartition(parts[1]) {
+			continue
+		}
 		tl.principals++
 		ourID, err := identity.FromSTS(p.arn, p.account, p.userID, p.accessKeyID)
 		if err != nil {

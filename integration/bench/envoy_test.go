@@ -90,11 +90,15 @@ type envoyStack struct {
 
 func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz bool) *envoyStack {
 	t.Helper()
-	b, err := envoyconfig.Load(filepath.Join("..", "..", "envoy", "sidecar.yaml"))
+	b, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join("..", "..", "envoy", "sidecar.yaml"))
 	must(t, err)
 	must(t, envoyconfig.Edit(b, func(u *tlsv3.UpstreamTlsContext) error {
 		u.Sni = apiServerName
-		if vc := u.GetCommonTlsContext().GetValidationContext(); vc != nil {
+		vc := u.GetCommonTlsContext().GetValidationContext()
+		if vc == nil {
+			vc = u.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext()
+		}
+		if vc != nil {
 			for _, m := range vc.GetMatchTypedSubjectAltNames() {
 				m.Matcher = &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: apiServerName}}
 			}
@@ -113,7 +117,7 @@ func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz b
 			return nil
 		}))
 	}
-	inv, err := envoyconfig.Inventorize(b)
+	inv, err := envoyconfig.InventorizeAll(b, secrets)
 	must(t, err)
 	ca := harness.NewCA(t)
 	cert := ca.Issue(t, "envoy", "localhost", "127.0.0.1")
@@ -130,8 +134,11 @@ func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz b
 	// Without the filter nothing refers to the authz cluster, so the
 	// inventory lists it as an upstream: it points at the API server and is
 	// never used.
+	sdsDir := t.TempDir()
 	for _, f := range inv.Files {
 		switch {
+		case secrets[f] != nil:
+			p.Files[f] = filepath.Join(sdsDir, path.Base(f))
 		case strings.HasSuffix(f, ".key"):
 			p.Files[f] = cert.KeyFile
 		case path.Base(f) == "tls.crt":
@@ -140,9 +147,10 @@ func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz b
 			p.Files[f] = api.caFile
 		}
 	}
-	cfg, err := envoyconfig.RenderLocal(b, p)
+	r, err := envoyconfig.RenderLocal(b, secrets, p)
 	must(t, err)
-	e := harness.StartEnvoy(t, cfg)
+	must(t, r.WriteSDS())
+	e := harness.StartEnvoy(t, r.Bootstrap)
 	var url string
 	for _, addr := range p.Listeners {
 		url = "https://" + addr

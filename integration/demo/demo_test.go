@@ -1,12 +1,14 @@
 //go:build integration
 
-// Package demo runs `make demo`'s driver (examples/demo) for real: Envoy,
-// kube-iam-authz, both stand-ins and kubectl, so the demo can never rot.
+// Package demo runs `make demo`'s driver (examples/demo) for real: etcd,
+// kube-apiserver, the STS stand-in, kube-iam-authz, Envoy and kubectl, so
+// the demo can never rot.
 package demo
 
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,13 +21,21 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
 )
+
+// processes are the demo's children in start order; it stops them newest
+// first.
+var processes = []string{"etcd", "kube-apiserver", "sts-fake", "kube-iam-authz", "envoy"}
+
+// wantStopped is the stop report: every child, newest first, each stopped
+// by SIGTERM within the grace period (a killed one says "(killed)").
+var wantStopped = regexp.MustCompile(`(?m)^stopped envoy, kube-iam-authz, sts-fake, kube-apiserver, etcd \([0-9.]+m?s\)$`)
 
 const (
 	repoRoot    = "../.."
@@ -48,11 +58,11 @@ func binDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("KIA_BIN")
 	if dir == "" {
-		t.Fatalf("KIA_BIN is not set; run `make integration` (or make build apiserver and set KIA_BIN=$PWD/bin)")
+		t.Fatalf("KIA_BIN is not set; run `make integration` (or make build kube-apiserver and set KIA_BIN=$PWD/bin)")
 	}
-	for _, name := range []string{"kube-iam-authz", "sts-fake", "apiserver-fake"} {
+	for _, name := range []string{"kube-iam-authz", "sts-fake", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			t.Fatalf("%s: %v; run `make build apiserver`", name, err)
+			t.Fatalf("%s: %v; run `make build kube-apiserver`", name, err)
 		}
 	}
 	return dir
@@ -70,27 +80,9 @@ func buildDriver(t *testing.T) string {
 	return out
 }
 
-// syncBuffer is a bytes.Buffer safe for the child's writes and our reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type run struct {
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *testutil.SyncBuffer
 	stateDir string
 	done     chan struct{}
 	err      error
@@ -102,7 +94,7 @@ func startDriver(t *testing.T, oneshot bool, extra ...string) *run {
 	envoy := harness.EnvoyPath(t)
 	bins := binDir(t)
 	driver := buildDriver(t)
-	r := &run{out: &syncBuffer{}, stateDir: filepath.Join(t.TempDir(), "state"), done: make(chan struct{})}
+	r := &run{out: &testutil.SyncBuffer{}, stateDir: filepath.Join(t.TempDir(), "state"), done: make(chan struct{})}
 	args := append([]string{"--free-ports", "--state-dir", r.stateDir, "--bin-dir", bins, "--envoy", envoy, "--repo", repoRoot}, extra...)
 	r.cmd = exec.Command(driver, args...)
 	r.cmd.Env = append(os.Environ(), fmt.Sprintf("DEMO_ONESHOT=%t", oneshot))
@@ -128,7 +120,7 @@ func startDriver(t *testing.T, oneshot bool, extra ...string) *run {
 		}
 		if t.Failed() {
 			t.Logf("demo output:\n%s", r.out.String())
-			for _, name := range []string{"sts-fake", "apiserver-fake", "kube-iam-authz", "envoy"} {
+			for _, name := range processes {
 				b, _ := os.ReadFile(filepath.Join(r.stateDir, "logs", name+".log"))
 				if len(b) > 4000 {
 					b = b[len(b)-4000:]
@@ -175,8 +167,13 @@ func (r *run) state(t *testing.T) state {
 // every port it used is free again.
 func assertStopped(t *testing.T, s state) {
 	t.Helper()
-	if len(s.Pids) != 4 {
-		t.Errorf("state.json lists %d processes, want 4: %v", len(s.Pids), s.Pids)
+	if len(s.Pids) != len(processes) {
+		t.Errorf("state.json lists %d processes, want %v: %v", len(s.Pids), processes, s.Pids)
+	}
+	for _, name := range processes {
+		if _, ok := s.Pids[name]; !ok {
+			t.Errorf("state.json has no pid for %s: %v", name, s.Pids)
+		}
 	}
 	for name, pid := range s.Pids {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
@@ -198,7 +195,19 @@ var wantScripted = []*regexp.Regexp{
 	// Progress, as plain lines (no terminal).
 	regexp.MustCompile(`(?m)^starting envoy…$`),
 	regexp.MustCompile(`(?m)^Envoy ready: kubectl talks to https://127\.0\.0\.1:\d+ \(`),
+	regexp.MustCompile(`(?m)^etcd ready on http://127\.0\.0\.1:\d+ \(`),
+	regexp.MustCompile(`(?m)^kube-apiserver ready on https://127\.0\.0\.1:\d+ \(`),
 	regexp.MustCompile(`(?m)^ready$`),
+	// The proxy's RBAC exactly as shipped, and the demo's, applied by the
+	// bootstrap admin; the proxy's token from the TokenRequest API.
+	regexp.MustCompile(`(?m)^\$ kubectl apply -f examples/kubernetes/namespace\.yaml -f examples/kubernetes/serviceaccount\.yaml -f examples/kubernetes/rbac\.yaml -f examples/demo/rbac\.yaml\n` +
+		`\s+namespace/kube-iam-authz created\n\s+serviceaccount/kube-iam-authz created\n` +
+		`\s+clusterrole\.rbac\.authorization\.k8s\.io/kube-iam-authz-impersonator created\n\s+clusterrolebinding\.rbac\.authorization\.k8s\.io/kube-iam-authz-impersonator created\n` +
+		`\s+namespace/dev created\n\s+role\.rbac\.authorization\.k8s\.io/pod-reader created\n\s+rolebinding\.rbac\.authorization\.k8s\.io/developers-read-pods created\n`),
+	regexp.MustCompile(`(?m)^proxy token for system:serviceaccount:kube-iam-authz:kube-iam-authz in \S+/proxy-token, valid for 1h0m0s \(`),
+	// The real API server answers through the chain.
+	regexp.MustCompile(`(?m)^\s+Server Version: v1\.37\.2$`),
+	regexp.MustCompile(`(?m)^\s+→ the API server behind the proxy is kube-apiserver v1\.37\.2$`),
 	// admin: mapUsers.
 	regexp.MustCompile(`(?m)^\$ kubectl --context admin auth whoami\n.*arn:aws:iam::111122223333:user/admin\n\s+ATTRIBUTE\s+VALUE\n\s+Username\s+admin\n`),
 	regexp.MustCompile(`(?m)^\s+Groups\s+\[system:masters system:authenticated\]$`),
@@ -210,6 +219,20 @@ var wantScripted = []*regexp.Regexp{
 	// unmapped: a clear 403 with kube-iam-authz's Status message.
 	regexp.MustCompile(`(?m)^\s+Error from server \(Forbidden\): Forbidden: the AWS identity is not mapped to a Kubernetes user on this cluster$`),
 	regexp.MustCompile(`(?m)^\s+→ unmapped is refused with 403`),
+	// RBAC, not kube-iam-authz, decides what the mapped developer may do.
+	regexp.MustCompile(`(?m)^\$ kubectl --context developer get pods -n dev\n.*\n\s+No resources found in dev namespace\.\n\s+→ allowed by RBAC$`),
+	regexp.MustCompile(`(?m)^\$ kubectl --context developer get secrets -A\n.*\n\s+Error from server \(Forbidden\): secrets is forbidden: User "developer:alice" cannot list resource "secrets" in API group "" at the cluster scope\n\s+→ Forbidden by kube-apiserver's RBAC`),
+	// The audit log: the proxy's service account impersonated the mapped
+	// user with every mapped group.
+	regexp.MustCompile(`(?m)^\s+user: system:serviceaccount:kube-iam-authz:kube-iam-authz\n\s+impersonatedUser: developer:alice \[developers viewers team-111122223333 system:authenticated\]\n\s+verb: list pods in dev → 200$`),
+	// kubectl --as (serve --allow-impersonation): admin may act as the
+	// developer, and the AWS caller is recorded in the reserved extras;
+	// the developer may not act as admin, in the API server's words.
+	regexp.MustCompile(`(?m)^\$ kubectl --context admin --as developer:alice auth whoami\n.*\n\s+ATTRIBUTE\s+VALUE\n\s+Username\s+developer:alice\n\s+Groups\s+\[system:authenticated\]\n` +
+		`\s+Extra: kube-iam-authz\.io/original-arn\s+\[arn:aws:iam::111122223333:user/admin\]\n\s+Extra: kube-iam-authz\.io/original-groups\s+\[system:masters\]\n` +
+		`\s+Extra: kube-iam-authz\.io/original-uid\s+\[aws-iam-authenticator:111122223333:AIDABRLLSIBLUGGUS3LQD\]\n\s+Extra: kube-iam-authz\.io/original-username\s+\[admin\]\n`),
+	regexp.MustCompile(`(?m)^\$ kubectl --context developer --as admin auth whoami\n.*\n\s+error: `),
+	regexp.MustCompile(`(?m)^\$ kubectl --context developer --as admin get --raw /api\n.*\n\s+Error from server \(Forbidden\): users "admin" is forbidden: User "developer:alice" cannot impersonate resource "users" in API group "" at the cluster scope\n\s+→ refused`),
 	// STS really was asked.
 	regexp.MustCompile(`The STS stand-in verified [1-9]\d* presigned GetCallerIdentity URLs \(ok [1-9]`),
 }
@@ -230,8 +253,8 @@ func TestDemoOneShot(t *testing.T) {
 		t.Errorf("output has terminal escapes although stdout is not a terminal")
 	}
 	if !strings.Contains(out, "DEMO_ONESHOT: the scripted part passed; stopping.") ||
-		!strings.Contains(out, "stopped envoy, kube-iam-authz, apiserver-fake, sts-fake") {
-		t.Errorf("output does not report a clean stop of the four processes")
+		!wantStopped.MatchString(out) {
+		t.Errorf("output does not report a clean stop of the five processes (%s)", wantStopped)
 	}
 	assertStopped(t, r.state(t))
 }
@@ -257,6 +280,37 @@ func TestDemoInteractive(t *testing.T) {
 	if !strings.Contains(r.out.String(), "export KUBECONFIG="+s.Kubeconfig) {
 		t.Errorf("the instructions do not name the kubeconfig %s", s.Kubeconfig)
 	}
+
+	t.Run("the proxy's token is a TokenRequest token of its service account", func(t *testing.T) {
+		raw, err := os.ReadFile(filepath.Join(r.stateDir, "proxy-token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(strings.TrimSpace(string(raw)), ".")
+		if len(parts) != 3 {
+			t.Fatalf("proxy-token has %d dot-separated parts, want a JWT", len(parts))
+		}
+		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims struct {
+			Iss string   `json:"iss"`
+			Sub string   `json:"sub"`
+			Aud []string `json:"aud"`
+			Iat int64    `json:"iat"`
+			Exp int64    `json:"exp"`
+		}
+		if err := json.Unmarshal(payload, &claims); err != nil {
+			t.Fatal(err)
+		}
+		// Bound to the API server's own audience, for an hour, like the
+		// Deployment's projected token; the demo refreshes it at 80%.
+		if claims.Sub != "system:serviceaccount:kube-iam-authz:kube-iam-authz" || claims.Iss != "https://kubernetes.default.svc" ||
+			len(claims.Aud) != 1 || claims.Aud[0] != claims.Iss || claims.Exp-claims.Iat != 3600 {
+			t.Errorf("proxy token claims %+v: want sub the proxy's service account, iss and aud the API server, 1h", claims)
+		}
+	})
 
 	t.Run("every exposed metric is documented in the README", func(t *testing.T) {
 		resp, err := http.Get(s.Metrics)
@@ -327,8 +381,8 @@ func TestDemoInteractive(t *testing.T) {
 	if code := r.wait(t, 30*time.Second); code != 0 {
 		t.Errorf("Ctrl-C: exit %d, want 0", code)
 	}
-	if !strings.Contains(r.out.String(), "stopped envoy, kube-iam-authz, apiserver-fake, sts-fake") {
-		t.Errorf("Ctrl-C did not report stopping the four processes")
+	if !wantStopped.MatchString(r.out.String()) {
+		t.Errorf("Ctrl-C did not report a clean stop of the five processes (%s)", wantStopped)
 	}
 	assertStopped(t, s)
 }
@@ -354,7 +408,8 @@ func TestDemoBusyPort(t *testing.T) {
 	cmd := exec.CommandContext(context.Background(), driver,
 		"--state-dir", filepath.Join(t.TempDir(), "state"), "--bin-dir", binDir(t), "--envoy", envoy, "--repo", repoRoot,
 		"--envoy-listen", busy.Addr().String(), "--envoy-admin", free(), "--authz-grpc", free(),
-		"--authz-http", free(), "--sts-listen", free(), "--apiserver-listen", free())
+		"--authz-http", free(), "--sts-listen", free(), "--apiserver-listen", free(),
+		"--etcd-listen", free(), "--etcd-peer-listen", free())
 	cmd.Env = append(os.Environ(), "DEMO_ONESHOT=1")
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError

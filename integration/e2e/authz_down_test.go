@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,12 +12,13 @@ import (
 
 // TestAuthzDown: with the authz server gone Envoy fails closed (503, nothing
 // upstream, kubectl says the service is unavailable); once the server is back the
-// same Envoy process serves again, without a restart.
+// same Envoy process serves again, without a restart. The API server is the real
+// kube-apiserver.
 func TestAuthzDown(t *testing.T) {
 	t.Parallel()
-	c := harness.StartChain(t, harness.ChainOptions{})
+	c := startKubeChain(t, harness.ChainOptions{})
 	user := harness.KubeUser(harness.IdentityAdmin, harness.ProducerToken, "default")
-	api := c.Clusters[0].APIServer
+	ns := fmt.Sprintf("e2e-authz-down-%d", time.Now().UnixNano()%1e9)
 
 	if got := whoami(t, c, "default", user); got.Username != "admin" {
 		t.Fatalf("before the outage: whoami = %q, want admin", got.Username)
@@ -24,7 +26,6 @@ func TestAuthzDown(t *testing.T) {
 	errorsBefore := envoyStat(t, c.Envoy, "http.kube_api.ext_authz.error")
 
 	c.Serve.Stop()
-	api.ResetRecorded(t)
 	// Envoy's own 503 (status_on_error) has no Status body: kubectl prints its
 	// generic sentence for 503 with the request it made.
 	for _, tc := range []struct {
@@ -32,14 +33,14 @@ func TestAuthzDown(t *testing.T) {
 		wantStderr string
 	}{
 		{[]string{"auth", "whoami"}, "Error from server (ServiceUnavailable): the server is currently unable to handle the request (post selfsubjectreviews.authentication.k8s.io)\n"},
-		{[]string{"create", "namespace", "e2e"}, "Error from server (ServiceUnavailable): the server is currently unable to handle the request (post namespaces)\n"},
+		{[]string{"create", "namespace", ns}, "Error from server (ServiceUnavailable): the server is currently unable to handle the request (post namespaces)\n"},
 	} {
 		res := c.Kubectl(t, user, tc.args...)
 		if res.ExitCode != 1 || res.Stderr != tc.wantStderr {
 			t.Errorf("authz down, kubectl %v: exit %d, stderr %q; want exit 1 and %q", tc.args, res.ExitCode, res.Stderr, tc.wantStderr)
 		}
 	}
-	recordedNothing(t, api)
+	reachedNothing(t, c.Clusters[0].Kube, ns)
 	if got := envoyStat(t, c.Envoy, "http.kube_api.ext_authz.error"); got < errorsBefore+2 {
 		t.Errorf("ext_authz.error went from %d to %d, want +2: the 503s were not Envoy failing closed on the authz call", errorsBefore, got)
 	}

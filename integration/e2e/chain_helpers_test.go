@@ -134,6 +134,60 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
 }
 
+// wantUserInfo is who the default mapping (harness.DefaultMapping) makes of
+// identity, as the API server reports it (SelfSubjectReview, audit impersonatedUser).
+func wantUserInfo(t *testing.T, c *harness.Chain, identity string) userInfo {
+	t.Helper()
+	id := c.Identity(t, identity)
+	switch identity {
+	case harness.IdentityAdmin:
+		const arn = "arn:aws:iam::111122223333:user/admin"
+		return userInfo{
+			Username: "admin",
+			UID:      "aws-iam-authenticator:111122223333:" + id.UserID,
+			// Three mapped groups arrive as three groups, in mapping order; the API
+			// server adds system:authenticated.
+			Groups: withAuthenticated("system:masters", "ops", "auditors"),
+			Extra: map[string][]string{
+				"accesskeyid":  {id.AccessKeyID},
+				"arn":          {arn},
+				"canonicalarn": {arn},
+				"principalid":  {id.UserID},
+			},
+		}
+	case harness.IdentityDeveloper:
+		// STS's UserId of a role session is ROLEID:SESSION; the principal id is ROLEID.
+		principal, _, _ := strings.Cut(id.UserID, ":")
+		return userInfo{
+			Username: "developer:alice",
+			UID:      "aws-iam-authenticator:111122223333:" + principal,
+			Groups:   withAuthenticated("developers", "viewers", "team-111122223333"),
+			Extra: map[string][]string{
+				"accesskeyid":  {id.AccessKeyID},
+				"arn":          {"arn:aws:sts::111122223333:assumed-role/developer/alice"},
+				"canonicalarn": {"arn:aws:iam::111122223333:role/developer"},
+				"principalid":  {principal},
+				"sessionname":  {"alice"},
+			},
+		}
+	case harness.IdentityAccountOnly:
+		const arn = "arn:aws:iam::444455556666:user/carol"
+		return userInfo{
+			Username: arn,
+			UID:      "aws-iam-authenticator:444455556666:" + id.UserID,
+			Groups:   withAuthenticated(),
+			Extra: map[string][]string{
+				"accesskeyid":  {id.AccessKeyID},
+				"arn":          {arn},
+				"canonicalarn": {arn},
+				"principalid":  {id.UserID},
+			},
+		}
+	}
+	t.Fatalf("no expected user for identity %q", identity)
+	return userInfo{}
+}
+
 // withAuthenticated appends system:authenticated, which the API server adds to every
 // impersonated user's groups.
 func withAuthenticated(groups ...string) []string {

@@ -4,6 +4,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,10 +18,13 @@ import (
 )
 
 // TestDenials: every refusal reaches the user as kubectl's familiar error line
-// carrying our Kubernetes Status message, and nothing at all reaches the API server.
+// carrying our Kubernetes Status message, and nothing reaches the API server (the
+// real kube-apiserver: its audit log never sees the refused request, and the
+// namespace it would have created does not exist).
 func TestDenials(t *testing.T) {
 	t.Parallel()
-	c := harness.StartChain(t, harness.ChainOptions{})
+	c := startKubeChain(t, harness.ChainOptions{})
+	k := c.Clusters[0].Kube
 	admin := c.Identity(t, harness.IdentityAdmin)
 	expired := signedAt(t, admin, time.Now().Add(-20*time.Minute), harness.DefaultClusterID)
 
@@ -34,7 +40,9 @@ func TestDenials(t *testing.T) {
 		badToken        = "error: You must be logged in to the server (Unauthorized: the token is malformed or expired; get a new one)\n"
 	)
 	whoami := []string{"auth", "whoami"}
-	create := []string{"create", "namespace", "e2e"}
+	// deniedNS is replaced by a name of the subtest's own (the API server is shared).
+	const deniedNS = "e2e-denied"
+	create := []string{"create", "namespace", deniedNS}
 	type run struct {
 		args       []string
 		wantStderr string
@@ -79,11 +87,14 @@ func TestDenials(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			api := c.Clusters[0].APIServer
-			api.ResetRecorded(t)
+			ns := fmt.Sprintf("%s-%d", deniedNS, time.Now().UnixNano()%1e9)
 			before := c.STS.Stats(t).Total
 
 			for _, r := range tc.runs {
+				r.args = slices.Clone(r.args)
+				if i := slices.Index(r.args, deniedNS); i >= 0 {
+					r.args[i] = ns
+				}
 				var res harness.KubectlResult
 				if tc.token != "" {
 					res = c.KubectlWithToken(t, "default", tc.token, r.args...)
@@ -94,7 +105,7 @@ func TestDenials(t *testing.T) {
 					t.Errorf("kubectl %v: exit %d\nstdout: %q\nstderr: %q\nwant exit 1, no stdout and stderr %q", r.args, res.ExitCode, res.Stdout, res.Stderr, r.wantStderr)
 				}
 			}
-			recordedNothing(t, api)
+			reachedNothing(t, k, ns)
 			// A refusal that needs no STS (a malformed or expired token, an
 			// impersonation header) costs no STS call. An unmapped identity costs its
 			// verification: one call per distinct token (two runs in the same second
@@ -107,6 +118,25 @@ func TestDenials(t *testing.T) {
 				t.Errorf("STS received %d calls, want none", calls)
 			}
 		})
+	}
+}
+
+// reachedNothing fails the test if the API server ever saw a request naming
+// namespace ns from the proxy. The fixture's admin then asks for ns (NotFound):
+// once that request is in the audit log, every earlier one would be too.
+func reachedNothing(t *testing.T, k *harness.KubeAPIServer, ns string) {
+	t.Helper()
+	if res := k.Kubectl(t, "get", "namespace", ns); res.ExitCode == 0 || !strings.Contains(res.Stderr, "NotFound") {
+		t.Errorf("namespace %s: exit %d, %s; want NotFound", ns, res.ExitCode, res.Stderr)
+	}
+	k.WaitAuditEvents(t, "/api/v1/namespaces/"+ns, func(e harness.AuditEvent) bool {
+		return e.Verb == "get" && e.User.Username != harness.ProxyUsername
+	})
+	for _, e := range k.AuditEvents(t) {
+		names := strings.Contains(e.RequestURI, ns) || (e.ObjectRef != nil && (e.ObjectRef.Name == ns || e.ObjectRef.Namespace == ns))
+		if e.User.Username == harness.ProxyUsername && names {
+			t.Errorf("the API server received a refused request: %s %s as %+v", e.Verb, e.RequestURI, e.ImpersonatedUser)
+		}
 	}
 }
 

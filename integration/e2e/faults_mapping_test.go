@@ -142,4 +142,24 @@ func TestFaultsMappingUnderLoad(t *testing.T) {
 			t.Errorf("%s requests under mapping faults: outcomes %v, want only %s", class, o, want)
 		}
 	}
+
+	// A file cut inside bob's ARN, as a writer that died mid-write leaves it,
+	// still parses: under aws-iam-authenticator's semantics (the default;
+	// docs/mapping.md) it is a file with one entry that is invalid on its own.
+	// That entry grants nothing and is reported; the rest loads. (The kubelet's
+	// atomic ConfigMap writes never produce such a file; --mapping-strict keeps
+	// the last good mapping instead, mapping/store_test.go.)
+	cut := strings.Index(string(good), ":user/bob") - 4
+	if err := os.WriteFile(s.mappingPath, good[:cut], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "truncated mid-entry: the dropped entry to be counted", func() bool {
+		v, _ := metricValue(serveMetrics(t, s.serve), `kube_iam_authz_mapping_dropped_entries{mapping="default"}`)
+		return v == 1
+	})
+	wantOK(t, "truncated mid-entry: alice", s.get(t, alice))
+	wantStatus(t, "truncated mid-entry: bob, whose entry was cut", s.get(t, bob), 403, "Forbidden")
+	waitUntil(t, 15*time.Second, "truncated mid-entry: a log line naming the dropped entry", func() bool {
+		return strings.Contains(s.serve.Stderr(), "mapping entry dropped; it grants nothing")
+	})
 }

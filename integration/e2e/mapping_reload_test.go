@@ -15,10 +15,10 @@ import (
 // TestMappingReload: the aws-auth file is a ConfigMap volume the kubelet updates
 // under a running server. A new mapping applies to the very next request after the
 // server has loaded it, with no restart; a corrupt one is refused and the last good
-// mapping keeps serving.
+// mapping keeps serving. The API server is the real kube-apiserver.
 func TestMappingReload(t *testing.T) {
 	t.Parallel()
-	c := harness.StartChain(t, harness.ChainOptions{})
+	c := startKubeChain(t, harness.ChainOptions{})
 	user := harness.KubeUser(harness.IdentityAdmin, harness.ProducerToken, "default")
 	const (
 		success = `kube_iam_authz_mapping_reloads_total{mapping="default",result="success"}`

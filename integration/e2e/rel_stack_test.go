@@ -109,6 +109,13 @@ type relOptions struct {
 	// hold the API server's CA ([relSAPath] when empty).
 	apiServerClusters []string
 	caFiles           []string
+	// listenerTLS, if set, is the listener's TLS Secret volume (tls.crt, tls.key,
+	// issued by listenerCA) instead of a fixed certificate: a test rotates it.
+	listenerTLS *harness.ProjectedDir
+	listenerCA  *harness.CA
+	// projectedAPICA puts the API server's CA in a projected volume (apiCAVolume)
+	// that a test can update.
+	projectedAPICA bool
 }
 
 type relStack struct {
@@ -126,6 +133,7 @@ type relStack struct {
 	client         *http.Client
 	canary         *harness.Canary
 	listener       string // the listener url() uses ("" = the only one)
+	apiCAVolume    *harness.ProjectedDir
 
 	mu       sync.Mutex
 	restarts int
@@ -204,8 +212,22 @@ func newRelStack(t *testing.T, o relOptions) *relStack {
 	for _, c := range o.apiServerClusters {
 		apiservers[c] = s.api.Addr
 	}
+	apiCA := s.api.CAFile
+	if o.projectedAPICA {
+		pem, err := os.ReadFile(s.api.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.apiCAVolume = harness.NewProjectedDir(t, map[string][]byte{"ca.crt": pem})
+		apiCA = s.apiCAVolume.Path("ca.crt")
+	}
 	for _, f := range o.caFiles {
-		files[f] = s.api.CAFile
+		files[f] = apiCA
+	}
+	if o.listenerTLS != nil {
+		ca = o.listenerCA
+		files["/etc/kube-iam-authz/tls/tls.crt"] = o.listenerTLS.Path("tls.crt")
+		files["/etc/kube-iam-authz/tls/tls.key"] = o.listenerTLS.Path("tls.key")
 	}
 	cfg, ports := harness.RenderEnvoy(t, o.config, harness.RenderOptions{
 		AuthzAddr:  s.serve.GRPCAddr,

@@ -12,24 +12,24 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 )
 
-// TestWhoami is the product's promise end to end: real kubectl with a real exec
-// plugin (ours, and awscli's `aws eks get-token`), through the real Envoy running the
-// reviewed sidecar config, to the real k8s.io/apiserver handler chain, which sees the
-// mapped user with every group as its own group and the AWS extras, authenticated as
-// the proxy and nothing of the client's credential.
-func TestWhoami(t *testing.T) {
+// TestWhoamiUpstreamLines is TestWhoami's promise seen on the wire: behind the
+// API-server stand-in (a real k8s.io/apiserver handler chain that records the raw
+// header lines it received), the mapped user arrives with every group as its own
+// Impersonate-Group line and the AWS extras, authenticated as the proxy and with
+// nothing of the client's credential.
+func TestWhoamiUpstreamLines(t *testing.T) {
 	t.Parallel()
 	// Both impersonation filters of k8s.io/apiserver: classic (what EKS runs) and
 	// constrained (on by default since Kubernetes 1.36).
 	for _, mode := range []string{"classic", "constrained"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			testWhoami(t, harness.StartChain(t, harness.ChainOptions{ImpersonationMode: mode}))
+			testWhoamiUpstreamLines(t, harness.StartChain(t, harness.ChainOptions{ImpersonationMode: mode}))
 		})
 	}
 }
 
-func testWhoami(t *testing.T, c *harness.Chain) {
+func testWhoamiUpstreamLines(t *testing.T, c *harness.Chain) {
 	admin := c.Identity(t, harness.IdentityAdmin)
 	const arn = "arn:aws:iam::111122223333:user/admin"
 	uid := "aws-iam-authenticator:111122223333:" + admin.UserID
@@ -38,7 +38,9 @@ func testWhoami(t *testing.T, c *harness.Chain) {
 		producer string
 	}{
 		"kube-iam-authz token": {producer: harness.ProducerToken},
-		"aws eks get-token":    {producer: harness.ProducerAWSCLI},
+		// An EKS kubeconfig's exec args, with kube-iam-authz as the command.
+		"kube-iam-authz token --cluster-name": {producer: harness.ProducerTokenClusterName},
+		"aws eks get-token":                   {producer: harness.ProducerAWSCLI},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,12 +17,15 @@ const (
 	BinAuthz     = "kube-iam-authz"
 	BinSTSFake   = "sts-fake"
 	BinAPIServer = "apiserver-fake"
+	// BinKubeAPIServer is the real kube-apiserver (integration/kubeapiserver).
+	BinKubeAPIServer = "kube-apiserver"
 )
 
 var binTargets = map[string]string{
-	BinAuthz:     "make build",
-	BinSTSFake:   "make build",
-	BinAPIServer: "make apiserver",
+	BinAuthz:         "make build",
+	BinSTSFake:       "make build",
+	BinAPIServer:     "make apiserver",
+	BinKubeAPIServer: "make kube-apiserver",
 }
 
 // BinPath returns $KIA_BIN/name, failing the test with the make target to run when
@@ -29,17 +33,25 @@ var binTargets = map[string]string{
 // running.
 func BinPath(t testing.TB, name string) string {
 	t.Helper()
+	path, err := binPath(name)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return path
+}
+
+func binPath(name string) (string, error) {
 	dir := os.Getenv(EnvVarBin)
 	target := binTargets[name]
 	if target == "" {
 		target = "make build"
 	}
 	if dir == "" {
-		t.Fatalf("harness: %s is not set; run `%s` and set %s=$(pwd)/bin (or use `make integration`)", EnvVarBin, target, EnvVarBin)
+		return "", fmt.Errorf("%s is not set; run `%s` and set %s=$(pwd)/bin (or use `make integration`)", EnvVarBin, target, EnvVarBin)
 	}
 	path := filepath.Join(dir, name)
 	if fi, err := os.Stat(path); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		t.Fatalf("harness: %s is not an executable file (%v); run `%s`", path, err, target)
+		return "", fmt.Errorf("%s is not an executable file (%v); run `%s`", path, err, target)
 	}
-	return path
+	return path, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,6 +62,12 @@ type ChainOptions struct {
 	// runs) or "constrained" (the ConstrainedImpersonation gate, on by default since
 	// Kubernetes 1.36).
 	ImpersonationMode string
+	// KubeAPIServer, when set, is the API server of the one cluster instead of a
+	// stand-in: the real kube-apiserver (usually SharedKubeAPIServer's), whose RBAC
+	// decides and whose audit log records. serve sends a TokenRequest token of the
+	// proxy's service account of this chain's own (Chain.KubeProxyToken).
+	// ImpersonationMode does not apply: the real server runs its defaults.
+	KubeAPIServer *KubeAPIServer
 }
 
 // DefaultClusterID is the cluster id of the default chain.
@@ -83,8 +90,11 @@ func MultiClusters() []ChainCluster {
 // RunningCluster is a ChainCluster with its processes and files.
 type RunningCluster struct {
 	ChainCluster
-	// APIServer is the stand-in behind the cluster's Envoy listener.
+	// APIServer is the stand-in behind the cluster's Envoy listener (nil when
+	// Kube is set).
 	APIServer *APIServer
+	// Kube is the real kube-apiserver behind the listener (ChainOptions.KubeAPIServer).
+	Kube *KubeAPIServer
 	// MappingVolume holds MappingFileName, laid out like a ConfigMap volume.
 	MappingVolume *ProjectedDir
 	// Addr is the Envoy listener's address (what the kubeconfig's server URL names).
@@ -100,9 +110,15 @@ type Chain struct {
 	Envoy *Envoy
 	// Clusters in ChainOptions order.
 	Clusters []*RunningCluster
+	// EnvoyStats maps each stats listener of the Envoy config (Envoy's
+	// /stats/prometheus, envoyconfig.RuleStatsListener) to its local address.
+	EnvoyStats map[string]string
 	// ProxyTokenVolume holds ProxyTokenFileName, the proxy's credential, read by
 	// serve (--upstream-token-file) and every API server stand-in.
 	ProxyTokenVolume *ProjectedDir
+	// KubeProxyToken is the proxy's TokenRequest token on the real kube-apiserver
+	// (nil with stand-ins); its Volume is ProxyTokenVolume.
+	KubeProxyToken *ProxyToken
 	// Kubeconfig is the kubeconfig file Kubectl uses.
 	Kubeconfig string
 	// CA signed Envoy's listener certificate (the kubeconfig trusts it).
@@ -149,7 +165,15 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 	}
 	c.STS = StartSTSFake(t, principals)
 
-	c.ProxyTokenVolume = NewProjectedDir(t, map[string][]byte{ProxyTokenFileName: []byte(NewProxyToken(t))})
+	if o.KubeAPIServer != nil {
+		if len(o.Clusters) != 1 {
+			t.Fatalf("harness: a chain on the real kube-apiserver has one cluster, not %d", len(o.Clusters))
+		}
+		c.KubeProxyToken = o.KubeAPIServer.NewProxyToken(t)
+		c.ProxyTokenVolume = c.KubeProxyToken.Volume
+	} else {
+		c.ProxyTokenVolume = NewProjectedDir(t, map[string][]byte{ProxyTokenFileName: []byte(NewProxyToken(t))})
+	}
 	proxyTokenFile := c.ProxyTokenVolume.Path(ProxyTokenFileName)
 
 	serveOpts := ServeOptions{STS: c.STS, UpstreamTokenFile: proxyTokenFile, ExtraArgs: o.ServeArgs}
@@ -165,14 +189,23 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 		}
 		rc := &RunningCluster{ChainCluster: cc}
 		rc.MappingVolume = NewProjectedDir(t, map[string][]byte{MappingFileName: cc.Mapping})
-		rc.APIServer = StartAPIServer(t, APIServerOptions{
-			ProxyTokenFile:    proxyTokenFile,
-			SANs:              []string{tlsOf.SNI},
-			Name:              "apiserver-fake-" + cc.Name,
-			ImpersonationMode: o.ImpersonationMode,
-		})
-		apiservers[cc.APIServer] = rc.APIServer.Addr
-		renderFiles[tlsOf.CAFile] = rc.APIServer.CAFile
+		if k := o.KubeAPIServer; k != nil {
+			if !slices.Contains(KubeAPIServerSANs, tlsOf.SNI) {
+				t.Fatalf("harness: %s pins sni %q, which the kube-apiserver's certificate does not name", o.EnvoyConfig, tlsOf.SNI)
+			}
+			rc.Kube = k
+			apiservers[cc.APIServer] = k.Addr
+			renderFiles[tlsOf.CAFile] = k.CAFile
+		} else {
+			rc.APIServer = StartAPIServer(t, APIServerOptions{
+				ProxyTokenFile:    proxyTokenFile,
+				SANs:              []string{tlsOf.SNI},
+				Name:              "apiserver-fake-" + cc.Name,
+				ImpersonationMode: o.ImpersonationMode,
+			})
+			apiservers[cc.APIServer] = rc.APIServer.Addr
+			renderFiles[tlsOf.CAFile] = rc.APIServer.CAFile
+		}
 		if cc.Name == serveDefaultCluster {
 			serveOpts.ClusterID, serveOpts.MappingFile = cc.ID, rc.MappingVolume.Path(MappingFileName)
 		} else {
@@ -195,6 +228,7 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 		CA:         c.CA,
 		ServerCert: c.CA.Issue(t, "envoy", "localhost", "127.0.0.1"),
 		Files:      renderFiles,
+		Stats:      true,
 	})
 	for _, rc := range c.Clusters {
 		addr, ok := ports.Listeners[rc.Listener]
@@ -202,6 +236,11 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 			t.Fatalf("harness: %s has no listener %q", o.EnvoyConfig, rc.Listener)
 		}
 		rc.Addr = addr
+	}
+	statsListeners := StatsListenersOf(t, configPath)
+	c.EnvoyStats = map[string]string{}
+	for _, name := range statsListeners {
+		c.EnvoyStats[name] = ports.Listeners[name]
 	}
 	c.Envoy = StartEnvoy(t, cfg)
 
@@ -245,7 +284,15 @@ func (c *Chain) checkCanaries(t testing.TB) {
 	watch("kube-iam-authz", c.Serve.Process)
 	watch("envoy", c.Envoy.Process)
 	for _, rc := range c.Clusters {
-		watch(rc.APIServer.Name, rc.APIServer.Process)
+		if rc.APIServer != nil {
+			watch(rc.APIServer.Name, rc.APIServer.Process)
+		}
+		if rc.Kube != nil {
+			// Shared by the whole test process: scanning it for this chain's secrets
+			// is still exact (no other chain knows them).
+			watch("kube-apiserver", rc.Kube.Process)
+			c.Canary.Watch("kube-apiserver audit log", func() string { return readFile(rc.Kube.AuditLogPath) })
+		}
 	}
 	if resp, err := c.Serve.client.Get("http://" + c.Serve.HTTPAddr + "/metrics"); err == nil {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -259,7 +306,9 @@ func (c *Chain) checkCanaries(t testing.TB) {
 	c.Envoy.Stop()
 	c.STS.Stop()
 	for _, rc := range c.Clusters {
-		rc.APIServer.Stop()
+		if rc.APIServer != nil {
+			rc.APIServer.Stop()
+		}
 	}
 	c.Canary.Check(t)
 }
@@ -341,6 +390,9 @@ const (
 	ProducerToken = ""
 	// ProducerAWSCLI is `aws eks get-token --cluster-name ID`.
 	ProducerAWSCLI = "-awscli"
+	// ProducerTokenClusterName is `kube-iam-authz token --cluster-name ID`:
+	// an EKS kubeconfig's flag with kube-iam-authz as the command.
+	ProducerTokenClusterName = "-cluster-name"
 )
 
 // KubeUser names the kubeconfig user of identity whose tokens producer makes for
@@ -356,13 +408,24 @@ const anonymousUser = "no-credentials"
 // reset.
 func (c *Chain) Recorded(t testing.TB) []Received {
 	t.Helper()
-	return c.Clusters[0].APIServer.Recorded(t)
+	return c.standIn(t).Recorded(t)
 }
 
 // ResetRecorded clears the first cluster's API-server recorder.
 func (c *Chain) ResetRecorded(t testing.TB) {
 	t.Helper()
-	c.Clusters[0].APIServer.ResetRecorded(t)
+	c.standIn(t).ResetRecorded(t)
+}
+
+// standIn returns the first cluster's stand-in, failing the test on a chain whose
+// API server is the real kube-apiserver (which records nothing raw: read its audit
+// log).
+func (c *Chain) standIn(t testing.TB) *APIServer {
+	t.Helper()
+	if c.Clusters[0].APIServer == nil {
+		t.Fatalf("harness: the chain runs the real kube-apiserver, which has no recorder; read its audit log")
+	}
+	return c.Clusters[0].APIServer
 }
 
 // UpdateMapping replaces cluster's aws-auth file the way the kubelet updates a
@@ -374,9 +437,13 @@ func (c *Chain) UpdateMapping(t testing.TB, cluster string, data []byte) {
 
 // RotateProxyToken writes a new proxy token the way the kubelet rotates a projected
 // service-account token and returns it. The API server stand-ins accept only the
-// new one from then on.
+// new one from then on; on the real kube-apiserver it is a new TokenRequest token
+// and the old one stays valid until it expires.
 func (c *Chain) RotateProxyToken(t testing.TB) string {
 	t.Helper()
+	if c.KubeProxyToken != nil {
+		return c.KubeProxyToken.Rotate(t)
+	}
 	tok := NewProxyToken(t)
 	c.ProxyTokenVolume.Update(t, map[string][]byte{ProxyTokenFileName: []byte(tok)})
 	return tok
@@ -468,6 +535,7 @@ func (c *Chain) writeKubeconfig(t testing.TB) {
 				argv       []string
 			}{
 				{ProducerToken, "client.authentication.k8s.io/v1", []string{authz, "token", "--cluster-id", rc.ID}},
+				{ProducerTokenClusterName, "client.authentication.k8s.io/v1beta1", []string{authz, "token", "--cluster-name", rc.ID}},
 				// What `aws eks update-kubeconfig` writes. Without a region awscli v1 signs
 				// for the global endpoint sts.amazonaws.com.
 				{ProducerAWSCLI, "client.authentication.k8s.io/v1beta1", []string{aws, "eks", "get-token", "--cluster-name", rc.ID, "--output", "json"}},

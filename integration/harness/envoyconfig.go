@@ -2,6 +2,7 @@ package harness
 
 import (
 	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,20 +26,29 @@ type RenderOptions struct {
 	ServerCert *Cert
 	// Files maps file paths the config reads to local files, before the defaults
 	// above apply (e.g. each API server cluster's trusted CA file to the CA of the
-	// stand-in it reaches).
+	// stand-in it reaches). SDS files are rendered into a temporary directory.
 	Files map[string]string
+	// Dirs maps watched directories to local ones; by default each follows the
+	// files it is watched for (envoyconfig.LocalPorts.Dirs).
+	Dirs map[string]string
+	// Stats also runs the config's stats listeners (Envoy's /stats/prometheus, see
+	// envoyconfig.RuleStatsListener) on free ports, listed with the other listeners
+	// in the returned LocalPorts. Without it they are left out of the rendering, so
+	// every returned listener is one that fronts an API server.
+	Stats bool
 	// Edit, if set, changes the loaded config before rendering (e.g. a shorter
 	// max_stream_duration for a test). The reviewed policy still applies unless the
 	// test means to break it.
 	Edit func(*bootstrapv3.Bootstrap) error
 }
 
-// RenderEnvoy loads a reviewed config, gives every listener a free loopback port, and
-// renders it with envoyconfig.RenderLocal. It returns the config for StartEnvoy and the
+// RenderEnvoy loads a reviewed config and its SDS files, gives every listener a free
+// loopback port, and renders it with envoyconfig.RenderLocal. It writes the rendered
+// SDS files (Envoy reads them at start) and returns the config for StartEnvoy and the
 // ports chosen.
 func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envoyconfig.LocalPorts) {
 	t.Helper()
-	b, err := envoyconfig.Load(configPath)
+	b, secrets, err := envoyconfig.LoadWithSecrets(configPath)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
@@ -47,7 +57,7 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 			t.Fatalf("harness: edit config: %v", err)
 		}
 	}
-	inv, err := envoyconfig.Inventorize(b)
+	inv, err := envoyconfig.InventorizeAll(b, secrets)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
@@ -57,8 +67,17 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 		Listeners:  map[string]string{},
 		APIServers: map[string]string{},
 		Files:      map[string]string{},
+		Dirs:       o.Dirs,
 	}
-	for _, name := range inv.Listeners {
+	sdsDir := t.TempDir()
+	for sds := range secrets {
+		p.Files[sds] = filepath.Join(sdsDir, path.Base(sds))
+	}
+	listeners := inv.Listeners
+	if o.Stats {
+		listeners = append(listeners, inv.StatsListeners...)
+	}
+	for _, name := range listeners {
 		p.Listeners[name] = FreeAddr(t)
 	}
 	for _, name := range inv.APIServers {
@@ -69,6 +88,9 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 		p.APIServers[name] = addr
 	}
 	for _, f := range inv.Files {
+		if _, ok := secrets[f]; ok {
+			continue
+		}
 		if local, ok := o.Files[f]; ok {
 			p.Files[f] = local
 			continue
@@ -82,11 +104,14 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 			p.Files[f] = o.CA.CertFile
 		}
 	}
-	cfg, err := envoyconfig.RenderLocal(b, p)
+	r, err := envoyconfig.RenderLocal(b, secrets, p)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	return cfg, p
+	if err := r.WriteSDS(); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return r.Bootstrap, p
 }
 
 // UpstreamTLS is how a reviewed config verifies one API server cluster.
@@ -102,9 +127,18 @@ type UpstreamTLS struct {
 // configPath that has an UpstreamTlsContext, by cluster name.
 func UpstreamTLSOf(t testing.TB, configPath string) map[string]UpstreamTLS {
 	t.Helper()
-	b, err := envoyconfig.Load(configPath)
+	b, secrets, err := envoyconfig.LoadWithSecrets(configPath)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
+	}
+	// The CAs come through SDS: the validation context secret of each name.
+	caOf := map[string]string{}
+	for _, list := range secrets {
+		for _, s := range list {
+			if f := s.GetValidationContext().GetTrustedCa().GetFilename(); f != "" {
+				caOf[s.GetName()] = f
+			}
+		}
 	}
 	out := map[string]UpstreamTLS{}
 	for _, cl := range b.GetStaticResources().GetClusters() {
@@ -116,10 +150,27 @@ func UpstreamTLSOf(t testing.TB, configPath string) map[string]UpstreamTLS {
 		if err := ts.UnmarshalTo(&up); err != nil {
 			continue
 		}
-		out[cl.GetName()] = UpstreamTLS{
-			SNI:    up.GetSni(),
-			CAFile: up.GetCommonTlsContext().GetValidationContext().GetTrustedCa().GetFilename(),
+		common := up.GetCommonTlsContext()
+		ca := common.GetValidationContext().GetTrustedCa().GetFilename()
+		if sds := common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig(); sds != nil {
+			ca = caOf[sds.GetName()]
 		}
+		out[cl.GetName()] = UpstreamTLS{SNI: up.GetSni(), CAFile: ca}
 	}
 	return out
+}
+
+// StatsListenersOf returns the stats listeners (Envoy's /stats/prometheus) of the
+// config at configPath.
+func StatsListenersOf(t testing.TB, configPath string) []string {
+	t.Helper()
+	b, err := envoyconfig.Load(configPath)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	inv, err := envoyconfig.Inventorize(b)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return inv.StatsListeners
 }

@@ -34,15 +34,43 @@ type Cert struct {
 	TLS      tls.Certificate
 }
 
-// NewCA makes a CA (ECDSA P-256) in the test's temp dir.
-func NewCA(t testing.TB) *CA {
+// PEM returns the certificate and key files' contents, e.g. for a ProjectedDir laid
+// out like a kubernetes.io/tls Secret (tls.crt, tls.key).
+func (c *Cert) PEM(t testing.TB) (cert, key []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := os.ReadFile(c.CertFile)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
+	key, err = os.ReadFile(c.KeyFile)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return cert, key
+}
+
+// NewCA makes a CA (ECDSA P-256) in the test's temp dir.
+func NewCA(t testing.TB) *CA {
+	t.Helper()
+	ca, err := newCA(t.TempDir())
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return ca
+}
+
+// newCA makes a CA whose files live in dir.
+func newCA(dir string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
+		SerialNumber:          sn,
 		Subject:               pkix.Name{CommonName: "kube-iam-authz test CA"},
 		NotBefore:             time.Now().Add(-time.Minute),
 		NotAfter:              time.Now().Add(certLifetime),
@@ -52,16 +80,14 @@ func NewCA(t testing.TB) *CA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatalf("harness: %v", err)
+		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatalf("harness: %v", err)
+		return nil, err
 	}
-	dir := t.TempDir()
 	ca := &CA{CertFile: filepath.Join(dir, "ca.crt"), cert: cert, key: key, dir: dir}
-	writePEM(t, ca.CertFile, "CERTIFICATE", der)
-	return ca
+	return ca, writePEM(ca.CertFile, "CERTIFICATE", der)
 }
 
 // Pool returns a cert pool holding only this CA.
@@ -75,15 +101,34 @@ func (ca *CA) Pool() *x509.CertPool {
 // (strings that parse as IPs become IP SANs), named name in the CA's directory.
 func (ca *CA) Issue(t testing.TB, name string, sans ...string) *Cert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return ca.IssueValidFor(t, name, certLifetime, sans...)
+}
+
+// IssueValidFor is Issue with the certificate valid for lifetime from now (tests
+// that tell two certificates apart by notAfter, or that need one close to expiry).
+func (ca *CA) IssueValidFor(t testing.TB, name string, lifetime time.Duration, sans ...string) *Cert {
+	t.Helper()
+	c, err := ca.issue(name, lifetime, sans...)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
+	return c
+}
+
+func (ca *CA) issue(name string, lifetime time.Duration, sans ...string) (*Cert, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
+		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(certLifetime),
+		NotAfter:     time.Now().Add(lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
@@ -96,36 +141,30 @@ func (ca *CA) Issue(t testing.TB, name string, sans ...string) *Cert {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		t.Fatalf("harness: %v", err)
+		return nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatalf("harness: %v", err)
+		return nil, err
 	}
 	c := &Cert{
 		CertFile: filepath.Join(ca.dir, name+".crt"),
 		KeyFile:  filepath.Join(ca.dir, name+".key"),
 	}
-	writePEM(t, c.CertFile, "CERTIFICATE", der)
-	writePEM(t, c.KeyFile, "PRIVATE KEY", keyDER)
+	if err := writePEM(c.CertFile, "CERTIFICATE", der); err != nil {
+		return nil, err
+	}
+	if err := writePEM(c.KeyFile, "PRIVATE KEY", keyDER); err != nil {
+		return nil, err
+	}
 	c.TLS, err = tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	return c
+	return c, err
 }
 
-func serial(t testing.TB) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	return n
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 }
 
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
+func writePEM(path, typ string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }

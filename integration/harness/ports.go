@@ -29,6 +29,14 @@ var (
 // at random from a range of 12,000 ports, so they rarely meet.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return addr
+}
+
+func freeAddr() (string, error) {
 	handedOutMu.Lock()
 	defer handedOutMu.Unlock()
 	for range 200 {
@@ -42,11 +50,10 @@ func FreeAddr(t testing.TB) string {
 			continue
 		}
 		if err := l.Close(); err != nil {
-			t.Fatalf("harness: release port %s: %v", addr, err)
+			return "", fmt.Errorf("release port %s: %w", addr, err)
 		}
 		handedOut[port] = true
-		return addr
+		return addr, nil
 	}
-	t.Fatalf("harness: no free port in [%d, %d) after 200 tries", portLow, portHigh)
-	return ""
+	return "", fmt.Errorf("no free port in [%d, %d) after 200 tries", portLow, portHigh)
 }

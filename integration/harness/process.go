@@ -36,35 +36,10 @@ type Process struct {
 // the test failed, prints the tail of its output.
 func StartProcess(t testing.TB, name, path string, args ...string) *Process {
 	t.Helper()
-	dir := t.TempDir()
-	p := &Process{
-		Name:       name,
-		StdoutPath: filepath.Join(dir, name+".stdout"),
-		StderrPath: filepath.Join(dir, name+".stderr"),
-		done:       make(chan struct{}),
-	}
-	stdout, err := os.Create(p.StdoutPath)
+	p, err := startProcess(t.TempDir(), name, path, args...)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	stderr, err := os.Create(p.StderrPath)
-	if err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	p.cmd = exec.Command(path, args...)
-	p.cmd.Stdout, p.cmd.Stderr = stdout, stderr
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := p.cmd.Start(); err != nil {
-		_ = stdout.Close()
-		_ = stderr.Close()
-		t.Fatalf("harness: start %s (%s): %v", name, path, err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		_ = stdout.Close()
-		_ = stderr.Close()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
@@ -73,6 +48,41 @@ func StartProcess(t testing.TB, name, path string, args ...string) *Process {
 		}
 	})
 	return p
+}
+
+// startProcess starts path with args, its output in dir. The caller stops it: a
+// process that outlives one test (SharedKubeAPIServer) has no t.Cleanup to hang on.
+func startProcess(dir, name, path string, args ...string) (*Process, error) {
+	p := &Process{
+		Name:       name,
+		StdoutPath: filepath.Join(dir, name+".stdout"),
+		StderrPath: filepath.Join(dir, name+".stderr"),
+		done:       make(chan struct{}),
+	}
+	stdout, err := os.Create(p.StdoutPath)
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := os.Create(p.StderrPath)
+	if err != nil {
+		_ = stdout.Close()
+		return nil, err
+	}
+	p.cmd = exec.Command(path, args...)
+	p.cmd.Stdout, p.cmd.Stderr = stdout, stderr
+	p.cmd.SysProcAttr = sysProcAttr()
+	if err := p.cmd.Start(); err != nil {
+		_ = stdout.Close()
+		_ = stderr.Close()
+		return nil, fmt.Errorf("start %s (%s): %w", name, path, err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		_ = stdout.Close()
+		_ = stderr.Close()
+		close(p.done)
+	}()
+	return p, nil
 }
 
 // Done is closed when the process has exited.

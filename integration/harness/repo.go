@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,21 +17,29 @@ const modulePath = "github.com/kube-iam-authz/kube-iam-authz"
 // root module's go.mod. It fails the test when the file does not exist.
 func RepoFile(t testing.TB, rel string) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	path, err := repoFile(rel)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
+	}
+	return path
+}
+
+func repoFile(rel string) (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
 	}
 	for {
 		if isRootModule(filepath.Join(dir, "go.mod")) {
 			path := filepath.Join(dir, filepath.FromSlash(rel))
 			if _, err := os.Stat(path); err != nil {
-				t.Fatalf("harness: %v", err)
+				return "", err
 			}
-			return path
+			return path, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatalf("harness: no go.mod of %s above the working directory", modulePath)
+			return "", fmt.Errorf("no go.mod of %s above the working directory", modulePath)
 		}
 		dir = parent
 	}

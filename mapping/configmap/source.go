@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
@@ -99,10 +100,14 @@ func New(opts Options) (*Source, error) {
 	return &Source{opts: opts, log: opts.Logger.With(zap.String("source", what)), what: what}, nil
 }
 
-// ErrNotFound: the ConfigMap does not exist when the source starts. Like a
-// missing mapping file at start-up there is no last good mapping to keep,
-// so the caller should exit.
-var ErrNotFound = errors.New("the mapping ConfigMap does not exist")
+// Errors of Start. Like a missing mapping file at start-up there is no last
+// good mapping to keep, so the caller should exit.
+var (
+	// ErrNotFound: the ConfigMap does not exist.
+	ErrNotFound = errors.New("the mapping ConfigMap does not exist")
+	// ErrForbidden: the API server refuses to show it to the proxy (RBAC).
+	ErrForbidden = errors.New("the API server refuses to show the mapping ConfigMap to this proxy")
+)
 
 // Start runs an informer on the one ConfigMap (a field selector on
 // metadata.name, so the API server sends nothing else and RBAC can grant
@@ -114,6 +119,12 @@ var ErrNotFound = errors.New("the mapping ConfigMap does not exist")
 // the last good one if it is refused), a deletion keeps the last good one
 // and says so (result "missing"), a re-creation applies again.
 func (s *Source) Start(ctx context.Context) error {
+	// One GET first: the informer retries a refused list forever and says
+	// nothing to its caller, so an operator would only see a sync timeout
+	// where the API server said exactly what is wrong.
+	if err := s.preflight(ctx); err != nil {
+		return err
+	}
 	factory := informers.NewSharedInformerFactoryWithOptions(s.opts.Client, s.opts.Resync,
 		informers.WithNamespace(s.opts.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -131,26 +142,44 @@ func (s *Source) Start(ctx context.Context) error {
 	syncCtx, cancel := context.WithTimeout(ctx, s.opts.SyncTimeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
-		return fmt.Errorf("configmap: %s: no answer from the API server within %s: %w", s.what, s.opts.SyncTimeout, context.Cause(syncCtx))
+		return fmt.Errorf("%s: no answer from the API server within %s: %w", s.what, s.opts.SyncTimeout, context.Cause(syncCtx))
 	}
 	// Handlers of the first list run after HasSynced only as far as the
 	// informer's delivery goes; read the object from the cache instead,
 	// through the same Apply (an identical version is a no-op).
 	obj, exists, err := informer.GetStore().GetByKey(s.opts.Namespace + "/" + s.opts.Name)
 	if err != nil {
-		return fmt.Errorf("configmap: %s: %w", s.what, err)
+		return fmt.Errorf("%s: %w", s.what, err)
 	}
 	if !exists {
-		return fmt.Errorf("configmap: %s: %w", s.what, ErrNotFound)
+		return fmt.Errorf("%s: %w", s.what, ErrNotFound)
 	}
 	cm, ok := obj.(*corev1.ConfigMap)
 	if !ok {
-		return fmt.Errorf("configmap: %s: unexpected object %T", s.what, obj)
+		return fmt.Errorf("%s: unexpected object %T", s.what, obj)
 	}
 	if err := s.opts.Store.Apply(Render(cm)); err != nil && s.opts.Store.Current() == nil {
 		return err
 	}
 	return nil
+}
+
+// preflight reads the ConfigMap once, to turn the API server's answer into
+// ErrNotFound or ErrForbidden.
+func (s *Source) preflight(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.SyncTimeout)
+	defer cancel()
+	_, err := s.opts.Client.CoreV1().ConfigMaps(s.opts.Namespace).Get(ctx, s.opts.Name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%s: %w", s.what, ErrNotFound)
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+		return fmt.Errorf("%s: %w: %v", s.what, ErrForbidden, err)
+	default:
+		return fmt.Errorf("%s: %w", s.what, err)
+	}
 }
 
 func (s *Source) apply(obj any) {

@@ -12,7 +12,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -181,6 +184,19 @@ func TestSourceStartFailures(t *testing.T) {
 		f := newFixture(t)
 		if err := f.start(t); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Start = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("RBAC refuses the proxy", func(t *testing.T) {
+		f := newFixture(t, awsAuth("alice"))
+		f.client.PrependReactor("get", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "aws-auth", errors.New("RBAC: not allowed"))
+		})
+		err := f.start(t)
+		if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "RBAC: not allowed") {
+			t.Errorf("Start = %v, want ErrForbidden with the API server's reason", err)
+		}
+		if f.store.Ready() {
+			t.Error("store ready without a mapping")
 		}
 	})
 	t.Run("structurally broken ConfigMap", func(t *testing.T) {

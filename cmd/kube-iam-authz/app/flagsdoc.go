@@ -10,9 +10,18 @@ import (
 // FlagsMarkdown renders a flag set as a Markdown table (flag, default,
 // description) so that the README's flag reference is generated from the
 // usage strings in code rather than maintained by hand.
+//
+// When the flags have environment variables (serve's KUBE_IAM_AUTHZ_<FLAG>),
+// a column names each one.
 func FlagsMarkdown(fs *pflag.FlagSet) string {
 	var b strings.Builder
-	b.WriteString("| flag | default | description |\n|---|---|---|\n")
+	withEnv := false
+	fs.VisitAll(func(f *pflag.Flag) { withEnv = withEnv || len(f.Annotations[envAnnotation]) > 0 })
+	if withEnv {
+		b.WriteString("| flag | environment | default | description |\n|---|---|---|---|\n")
+	} else {
+		b.WriteString("| flag | default | description |\n|---|---|---|\n")
+	}
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Hidden {
 			return
@@ -28,7 +37,16 @@ func FlagsMarkdown(fs *pflag.FlagSet) string {
 		if name != "" {
 			flag += " " + name
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", flag, def, strings.ReplaceAll(usage, "|", `\|`))
+		usage = strings.ReplaceAll(usage, "|", `\|`)
+		if withEnv {
+			env := " "
+			if names := f.Annotations[envAnnotation]; len(names) > 0 {
+				env = "`" + names[0] + "`"
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", flag, env, def, usage)
+			return
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", flag, def, usage)
 	})
 	return b.String()
 }

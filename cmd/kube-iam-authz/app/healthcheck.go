@@ -56,7 +56,12 @@ func newHealthcheckCommand(streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "healthcheck",
 		Short: "Exit 0 if a health URL answers 2xx (container HEALTHCHECK for images without curl)",
-		Args:  cobra.NoArgs,
+		Example: `  # Docker/Compose HEALTHCHECK of serve (readiness):
+  kube-iam-authz healthcheck --url http://127.0.0.1:9090/readyz
+
+  # Liveness only (the process answers), over TLS with its own CA:
+  kube-iam-authz healthcheck --url https://127.0.0.1:9443/healthz --ca-file ca.pem --timeout 2s`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
 				return err

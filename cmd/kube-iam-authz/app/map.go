@@ -12,6 +12,7 @@ import (
 	awsarn "github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/spf13/cobra"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
@@ -80,6 +81,11 @@ func newMapCommand(streams Streams) *cobra.Command {
 		Short: "Dry run: show the Kubernetes user and exact Impersonate-* headers an AWS identity gets",
 		Long: "map evaluates a mapping file for one AWS identity, without STS, and prints the username, groups, " +
 			"extras and the exact Impersonate-* headers serve would send. Exit code 2 means the identity is not admitted.",
+		Example: `  # A role session:
+  kube-iam-authz map --mapping-file aws-auth.yaml --arn arn:aws:sts::111122223333:assumed-role/Dev/alice
+
+  # A node role, naming the instance's private DNS name instead of asking EC2:
+  kube-iam-authz map --mapping-file aws-auth.yaml --arn arn:aws:sts::111122223333:assumed-role/Node/i-0123456789abcdef0 --ec2-private-dns-name ip-10-0-0-1.eu-west-1.compute.internal -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
@@ -169,20 +175,20 @@ func (o *MapOptions) Run(ctx context.Context, streams Streams) error {
 	if err != nil {
 		return err
 	}
-	user, match, mapErr := mapper.Explain(ctx, id)
+	// Explain only says which entry matched; the decision itself comes
+	// from check.Decide, the function serve's Check uses, so the dry run
+	// applies every limit serve applies.
 	res := mapResult{Identity: toMapIdentity(id)}
-	if match != (mapping.Match{}) {
+	if _, match, _ := mapper.Explain(ctx, id); match != (mapping.Match{}) {
 		res.Match = match.String()
 	}
-	var headers []impersonate.Header
-	if mapErr == nil {
-		headers, mapErr = impersonate.Headers(id, user)
-	}
+	dec, mapErr := check.Decide(ctx, mapper, id)
+	headers := dec.Headers
 	if mapErr != nil {
 		res.Error = mapErr.Error()
 	} else {
 		res.Mapped = true
-		res.Username, res.Groups, res.UID = user.Username, user.Groups, impersonate.UID(id)
+		res.Username, res.Groups, res.UID = dec.User.Username, dec.User.Groups, impersonate.UID(id)
 		res.Extra = map[string][]string{}
 		for _, e := range impersonate.Extras(id) {
 			if e.Value != "" {
@@ -204,7 +210,8 @@ func (o *MapOptions) Run(ctx context.Context, streams Streams) error {
 	}
 	if mapErr != nil {
 		code := 1
-		if errors.Is(mapErr, mapping.ErrUnmapped) || errors.Is(mapErr, mapping.ErrForbidden) || errors.Is(mapErr, impersonate.ErrInvalidValue) {
+		if errors.Is(mapErr, mapping.ErrUnmapped) || errors.Is(mapErr, mapping.ErrForbidden) ||
+			errors.Is(mapErr, impersonate.ErrInvalidValue) || errors.Is(mapErr, check.ErrTooManyGroups) {
 			code = exitNotMapped
 		}
 		return &exitError{code: code, err: mapErr}

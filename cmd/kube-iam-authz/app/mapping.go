@@ -14,8 +14,9 @@ import (
 // newMappingCommand is the `mapping` group: tools for aws-auth files.
 func newMappingCommand(streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "mapping",
-		Short: "Work with aws-auth mapping files",
+		Use:     "mapping",
+		Short:   "Work with aws-auth mapping files",
+		Example: `  kube-iam-authz mapping check --mapping-file aws-auth.yaml`,
 	}
 	cmd.AddCommand(newMappingCheckCommand(streams))
 	return cmd
@@ -23,15 +24,31 @@ func newMappingCommand(streams Streams) *cobra.Command {
 
 // mappingCheckOptions are the options of `mapping check`.
 type mappingCheckOptions struct {
+	// File is --mapping-file, the flag serve takes for the same file.
 	File string
+	// Arg is the positional FILE (kept for existing scripts).
+	Arg string
 	// Strict turns warnings into a failure, for CI.
 	Strict bool
 }
 
-// Validate reports every problem with the options.
+// Complete takes the positional FILE when --mapping-file is not given.
+func (o *mappingCheckOptions) Complete(args []string) {
+	if len(args) == 1 {
+		o.Arg = args[0]
+	}
+	if o.File == "" {
+		o.File = o.Arg
+	}
+}
+
+// Validate reports every problem with the options (after Complete).
 func (o *mappingCheckOptions) Validate() error {
-	if strings.TrimSpace(o.File) == "" {
-		return errors.New("mapping check: a FILE is required")
+	switch {
+	case strings.TrimSpace(o.File) == "":
+		return errors.New("mapping check: no file: give --mapping-file FILE (or FILE as the argument)")
+	case o.Arg != "" && o.Arg != o.File:
+		return fmt.Errorf("mapping check: --mapping-file %s and the argument %s differ: give one of them", o.File, o.Arg)
 	}
 	return nil
 }
@@ -39,7 +56,7 @@ func (o *mappingCheckOptions) Validate() error {
 func newMappingCheckCommand(streams Streams) *cobra.Command {
 	o := &mappingCheckOptions{}
 	cmd := &cobra.Command{
-		Use:   "check FILE",
+		Use:   "check [--mapping-file] FILE",
 		Short: "Lint an aws-auth mapping file",
 		Long: `Lint an aws-auth mapping file exactly as the server would load it.
 
@@ -49,15 +66,22 @@ It prints a summary (entries per kind, templates used) and every problem as
 FILE:LINE: SEVERITY: PATH: MESSAGE. Exit status: 1 if there is any error
 (a file the server refuses, or an entry it drops because the entry is
 invalid on its own), 1 with --strict also if there are warnings, else 0.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  # The file serve would load, as serve names it:
+  kube-iam-authz mapping check --mapping-file /etc/kube-iam-authz/mapping/aws-auth.yaml
+
+  # The cluster's live ConfigMap, failing CI on warnings too:
+  kubectl get configmap aws-auth -n kube-system -o yaml > aws-auth.yaml
+  kube-iam-authz mapping check --strict aws-auth.yaml`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			o.File = args[0]
+			o.Complete(args)
 			if err := o.Validate(); err != nil {
 				return &exitError{code: 1, err: err}
 			}
 			return o.Run(streams)
 		},
 	}
+	cmd.Flags().StringVar(&o.File, "mapping-file", "", "aws-auth mapping `FILE` to lint (the flag serve takes; FILE may also be given as the argument)")
 	cmd.Flags().BoolVar(&o.Strict, "strict", false, "exit 1 also if there are warnings (for CI linting of the ConfigMap)")
 	return cmd
 }

@@ -70,10 +70,35 @@ func TestMappingCheck(t *testing.T) {
 			wantCode: 1,
 			wantErr:  []string{"does not exist"},
 		},
-		"no file argument": {
+		"no file": {
 			args:     []string{"mapping", "check"},
 			wantCode: 1,
-			wantErr:  []string{"accepts 1 arg(s)"},
+			wantErr:  []string{"mapping check: no file: give --mapping-file FILE (or FILE as the argument)"},
+		},
+		"--mapping-file, as serve takes it": {
+			args:     []string{"mapping", "check", "--mapping-file", "../../../examples/aws-auth.yaml"},
+			wantCode: 0,
+			wantOut:  []string{"../../../examples/aws-auth.yaml: ok (configmap shape, sha256 ", "mapUsers:    1"},
+		},
+		"--mapping-file with errors": {
+			args:     []string{"mapping", "check", "--mapping-file=" + bad},
+			wantCode: 1,
+			wantErr:  []string{bad + ":6: error: mapRoles[0].username: unknown template {{Session}}", "kube-iam-authz: " + bad + ": 2 entries are dropped"},
+		},
+		"--mapping-file and the same argument": {
+			args:     []string{"mapping", "check", "--mapping-file", warn, warn},
+			wantCode: 0,
+			wantOut:  []string{"warnings:    1"},
+		},
+		"--mapping-file and another argument": {
+			args:     []string{"mapping", "check", "--mapping-file", warn, bad},
+			wantCode: 1,
+			wantErr:  []string{"mapping check: --mapping-file " + warn + " and the argument " + bad + " differ: give one of them"},
+		},
+		"two arguments": {
+			args:     []string{"mapping", "check", warn, bad},
+			wantCode: 1,
+			wantErr:  []string{"accepts at most 1 arg(s)"},
 		},
 	}
 	for name, tc := range tests {

@@ -35,7 +35,10 @@ func NewRootCommand(streams Streams) *cobra.Command {
 		Short:         "AWS IAM authentication for Kubernetes API servers behind Envoy",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints the same line as `kube-iam-authz version`.
+		Version: buildInfo().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
@@ -46,6 +49,7 @@ func NewRootCommand(streams Streams) *cobra.Command {
 		newMapCommand(streams),
 		newMappingCommand(streams),
 		newHealthcheckCommand(streams),
+		newVersionCommand(streams),
 	)
 	return root
 }

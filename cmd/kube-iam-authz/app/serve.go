@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -11,11 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
@@ -24,11 +24,18 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/upstream"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubeclient"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
 )
 
 func newServeCommand(streams Streams) *cobra.Command {
+	return newServeCommandWith(streams, os.LookupEnv)
+}
+
+// newServeCommandWith takes the environment lookup (os.LookupEnv) so that
+// tests need not change the process environment.
+func newServeCommandWith(streams Streams, lookupEnv func(string) (string, bool)) *cobra.Command {
 	o := defaultServeOptions()
 	var configFile string
 	cmd := &cobra.Command{
@@ -37,12 +44,22 @@ func newServeCommand(streams Streams) *cobra.Command {
 		Long: "serve answers Envoy's ext_authz Check calls: it verifies k8s-aws-v1 bearer tokens with STS, maps the " +
 			"identity through the aws-auth mapping and tells Envoy to forward the request with Impersonate-* headers " +
 			"and the proxy's own credential. It stops gracefully on SIGTERM.",
+		Example: `  # One cluster, Envoy calling 127.0.0.1:9001 in the same pod:
+  kube-iam-authz serve --cluster-id my-cluster-id \
+    --mapping-file /etc/kube-iam-authz/mapping/aws-auth.yaml \
+    --upstream-token-file /var/run/secrets/tokens/kube-iam-authz/token
+
+  # The same from the environment (a flag on the command line still wins):
+  KUBE_IAM_AUTHZ_CLUSTER_ID=my-cluster-id \
+  KUBE_IAM_AUTHZ_MAPPING_FILE=/etc/kube-iam-authz/mapping/aws-auth.yaml \
+    kube-iam-authz serve
+
+  # Several clusters from one process (clusters: in the file):
+  kube-iam-authz serve --config /etc/kube-iam-authz/serve.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configFile != "" {
-				if err := o.applyConfigFile(configFile, cmd.Flags()); err != nil {
-					return err
-				}
+			if err := o.resolve(cmd.Flags(), &configFile, lookupEnv); err != nil {
+				return err
 			}
 			if err := o.Validate(); err != nil {
 				return err
@@ -50,9 +67,23 @@ func newServeCommand(streams Streams) *cobra.Command {
 			return runServe(cmd.Context(), &o, streams.Err)
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "YAML `FILE` whose keys are the flag names, plus clusters: [{name, clusterID, mappingFile}] for more clusters served from this process; a flag given on the command line wins over the file.")
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML `FILE` whose keys are the flag names, plus clusters: [{name, clusterID, mappingFile}] for more clusters served from this process. A flag on the command line wins over its environment variable, which wins over the file.")
 	o.AddFlags(cmd.Flags())
+	bindEnv(cmd.Flags())
 	return cmd
+}
+
+// resolve fills the options in precedence order: flag > environment
+// variable > --config file > default. The config file's own path may come
+// from KUBE_IAM_AUTHZ_CONFIG.
+func (o *ServeOptions) resolve(fs *pflag.FlagSet, configFile *string, lookupEnv func(string) (string, bool)) error {
+	if err := applyEnv(fs, lookupEnv); err != nil {
+		return err
+	}
+	if *configFile == "" {
+		return nil
+	}
+	return o.applyConfigFile(*configFile, fs)
 }
 
 // logFlushInterval bounds how long a decision line may sit in the log
@@ -98,11 +129,23 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	}
 	defer stopLog()
 
+	// Files whose problems the components would report in their own terms.
+	if err := checkSTSCAFile(o.STSCAFile); err != nil {
+		return err
+	}
+	if err := checkGRPCKeyPair(o.GRPCTLSCert, o.GRPCTLSKey); err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return err
 	}
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return err
+	}
+	build := buildInfo()
+	if err := registerBuildInfo(reg, build); err != nil {
 		return err
 	}
 
@@ -126,25 +169,31 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		return err
 	}
 	// tokenFile opens (fatally, if unusable) and follows a proxy token file.
-	tokenFile := func(name, path string) (check.BearerSource, error) {
+	tokenFile := func(name, flag, path string) (check.BearerSource, error) {
 		tf, err := upstream.NewTokenFile(upstream.Options{Path: path, Name: name, Logger: log, Metrics: tokenMetrics})
 		if err != nil {
-			return nil, err
+			return nil, upstreamTokenError(flag, path, err)
 		}
 		background = append(background, tf.Run)
 		return tf, nil
 	}
 	var bearer check.BearerSource
 	if o.UpstreamTokenFile != "" {
-		if bearer, err = tokenFile(defaultClusterName, o.UpstreamTokenFile); err != nil {
+		if bearer, err = tokenFile(defaultClusterName, "--upstream-token-file", o.UpstreamTokenFile); err != nil {
 			return err
 		}
 	}
 
 	var clusters []check.Cluster
 	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile, MappingConfigMap: o.MappingConfigMap}}, o.Clusters...)
-	kube := lazyKubeClient(o.Kubeconfig)
-	for _, c := range all {
+	kube := lazyKubeClient(o.Kubeconfig, o.UpstreamTokenFile)
+	for i, c := range all {
+		// How the operator named each source: a flag, or a key of --config.
+		mappingFlag, configMapFlag, tokenFlag := "--mapping-file", "--mapping-configmap", "--upstream-token-file"
+		if i > 0 {
+			where := fmt.Sprintf("--config clusters[%d] (%s)", i-1, c.Name)
+			mappingFlag, configMapFlag, tokenFlag = where+" mappingFile", where+" mappingConfigMap", where+" upstreamTokenFile"
+		}
 		strict := o.MappingStrict
 		if c.MappingStrict != nil {
 			strict = *c.MappingStrict
@@ -168,49 +217,70 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		if fromCluster {
 			client, err := kube()
 			if err != nil {
-				return fmt.Errorf("cluster %q: mapping %s: %w", c.Name, so.Source, err)
+				return kubeClientError(configMapFlag, c.MappingConfigMap, o.Kubeconfig, err)
 			}
 			src, err := configmap.New(configmap.Options{Client: client, Namespace: namespace, Name: name, Store: store, Logger: log.With(zap.String("mapping", c.Name))})
 			if err != nil {
-				return fmt.Errorf("cluster %q: %w", c.Name, err)
+				return fmt.Errorf("%s %s: %w", configMapFlag, c.MappingConfigMap, err)
 			}
 			// The informer runs until ctx ends (shutdown).
 			if err := src.Start(ctx); err != nil {
-				return fmt.Errorf("cluster %q: mapping %s: %w", c.Name, so.Source, err)
+				return configMapLoadError(configMapFlag, c.MappingConfigMap, err)
 			}
 		} else {
 			if err := store.Load(); err != nil {
-				return fmt.Errorf("cluster %q: mapping file %s: %w", c.Name, c.MappingFile, err)
+				return mappingLoadError(mappingFlag, c.MappingFile, err)
 			}
 			background = append(background, store.Run)
 		}
 		cl := check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready}
 		if c.UpstreamTokenFile != "" {
-			if cl.Upstream, err = tokenFile(c.Name, c.UpstreamTokenFile); err != nil {
-				return fmt.Errorf("cluster %q: %w", c.Name, err)
+			if cl.Upstream, err = tokenFile(c.Name, tokenFlag, c.UpstreamTokenFile); err != nil {
+				return err
 			}
 		}
 		clusters = append(clusters, cl)
 		stores = append(stores, store)
 	}
 
+	var reviewer check.AccessReviewer
+	if o.AllowImpersonation {
+		if reviewer, err = o.reviewer(reg); err != nil {
+			if o.Kubeconfig != "" {
+				return fmt.Errorf("--kubeconfig %s (for --allow-impersonation): %v: give a readable kubeconfig, or drop --kubeconfig to use the in-cluster API server", o.Kubeconfig, rootCause(err))
+			}
+			return fmt.Errorf("--allow-impersonation: %w", err)
+		}
+	}
 	authz, err := check.New(check.Options{
-		Verifier:   verifier,
-		Clusters:   clusters,
-		Upstream:   bearer,
-		Logger:     log,
-		Registerer: reg,
+		Verifier:                verifier,
+		Clusters:                clusters,
+		Upstream:                bearer,
+		Logger:                  log,
+		Registerer:              reg,
+		AllowImpersonation:      o.AllowImpersonation,
+		Reviewer:                reviewer,
+		PassthroughNonAWSTokens: o.PassthroughNonAWSTokens,
+		LogCacheHits:            o.LogCacheHits,
+		HitSummaryInterval:      o.LogCacheHitInterval.Duration,
 	})
 	if err != nil {
 		return err
 	}
+	background = append(background, authz.RunCacheHitSummary)
+	// The hits counted since the last summary line, written once the server has
+	// drained (before the log is flushed and closed).
+	defer authz.FlushCacheHits()
 
 	log.Info("starting",
+		zap.String("version", build.Version), zap.String("commit", build.Commit), zap.String("go_version", build.GoVersion),
 		zap.String("grpc_listen", o.GRPCListen), zap.String("http_listen", o.HTTPListen),
 		zap.String("cluster_id", o.ClusterID), zap.Int("extra_clusters", len(o.Clusters)),
 		zap.String("partition", o.Partition), zap.Strings("sts_regions", o.STSRegions),
 		zap.String("sts_endpoint", o.STSEndpoint), zap.Duration("sts_timeout", o.STSTimeout.Duration),
-		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil), zap.Bool("ec2_lookups", ec2 != nil))
+		zap.Float64("sts_rate_limit", o.STSRateLimit), zap.Bool("upstream_token", bearer != nil), zap.Bool("ec2_lookups", ec2 != nil),
+		zap.Bool("log_cache_hits", o.LogCacheHits), zap.Duration("log_cache_hit_interval", o.LogCacheHitInterval.Duration),
+		zap.Bool("allow_impersonation", o.AllowImpersonation), zap.Bool("passthrough_non_aws_tokens", o.PassthroughNonAWSTokens))
 	return server.Run(ctx, server.Options{
 		GRPCAddr:      o.GRPCListen,
 		HTTPAddr:      o.HTTPListen,
@@ -218,6 +288,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		TLSKeyFile:    o.GRPCTLSKey,
 		Authorizer:    authz,
 		Gatherer:      reg,
+		Registerer:    reg,
 		Logger:        log,
 		ShutdownGrace: o.ShutdownGrace.Duration,
 		Background:    background,
@@ -274,22 +345,16 @@ func mappingStatus(stores []*mapping.Store) []string {
 	return out
 }
 
-// lazyKubeClient builds the Kubernetes client on first use, once, so that
-// a server reading only files needs no cluster credentials: from
-// --kubeconfig, else the in-cluster service account.
-func lazyKubeClient(kubeconfig string) func() (kubernetes.Interface, error) {
+// lazyKubeClient builds the Kubernetes client of --mapping-configmap on
+// first use, once, so that a server reading only files needs no cluster
+// credentials: from --kubeconfig, else the pod's API server address and CA
+// with the proxy's own token (--upstream-token-file) or the service account.
+func lazyKubeClient(kubeconfig, tokenFile string) func() (kubernetes.Interface, error) {
 	return sync.OnceValues(func() (kubernetes.Interface, error) {
-		var cfg *rest.Config
-		var err error
-		if kubeconfig != "" {
-			cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-		} else {
-			cfg, err = rest.InClusterConfig()
-		}
+		cfg, err := kubeclient.Config(kubeconfig, tokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("kubernetes client (--kubeconfig or in-cluster): %w", err)
+			return nil, err
 		}
-		cfg.UserAgent = "kube-iam-authz"
-		return kubernetes.NewForConfig(cfg)
+		return kubeclient.NewClientset(cfg)
 	})
 }

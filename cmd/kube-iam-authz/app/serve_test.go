@@ -2,7 +2,6 @@ package app
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,26 +17,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
 )
-
-// syncBuffer is an io.Writer safe for the server's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // logField returns the string field of the first log line with msg.
 func logField(logs, msg, field string) string {
@@ -56,7 +38,7 @@ func logField(logs, msg, field string) string {
 
 type served struct {
 	grpcAddr, httpAddr string
-	logs               *syncBuffer
+	logs               *testutil.SyncBuffer
 	cancel             context.CancelFunc
 	exit               chan int
 	client             authv3.AuthorizationClient
@@ -66,7 +48,7 @@ type served struct {
 func startServe(t *testing.T, args ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{logs: &syncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
+	s := &served{logs: &testutil.SyncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
 	go func() {
 		s.exit <- Run(ctx, append([]string{"serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, args...),
 			Streams{In: strings.NewReader(""), Out: io.Discard, Err: s.logs})
@@ -94,7 +76,7 @@ func startServe(t *testing.T, args ...string) *served {
 	return s
 }
 
-func waitUntil(t *testing.T, cond func() bool, what string, logs *syncBuffer) {
+func waitUntil(t *testing.T, cond func() bool, what string, logs *testutil.SyncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -262,32 +244,120 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 }
 
+// TestServeStartupFailures: each start-up error is one line that names the
+// flag (or config key) and the fix, with every path once: an operator reads
+// it in a CrashLoopBackOff log.
 func TestServeStartupFailures(t *testing.T) {
 	good := writeTemp(t, "aws-auth.yaml", "mapUsers: []\n")
+	bad := writeTemp(t, "bad.yaml", "mapRoles: |\n  - rolearn: nope\n   - x\n")
+	badEntry := writeTemp(t, "entry.yaml", "mapRoles:\n  - rolearn: nope\n")
+	notPEM := writeTemp(t, "ca.pem", "not a certificate\n")
+	empty := writeTemp(t, "token", "\n")
+	ca := harness.NewCA(t)
+	a, b := ca.Issue(t, "a", "127.0.0.1"), ca.Issue(t, "b", "127.0.0.1")
+	cfg := writeTemp(t, "serve.yaml", "clusters:\n  - name: prod\n    clusterID: prod-id\n    mappingFile: /nonexistent/prod.yaml\n")
 	tests := map[string]struct {
-		args []string
-		want string
+		args     []string
+		wantLine string // the whole error line
+		path     string // appears exactly once, if set
 	}{
-		"missing required flags":                {args: nil, want: "--cluster-id is required"},
-		"missing mapping file":                  {args: []string{"--cluster-id", "c", "--mapping-file", "/nonexistent/aws-auth.yaml"}, want: "aws-auth.yaml"},
-		"invalid mapping file":                  {args: []string{"--cluster-id", "c", "--mapping-file", writeTemp(t, "bad.yaml", "mapRoles: |\n  - rolearn: nope\n   - x\n")}, want: "invalid aws-auth mapping"},
-		"configmap without a usable kubeconfig": {args: []string{"--cluster-id", "c", "--mapping-configmap", "kube-system/aws-auth", "--kubeconfig", "/nonexistent/kubeconfig"}, want: "mapping configmap kube-system/aws-auth: kubernetes client (--kubeconfig or in-cluster)"},
-		"invalid entry with --mapping-strict":   {args: []string{"--cluster-id", "c", "--mapping-strict", "--mapping-file", writeTemp(t, "entry.yaml", "mapRoles:\n  - rolearn: nope\n")}, want: "mapRoles[0].rolearn: invalid ARN"},
-		"missing upstream token":                {args: []string{"--cluster-id", "c", "--mapping-file", good, "--upstream-token-file", "/nonexistent/token"}, want: "upstream token"},
-		"http STS endpoint by name":             {args: []string{"--cluster-id", "c", "--mapping-file", good, "--sts-endpoint", "http://sts.example.com"}, want: "loopback"},
+		"missing required flags": {
+			args:     nil,
+			wantLine: "--cluster-id is required\n--mapping-file or --mapping-configmap is required",
+		},
+		"missing mapping file": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", "/nonexistent/aws-auth.yaml"},
+			wantLine: "--mapping-file /nonexistent/aws-auth.yaml does not exist: mount the aws-auth ConfigMap there (as a directory, not a subPath) or fix the path",
+			path:     "/nonexistent/aws-auth.yaml",
+		},
+		"invalid mapping file": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", bad},
+			wantLine: "--mapping-file " + bad + ` is not a valid aws-auth mapping (1 problem, first: line 2: mapRoles: YAML syntax error: did not find expected '-' indicator): fix the file; kube-iam-authz mapping check --mapping-file ` + bad + " lists every one",
+		},
+		"invalid entry with --mapping-strict": {
+			args:     []string{"--cluster-id", "c", "--mapping-strict", "--mapping-file", badEntry},
+			wantLine: "--mapping-file " + badEntry + ` is not a valid aws-auth mapping (2 problems, first: line 2: mapRoles[0].rolearn: invalid ARN: "nope": arn: invalid prefix): fix the file; kube-iam-authz mapping check --mapping-file ` + badEntry + " lists every one",
+		},
+		"missing mapping file of a config cluster": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--config", cfg},
+			wantLine: "--config clusters[0] (prod) mappingFile /nonexistent/prod.yaml does not exist: mount the aws-auth ConfigMap there (as a directory, not a subPath) or fix the path",
+			path:     "/nonexistent/prod.yaml",
+		},
+		"missing upstream token": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--upstream-token-file", "/nonexistent/token"},
+			wantLine: "--upstream-token-file /nonexistent/token does not exist: mount the projected service-account token there or fix the path",
+			path:     "/nonexistent/token",
+		},
+		"empty upstream token": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--upstream-token-file", empty},
+			wantLine: "--upstream-token-file " + empty + ": is empty",
+			path:     empty,
+		},
+		"cache TTL above a token's life": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--cache-ttl", "1h"},
+			wantLine: "--cache-ttl 1h0m0s: at most 15m0s, the longest a token lives: lower it",
+		},
+		"negative cache TTL above the cache TTL": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--cache-ttl", "1m", "--cache-negative-ttl", "2m"},
+			wantLine: "--cache-negative-ttl 2m0s: must not exceed --cache-ttl 1m0s: lower it",
+		},
+		"STS CA file missing": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--sts-ca-file", "/nonexistent/ca.pem"},
+			wantLine: "--sts-ca-file /nonexistent/ca.pem: no such file or directory: give a readable PEM CA bundle, or drop the flag to trust only the system roots",
+			path:     "/nonexistent/ca.pem",
+		},
+		"STS CA file without a certificate": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--sts-ca-file", notPEM},
+			wantLine: "--sts-ca-file " + notPEM + " holds no PEM certificate: give a PEM CA bundle",
+			path:     notPEM,
+		},
+		"gRPC key pair that does not match": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--grpc-tls-cert", a.CertFile, "--grpc-tls-key", b.KeyFile},
+			wantLine: "--grpc-tls-cert " + a.CertFile + " / --grpc-tls-key " + b.KeyFile + ": tls: private key does not match public key: give a matching PEM certificate and key",
+			path:     a.CertFile,
+		},
+		"http STS endpoint by name": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--sts-endpoint", "http://sts.example.com"},
+			wantLine: "--sts-endpoint/--sts-rate-limit/--sts-rate-burst: endpoint may use http only to a loopback IP address",
+		},
+		"impersonation without a usable kubeconfig": {
+			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--allow-impersonation", "--kubeconfig", "/nonexistent/kubeconfig"},
+			wantLine: "--kubeconfig /nonexistent/kubeconfig (for --allow-impersonation): no such file or directory: give a readable kubeconfig, or drop --kubeconfig to use the in-cluster API server",
+			path:     "/nonexistent/kubeconfig",
+		},
+		"configmap without a usable kubeconfig": {
+			args:     []string{"--cluster-id", "c", "--mapping-configmap", "kube-system/aws-auth", "--kubeconfig", "/nonexistent/kubeconfig"},
+			wantLine: "--mapping-configmap kube-system/aws-auth: --kubeconfig /nonexistent/kubeconfig: no such file or directory: give a readable kubeconfig, or drop --kubeconfig to use the in-cluster API server",
+			path:     "/nonexistent/kubeconfig",
+		},
+		"configmap outside a pod without a kubeconfig": {
+			args:     []string{"--cluster-id", "c", "--mapping-configmap", "kube-system/aws-auth"},
+			wantLine: "--mapping-configmap kube-system/aws-auth: no Kubernetes API client: unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined: run in a pod or give --kubeconfig",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			logs := &syncBuffer{}
+			logs := &testutil.SyncBuffer{}
 			code := Run(ctx, append([]string{"serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, tc.args...),
 				Streams{In: strings.NewReader(""), Out: io.Discard, Err: logs})
 			if code == 0 {
 				t.Fatal("serve succeeded")
 			}
-			if !strings.Contains(logs.String(), tc.want) {
-				t.Errorf("output lacks %q:\n%s", tc.want, logs.String())
+			// The error is the text after the last "kube-iam-authz: " (JSON
+			// log lines may precede it).
+			out := logs.String()
+			i := strings.LastIndex(out, "kube-iam-authz: ")
+			if i < 0 {
+				t.Fatalf("no error line in:\n%s", out)
+			}
+			got := strings.TrimSuffix(out[i+len("kube-iam-authz: "):], "\n")
+			if got != tc.wantLine {
+				t.Errorf("error:\n got %s\nwant %s", got, tc.wantLine)
+			}
+			if tc.path != "" && strings.Count(got, tc.path) != 1 {
+				t.Errorf("error names %s %d times, want once", tc.path, strings.Count(got, tc.path))
 			}
 		})
 	}

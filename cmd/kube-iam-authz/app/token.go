@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -45,7 +44,10 @@ const defaultTokenRegion = "us-east-1"
 
 // tokenOptions are the token command's flags.
 type tokenOptions struct {
-	ClusterID   string
+	ClusterID string
+	// ClusterName is --cluster-name, the flag aws eks get-token (and so every
+	// EKS kubeconfig) passes; it means the cluster id.
+	ClusterName string
 	Region      string
 	RoleARN     string
 	SessionName string
@@ -54,11 +56,22 @@ type tokenOptions struct {
 }
 
 // Validate reports every problem at once.
+// Complete fills ClusterID from its alias --cluster-name.
+func (o *tokenOptions) Complete() {
+	if o.ClusterID == "" {
+		o.ClusterID = o.ClusterName
+	}
+}
+
+// Validate reports every problem at once (after Complete).
 func (o tokenOptions) Validate() error {
 	var errs []error
+	if o.ClusterName != "" && o.ClusterID != o.ClusterName {
+		errs = append(errs, fmt.Errorf("--cluster-name %q and --cluster-id %q differ: give one of them (they are the same setting)", o.ClusterName, o.ClusterID))
+	}
 	switch {
 	case o.ClusterID == "":
-		errs = append(errs, errors.New("--cluster-id is required"))
+		errs = append(errs, errors.New("--cluster-id is required (or --cluster-name, as aws eks get-token takes it)"))
 	case len(o.ClusterID) > 256 || strings.IndexFunc(o.ClusterID, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0:
 		// It travels as the x-k8s-aws-id header value: no spaces or
 		// control characters, bounded.
@@ -72,7 +85,7 @@ func (o tokenOptions) Validate() error {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("--role-arn: %w", err))
-		case a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || !slices.Contains(identity.Partitions, a.Partition):
+		case a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || !identity.IsPartition(a.Partition):
 			errs = append(errs, fmt.Errorf("--role-arn %q is not an IAM role ARN", o.RoleARN))
 		}
 	}
@@ -109,8 +122,17 @@ func newTokenCommandWith(streams Streams, env tokenEnv) *cobra.Command {
 shared config profiles, SSO, IMDS; optionally an assumed role) and prints one
 line of ExecCredential JSON for kubectl. The token is the same kind that
 "aws eks get-token" prints.`,
+		Example: `  # A kubeconfig user's exec plugin (what kubectl runs):
+  kube-iam-authz token --cluster-id my-cluster-id --region eu-west-1
+
+  # An EKS kubeconfig, with only the command changed from aws eks get-token:
+  kube-iam-authz token --cluster-name my-cluster-id --region eu-west-1
+
+  # As a role, reusing a token until a minute before it expires:
+  kube-iam-authz token --cluster-id my-cluster-id --role-arn arn:aws:iam::111122223333:role/Dev --cache`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Complete()
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -119,6 +141,7 @@ line of ExecCredential JSON for kubectl. The token is the same kind that
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.ClusterID, "cluster-id", "", "cluster id the server expects in x-k8s-aws-id (required)")
+	f.StringVar(&o.ClusterName, "cluster-name", "", "the same as --cluster-id, under the name aws eks get-token uses: an EKS kubeconfig works by changing only the command")
 	f.StringVar(&o.Region, "region", "", "STS region (default: SDK config, else "+defaultTokenRegion+")")
 	f.StringVar(&o.RoleARN, "role-arn", "", "IAM role to assume before signing")
 	f.StringVar(&o.SessionName, "session-name", "", "role session name for --role-arn (default: chosen by the SDK)")

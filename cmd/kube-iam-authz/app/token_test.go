@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -398,4 +399,57 @@ func runTokenWith(t *testing.T, args []string, now time.Time, home func() (strin
 	cmd.SilenceErrors = true
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
+}
+
+// TestTokenClusterNameAlias: --cluster-name is --cluster-id under the name aws
+// eks get-token uses, so an EKS kubeconfig works by changing only the command.
+// With a fixed clock and static credentials the token is deterministic: the
+// alias must sign exactly the token --cluster-id signs (and another id must
+// not).
+func TestTokenClusterNameAlias(t *testing.T) {
+	awsTestEnv(t)
+	now := time.Date(2026, 12, 4, 5, 0, 0, 0, time.UTC)
+	noHome := func() (string, error) { return "", errors.New("no home in this test") }
+	tokenOf := func(t *testing.T, args ...string) string {
+		t.Helper()
+		out, stderr, err := runTokenWith(t, args, now, noHome)
+		if err != nil {
+			t.Fatalf("token %v: %v (stderr %q)", args, err, stderr)
+		}
+		return decodeOutput(t, out).Status.Token
+	}
+	reference := tokenOf(t, "--cluster-id", "my-cluster-id", "--region", "eu-west-1")
+	if other := tokenOf(t, "--cluster-id", "other-cluster", "--region", "eu-west-1"); other == reference {
+		t.Fatal("the token does not depend on the cluster id: this test would prove nothing")
+	}
+	tests := map[string]struct {
+		args      []string
+		wantSame  bool   // the token equals --cluster-id my-cluster-id's
+		wantInErr string // or this error
+	}{
+		// The args of examples/kubeconfig/aws-eks-get-token.yaml after "eks get-token".
+		"EKS kubeconfig args":             {args: []string{"--cluster-name", "my-cluster-id", "--region", "eu-west-1"}, wantSame: true},
+		"both flags, same value":          {args: []string{"--cluster-name", "my-cluster-id", "--cluster-id", "my-cluster-id", "--region", "eu-west-1"}, wantSame: true},
+		"both flags, different values":    {args: []string{"--cluster-name", "a", "--cluster-id", "b"}, wantInErr: `--cluster-name "a" and --cluster-id "b" differ`},
+		"neither flag":                    {args: []string{"--region", "eu-west-1"}, wantInErr: "--cluster-id is required (or --cluster-name"},
+		"alias held to the same rules":    {args: []string{"--cluster-name", "a b"}, wantInErr: "--cluster-id must be 1 to 256 printable ASCII"},
+		"alias with the equals sign form": {args: []string{"--cluster-name=my-cluster-id", "--region=eu-west-1"}, wantSame: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, stderr, err := runTokenWith(t, tc.args, now, noHome)
+			if tc.wantInErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantInErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.wantInErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("token %v: %v (stderr %q)", tc.args, err, stderr)
+			}
+			if got := decodeOutput(t, out).Status.Token; (got == reference) != tc.wantSame {
+				t.Errorf("token equals the --cluster-id token: %v, want %v", got == reference, tc.wantSame)
+			}
+		})
+	}
 }

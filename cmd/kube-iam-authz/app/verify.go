@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -38,8 +37,8 @@ func (o VerifyOptions) Validate() error {
 	if o.ClusterID == "" {
 		errs = append(errs, errors.New("--cluster-id is required: a token is only valid for the cluster it was signed for"))
 	}
-	if !slices.Contains(identity.Partitions, o.Partition) {
-		errs = append(errs, fmt.Errorf("--partition %q is not one of %s", o.Partition, strings.Join(identity.Partitions, ", ")))
+	if !identity.IsPartition(o.Partition) {
+		errs = append(errs, fmt.Errorf("--partition %q is not one of %s", o.Partition, strings.Join(identity.Partitions(), ", ")))
 	}
 	if err := o.stsOptions().Validate(); err != nil {
 		errs = append(errs, err)
@@ -79,6 +78,11 @@ identity as JSON. The token is read from the argument, or from stdin when
 the argument is "-" or absent; stdin may also hold the ExecCredential JSON
 printed by "aws eks get-token". Exit status 0 means valid; otherwise 1 with
 a one-line reason on stderr. The token itself is never printed.`,
+		Example: `  # A token as kubectl would send it, straight from aws eks get-token:
+  aws eks get-token --cluster-name my-cluster-id | kube-iam-authz verify --cluster-id my-cluster-id
+
+  # Through a VPC endpoint with its own CA:
+  kube-iam-authz verify --cluster-id my-cluster-id --sts-endpoint https://vpce-0123.sts.eu-west-1.vpce.amazonaws.com --sts-ca-file ca.pem -`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -119,7 +123,11 @@ func runVerify(cmd *cobra.Command, streams Streams, o VerifyOptions) error {
 	if err != nil {
 		// Parser and STS errors never quote the token or URL; the
 		// fingerprint lets an operator match this line with server logs.
-		return &exitError{code: 1, err: fmt.Errorf("token %s is not valid: %s", token.Fingerprint(tok), oneLine(err.Error()))}
+		msg := oneLine(err.Error())
+		if hint := sts.ClusterIDHint(err, "--cluster-id", o.ClusterID); hint != "" {
+			msg += "; " + hint
+		}
+		return &exitError{code: 1, err: fmt.Errorf("token %s is not valid: %s", token.Fingerprint(tok), msg)}
 	}
 	id := res.Identity
 	out, err := json.MarshalIndent(verifiedIdentity{

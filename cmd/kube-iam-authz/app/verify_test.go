@@ -64,6 +64,7 @@ func TestVerifyCommand(t *testing.T) {
 		wantIdentity map[string]string
 		wantStderr   string
 		wantLines    int // lines on stderr when failing; 1 when zero
+		wantSuffix   string
 	}{
 		"role session token as argument": {
 			args: append(append([]string{"verify"}, stsFlags...), sdkRole), wantCode: 0,
@@ -77,7 +78,7 @@ func TestVerifyCommand(t *testing.T) {
 			args: append([]string{"verify"}, stsFlags...), stdin: sdkRole + "\n", wantCode: 0,
 			wantIdentity: map[string]string{"arn": role.ARN},
 		},
-		"signed for another cluster":         {args: append(append([]string{"verify"}, stsFlags...), sdkOther), wantCode: 1, wantStderr: "sts rejected the token: rejected (HTTP 403 SignatureDoesNotMatch)"},
+		"signed for another cluster":         {args: append(append([]string{"verify"}, stsFlags...), sdkOther), wantCode: 1, wantStderr: "sts rejected the token: rejected (HTTP 403 SignatureDoesNotMatch)", wantSuffix: `; or the token was made for another cluster id (--cluster-id expects "cluster-a")` + "\n"},
 		"malformed token":                    {args: append(append([]string{"verify"}, stsFlags...), "k8s-aws-v1.!!!"), wantCode: 1, wantStderr: "malformed token"},
 		"STS unavailable":                    {args: append(append([]string{"verify"}, stsFlags...), sdkRole), fault: stsfake.Fault{Kind: stsfake.FaultServerError, Status: 503}, wantCode: 1, wantStderr: "sts unavailable"},
 		"STS throttles":                      {args: append(append([]string{"verify"}, stsFlags...), sdkRole), fault: stsfake.Fault{Kind: stsfake.FaultThrottle}, wantCode: 1, wantStderr: "sts throttled the request"},
@@ -110,6 +111,12 @@ func TestVerifyCommand(t *testing.T) {
 						t.Errorf("output contains %.40q...", secret)
 					}
 				}
+			}
+			if tc.wantSuffix != "" && !strings.HasSuffix(stderr.String(), tc.wantSuffix) {
+				t.Errorf("stderr = %q, want it to end with %q", stderr.String(), tc.wantSuffix)
+			}
+			if tc.wantSuffix == "" && strings.Contains(stderr.String(), "another cluster id") {
+				t.Errorf("stderr = %q: the cluster id hint belongs only to SignatureDoesNotMatch", stderr.String())
 			}
 			if tc.wantCode != 0 {
 				if !strings.Contains(stderr.String(), tc.wantStderr) {

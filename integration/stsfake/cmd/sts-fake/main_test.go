@@ -8,28 +8,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil"
 )
-
-// syncBuffer is a bytes buffer safe to read while run writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestRunPrintsReadyLineAndServes(t *testing.T) {
 	dir := t.TempDir()
@@ -38,7 +21,7 @@ func TestRunPrintsReadyLineAndServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--principals", principals, "--tls=false", "--latency", "1ms"}, out, io.Discard)

@@ -1,0 +1,464 @@
+package harness
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// The proxy's service account, as examples/kubernetes names it (serviceaccount.yaml,
+// rbac.yaml): the fixture applies those manifests, so the real API server grants the
+// proxy exactly what a deployment from the examples grants.
+const (
+	ProxyNamespace      = "kube-iam-authz"
+	ProxyServiceAccount = "kube-iam-authz"
+	// ProxyUsername is who the proxy's TokenRequest token authenticates as.
+	ProxyUsername = "system:serviceaccount:" + ProxyNamespace + ":" + ProxyServiceAccount
+)
+
+// KubeAPIServerSANs are the serving certificate's names: the in-cluster names a
+// reviewed Envoy config pins with sni and a SAN matcher (kubernetes.default.svc),
+// and the loopback address the fixture's own clients use.
+var KubeAPIServerSANs = []string{"kubernetes.default.svc", "kubernetes.default", "kubernetes", "localhost", "127.0.0.1"}
+
+const (
+	// kubeAPIServerReadyTimeout bounds etcd + kube-apiserver start-up (about 20–30 s
+	// on an idle 2-core machine; a loaded one takes longer).
+	kubeAPIServerReadyTimeout = 3 * time.Minute
+	// auditPolicy records every request at Metadata level (who, what, the verdict;
+	// never a body). RequestReceived is left out: ResponseComplete (or Panic) carries
+	// all of it again.
+	auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+`
+)
+
+// EtcdPath is Debian's etcd-server binary (`make debs`).
+const EtcdPath = "/usr/bin/etcd"
+
+// KubeAPIServer is a real kube-apiserver ($KIA_BIN/kube-apiserver, `make
+// kube-apiserver`) with its own etcd on loopback ports and a fresh data dir:
+// authorization Node,RBAC, an audit log of every request, service-account signing
+// keys, and the examples' namespace, service account and RBAC applied. Each chain
+// on it gets its own TokenRequest token for the proxy (NewProxyToken).
+//
+// Starting one costs tens of seconds, so a test package shares one per process
+// (SharedKubeAPIServer); tests keep apart by namespaces and user names.
+type KubeAPIServer struct {
+	Etcd *Process
+	*Process
+	// URL is https://127.0.0.1:PORT; Addr its host:port (Envoy's cluster endpoint).
+	URL  string
+	Addr string
+	// CAFile is the CA of the serving certificate (valid for KubeAPIServerSANs).
+	CAFile string
+	// AdminKubeconfig authenticates as a system:masters user (a static token), for
+	// the fixture and for tests that set things up.
+	AdminKubeconfig string
+	// AuditLogPath is the JSON-lines audit log.
+	AuditLogPath string
+	// StartupTime is how long etcd + kube-apiserver took to become ready.
+	StartupTime time.Duration
+
+	dir        string
+	kubectl    string
+	env        []string
+	adminToken string
+	client     *http.Client
+
+	stopOnce sync.Once
+}
+
+// SharedKubeAPIServer starts one KubeAPIServer for a whole test process, on first
+// use, and stops it when Stop is called (from TestMain, after m.Run).
+type SharedKubeAPIServer struct {
+	once sync.Once
+	k    *KubeAPIServer
+	err  error
+}
+
+// Get returns the shared instance, starting it on first use. A start-up failure
+// fails every test that asks (it is never a skip).
+func (s *SharedKubeAPIServer) Get(t testing.TB) *KubeAPIServer {
+	t.Helper()
+	s.once.Do(func() {
+		s.k, s.err = startKubeAPIServer()
+		if s.err == nil {
+			t.Logf("harness: etcd + kube-apiserver ready in %s", s.k.StartupTime.Round(100*time.Millisecond))
+		}
+	})
+	if s.err != nil {
+		t.Fatalf("harness: kube-apiserver: %v", s.err)
+	}
+	k := s.k
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kube-apiserver stderr (tail):\n%s", tail(k.StderrPath))
+		}
+	})
+	return k
+}
+
+// Stop stops the shared instance, if it was started, and removes its files.
+func (s *SharedKubeAPIServer) Stop() {
+	if s.k != nil {
+		s.k.Stop()
+	}
+}
+
+func startKubeAPIServer() (_ *KubeAPIServer, err error) {
+	begin := time.Now()
+	bin, err := binPath(BinKubeAPIServer)
+	if err != nil {
+		return nil, err
+	}
+	etcd, err := exec.LookPath(EtcdPath)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w; run `make debs` (Debian etcd-server)", err)
+	}
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		return nil, fmt.Errorf("kubectl: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "kia-kube-apiserver-")
+	if err != nil {
+		return nil, err
+	}
+	k := &KubeAPIServer{dir: dir, kubectl: kubectl}
+	defer func() {
+		if err != nil {
+			k.Stop()
+		}
+	}()
+	for _, d := range []string{"etcd", "pki", "home"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	k.env = append(os.Environ(), "HOME="+filepath.Join(dir, "home"))
+
+	// etcd: client and peer URLs on loopback, a fresh data dir.
+	clientAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	peerAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	k.Etcd, err = startProcess(dir, "etcd", etcd,
+		"--name", "kia",
+		"--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", "http://"+clientAddr,
+		"--advertise-client-urls", "http://"+clientAddr,
+		"--listen-peer-urls", "http://"+peerAddr,
+		"--initial-advertise-peer-urls", "http://"+peerAddr,
+		"--initial-cluster", "kia=http://"+peerAddr,
+		"--logger", "zap", "--log-level", "warn",
+		// The API server's watch cache learns that a resource's revision moved on
+		// (without a change to that resource) only from progress notifications; a
+		// watch that must start at the current revision waits for one, up to 3 s,
+		// then fails with "Too large resource version". etcd 3.4's default is 10 min.
+		"--experimental-watch-progress-notify-interval", "500ms",
+	)
+	if err != nil {
+		return nil, err
+	}
+
+	// PKI made at start: the serving certificate, the service-account signing key,
+	// the admin's static token.
+	ca, err := newCA(filepath.Join(dir, "pki"))
+	if err != nil {
+		return nil, err
+	}
+	k.CAFile = ca.CertFile
+	serving, err := ca.issue("kube-apiserver", certLifetime, KubeAPIServerSANs...)
+	if err != nil {
+		return nil, err
+	}
+	saKey := filepath.Join(dir, "pki", "sa.key")
+	if err := writeECKey(saKey); err != nil {
+		return nil, err
+	}
+	k.adminToken, err = randomHex(24)
+	if err != nil {
+		return nil, err
+	}
+	tokens := filepath.Join(dir, "pki", "tokens.csv")
+	if err := os.WriteFile(tokens, []byte(k.adminToken+",kia-fixture-admin,kia-fixture-admin,system:masters\n"), 0o600); err != nil {
+		return nil, err
+	}
+	policy := filepath.Join(dir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+		return nil, err
+	}
+	k.AuditLogPath = filepath.Join(dir, "audit.log")
+
+	k.Addr, err = freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	k.URL = "https://" + k.Addr
+	_, port, _ := strings.Cut(k.Addr, ":")
+	k.Process, err = startProcess(dir, "kube-apiserver", bin,
+		"--etcd-servers", "http://"+clientAddr,
+		"--bind-address", "127.0.0.1",
+		"--advertise-address", "127.0.0.1",
+		// The "kubernetes" Service's endpoints may not be a loopback address, and no
+		// pod here needs that Service.
+		"--endpoint-reconciler-type", "none",
+		"--secure-port", port,
+		"--cert-dir", filepath.Join(dir, "pki"),
+		"--tls-cert-file", serving.CertFile,
+		"--tls-private-key-file", serving.KeyFile,
+		"--authorization-mode", "Node,RBAC",
+		"--token-auth-file", tokens,
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", saKey,
+		"--service-account-signing-key-file", saKey,
+		"--service-cluster-ip-range", "10.96.0.0/24",
+		"--audit-policy-file", policy,
+		"--audit-log-path", k.AuditLogPath,
+		"--audit-log-format", "json",
+		"--audit-log-maxsize", "0",
+		"--profiling=false",
+	)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	k.client = &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+	}
+	err = k.waitFor(kubeAPIServerReadyTimeout-time.Since(begin), func() error {
+		if exited, werr := k.Etcd.Exited(); exited {
+			return fmt.Errorf("etcd exited (%v); stderr:\n%s", werr, tail(k.Etcd.StderrPath))
+		}
+		code, body, err := k.do(http.MethodGet, "/readyz", nil)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("/readyz %d: %s", code, body)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := k.writeAdminKubeconfig(); err != nil {
+		return nil, err
+	}
+	// The proxy's namespace, service account and RBAC, exactly as the examples ship
+	// them.
+	for _, m := range []string{"namespace.yaml", "serviceaccount.yaml", "rbac.yaml"} {
+		path, err := repoFile(filepath.Join("examples", "kubernetes", m))
+		if err != nil {
+			return nil, err
+		}
+		if res := k.kubectlRun("apply", "-f", path); res.ExitCode != 0 {
+			return nil, fmt.Errorf("kubectl apply -f %s: exit %d: %s", path, res.ExitCode, res.Stderr)
+		}
+	}
+	k.StartupTime = time.Since(begin)
+	return k, nil
+}
+
+// RequestToken asks the TokenRequest API for a token of service account ns/name
+// valid for ttl, as the kubelet does for a projected volume, and returns it with its
+// expiry.
+func (k *KubeAPIServer) RequestToken(ns, name string, ttl time.Duration) (string, time.Time, error) {
+	secs := int64(ttl / time.Second)
+	req := authnv1.TokenRequest{
+		TypeMeta: metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "TokenRequest"},
+		Spec:     authnv1.TokenRequestSpec{ExpirationSeconds: &secs},
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	code, out, err := k.do(http.MethodPost, "/api/v1/namespaces/"+ns+"/serviceaccounts/"+name+"/token", body)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if code != http.StatusCreated {
+		return "", time.Time{}, fmt.Errorf("TokenRequest for %s/%s: %d: %s", ns, name, code, out)
+	}
+	var resp authnv1.TokenRequest
+	if err := json.Unmarshal(out, &resp); err != nil {
+		return "", time.Time{}, fmt.Errorf("TokenRequest for %s/%s: %w", ns, name, err)
+	}
+	if resp.Status.Token == "" {
+		return "", time.Time{}, errors.New("TokenRequest answered no token")
+	}
+	return resp.Status.Token, resp.Status.ExpirationTimestamp.Time, nil
+}
+
+// do sends one request as the fixture's admin and returns the status and body.
+func (k *KubeAPIServer) do(method, path string, body []byte) (int, []byte, error) {
+	return k.doAs("", method, path, body)
+}
+
+// doAs is do acting as user (the admin impersonates it; "" is the admin itself).
+func (k *KubeAPIServer) doAs(user, method, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequest(method, k.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+k.adminToken)
+	if user != "" {
+		req.Header.Set("Impersonate-User", user)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return resp.StatusCode, out, err
+}
+
+// Do sends one request as the fixture's admin (a system:masters user) and returns
+// the status and body, failing the test if the request could not be made.
+func (k *KubeAPIServer) Do(t testing.TB, method, path string, body []byte) (int, []byte) {
+	t.Helper()
+	code, out, err := k.do(method, path, body)
+	if err != nil {
+		t.Fatalf("harness: kube-apiserver %s %s: %v", method, path, err)
+	}
+	return code, out
+}
+
+// DoAs is Do acting as user: the admin impersonates it (for a service account the
+// API server adds its groups), as `kubectl --as` does.
+func (k *KubeAPIServer) DoAs(t testing.TB, user, method, path string, body []byte) (int, []byte) {
+	t.Helper()
+	code, out, err := k.doAs(user, method, path, body)
+	if err != nil {
+		t.Fatalf("harness: kube-apiserver %s %s as %s: %v", method, path, user, err)
+	}
+	return code, out
+}
+
+// Kubectl runs kubectl with the admin kubeconfig. A non-zero exit is a result.
+func (k *KubeAPIServer) Kubectl(t testing.TB, args ...string) KubectlResult {
+	t.Helper()
+	return runKubectl(t, k.kubectl, k.AdminKubeconfig, k.env, args...)
+}
+
+// Apply applies manifest (YAML or JSON, one or more documents) as the admin and
+// fails the test unless kubectl succeeds.
+func (k *KubeAPIServer) Apply(t testing.TB, manifest string) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "manifest-*.yaml")
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	if _, err := f.WriteString(manifest); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	_ = f.Close()
+	if res := k.Kubectl(t, "apply", "-f", f.Name()); res.ExitCode != 0 {
+		t.Fatalf("harness: kubectl apply: exit %d: %s", res.ExitCode, res.Stderr)
+	}
+}
+
+// kubectlRun runs kubectl as the admin outside any test (start-up).
+func (k *KubeAPIServer) kubectlRun(args ...string) KubectlResult {
+	full := append([]string{"--kubeconfig", k.AdminKubeconfig, "--request-timeout", "30s"}, args...)
+	cmd := exec.Command(k.kubectl, full...)
+	cmd.Env = k.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := KubectlResult{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		res.ExitCode = exitErr.ExitCode()
+	case err != nil:
+		res.ExitCode, res.Stderr = -1, err.Error()
+	}
+	return res
+}
+
+func (k *KubeAPIServer) writeAdminKubeconfig() error {
+	cfg := clientcmdv1.Config{
+		Kind: "Config", APIVersion: "v1",
+		Clusters:       []clientcmdv1.NamedCluster{{Name: "kube", Cluster: clientcmdv1.Cluster{Server: k.URL, CertificateAuthority: k.CAFile}}},
+		AuthInfos:      []clientcmdv1.NamedAuthInfo{{Name: "admin", AuthInfo: clientcmdv1.AuthInfo{Token: k.adminToken}}},
+		Contexts:       []clientcmdv1.NamedContext{{Name: "admin", Context: clientcmdv1.Context{Cluster: "kube", AuthInfo: "admin"}}},
+		CurrentContext: "admin",
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	k.AdminKubeconfig = filepath.Join(k.dir, "admin.kubeconfig")
+	return os.WriteFile(k.AdminKubeconfig, data, 0o600)
+}
+
+// Stop stops kube-apiserver and etcd and removes the files.
+func (k *KubeAPIServer) Stop() {
+	k.stopOnce.Do(func() {
+		if k.Process != nil {
+			k.Process.Stop()
+		}
+		if k.Etcd != nil {
+			k.Etcd.Stop()
+		}
+		_ = os.RemoveAll(k.dir)
+	})
+}
+
+// String names the server in test logs.
+func (k *KubeAPIServer) String() string { return "kube-apiserver " + k.URL }
+
+func writeECKey(path string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	return writePEM(path, "EC PRIVATE KEY", der)
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
