@@ -100,6 +100,12 @@ func New(opts Options) (*Source, error) {
 	return &Source{opts: opts, log: opts.Logger.With(zap.String("source", what)), what: what}, nil
 }
 
+// RequiredVerbs are the API verbs a Source uses on its one ConfigMap (a
+// preflight get, then the informer's list and watch, all restricted to that
+// name): what the proxy's RBAC must grant, with resourceNames, and no more.
+// examples/kubernetes/rbac.yaml and the Helm chart are tested against it.
+func RequiredVerbs() []string { return []string{"get", "list", "watch"} }
+
 // Errors of Start. Like a missing mapping file at start-up there is no last
 // good mapping to keep, so the caller should exit.
 var (

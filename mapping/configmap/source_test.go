@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -253,5 +254,48 @@ func TestRender(t *testing.T) {
 	again.ResourceVersion = "42"
 	if string(Render(cm)) != string(Render(again)) {
 		t.Error("Render depends on metadata")
+	}
+}
+
+// TestSourceUsesOnlyRequiredVerbs: every request a Source makes is one of
+// RequiredVerbs on configmaps in its namespace, restricted to its one name
+// (get by name; list and watch with the metadata.name field selector), so
+// RBAC with resourceNames and those verbs is all it needs.
+func TestSourceUsesOnlyRequiredVerbs(t *testing.T) {
+	f := newFixture(t, awsAuth("alice"))
+	before := len(f.client.Actions())
+	if err := f.start(t); err != nil {
+		t.Fatal(err)
+	}
+	f.update(t, awsAuth("alice", "bob"))
+	eventually(t, "bob added", func() bool { name, err := f.username("bob"); return err == nil && name == "bob" })
+	seen := map[string]bool{}
+	for _, a := range f.client.Actions()[before:] {
+		if a.GetVerb() == "update" {
+			continue // the test's own edit
+		}
+		seen[a.GetVerb()] = true
+		if !slices.Contains(RequiredVerbs(), a.GetVerb()) || a.GetResource().Resource != "configmaps" || a.GetNamespace() != "kube-system" {
+			t.Errorf("request %s %s in %q: not in RequiredVerbs %v on kube-system configmaps", a.GetVerb(), a.GetResource().Resource, a.GetNamespace(), RequiredVerbs())
+		}
+		switch r := a.(type) {
+		case k8stesting.GetAction:
+			if r.GetName() != "aws-auth" {
+				t.Errorf("get of %q, want aws-auth", r.GetName())
+			}
+		case k8stesting.ListAction:
+			if got := r.GetListRestrictions().Fields.String(); got != "metadata.name=aws-auth" {
+				t.Errorf("list with field selector %q, want metadata.name=aws-auth", got)
+			}
+		case k8stesting.WatchAction:
+			if got := r.GetWatchRestrictions().Fields.String(); got != "metadata.name=aws-auth" {
+				t.Errorf("watch with field selector %q, want metadata.name=aws-auth", got)
+			}
+		}
+	}
+	for _, v := range RequiredVerbs() {
+		if !seen[v] {
+			t.Errorf("RequiredVerbs lists %q, which the source never used", v)
+		}
 	}
 }
