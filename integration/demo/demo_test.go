@@ -45,12 +45,12 @@ const (
 
 // state mirrors the driver's state.json.
 type state struct {
-	Addrs      map[string]string `json:"addrs"`
-	Pids       map[string]int    `json:"pids"`
-	Kubeconfig string            `json:"kubeconfig"`
-	Metrics    string            `json:"metrics"`
-	MappingConfigMap string `json:"mappingConfigMap"`
-	AdminKubeconfig  string `json:"adminKubeconfig"`
+	Addrs            map[string]string `json:"addrs"`
+	Pids             map[string]int    `json:"pids"`
+	Kubeconfig       string            `json:"kubeconfig"`
+	Metrics          string            `json:"metrics"`
+	MappingConfigMap string            `json:"mappingConfigMap"`
+	AdminKubeconfig  string            `json:"adminKubeconfig"`
 }
 
 // binDir returns KIA_BIN, failing with instructions when a binary is
