@@ -26,7 +26,7 @@ func (d *demo) startCluster(ctx context.Context) error {
 			err = os.WriteFile(d.files.AdminKube, kc, 0o600)
 		}
 		if err == nil {
-			if kc, err = buildProxyKubeconfig(a.APIServer, pki.CAFile, d.files.ProxyToken); err == nil {
+			if kc, err = kubecluster.ProxyKubeconfig(a.APIServer, pki.CAFile, d.files.ProxyToken); err == nil {
 				err = os.WriteFile(d.files.ProxyKube, kc, 0o600)
 			}
 		}
@@ -71,7 +71,7 @@ func (d *demo) startCluster(ctx context.Context) error {
 // bootstrap admin, and writes the proxy's first token.
 func (d *demo) bootstrap(ctx context.Context) error {
 	d.ui.heading("Bootstrapping the cluster as " + bootstrapUser + " (system:masters, straight to kube-apiserver)")
-	files := append(kubecluster.ProxyManifests(), demoRBACFile)
+	files := append(kubecluster.ProxyManifests(), demoRBACFile, awsAuthFile)
 	args := []string{"--kubeconfig", d.files.AdminKube, "apply"}
 	for _, f := range files {
 		args = append(args, "-f", filepath.Join(d.o.RepoDir, f))

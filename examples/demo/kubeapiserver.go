@@ -3,9 +3,6 @@ package main
 import (
 	"path/filepath"
 
-	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
-	"sigs.k8s.io/yaml"
-
 	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
@@ -31,28 +28,4 @@ func kubeAPIServerArgs(a addrs, repoDir string, l layout, pki kubecluster.PKI) (
 		AuditPolicyFile: filepath.Join(repoDir, kubecluster.AuditPolicyFile),
 		AuditLogPath:    l.AuditLog,
 	}.Args()
-}
-
-// buildProxyKubeconfig is serve's --kubeconfig for the SubjectAccessReviews
-// of --allow-impersonation: the proxy asks as itself, with the same token
-// file it sends upstream (client-go re-reads tokenFile as it is refreshed),
-// trusting the cluster CA as a pod's service account would.
-func buildProxyKubeconfig(apiServer, caFile, tokenFile string) ([]byte, error) {
-	return yaml.Marshal(clientcmdv1.Config{
-		Kind:       "Config",
-		APIVersion: "v1",
-		Clusters: []clientcmdv1.NamedCluster{{
-			Name:    "kube-apiserver",
-			Cluster: clientcmdv1.Cluster{Server: "https://" + apiServer, CertificateAuthority: caFile},
-		}},
-		AuthInfos: []clientcmdv1.NamedAuthInfo{{
-			Name:     "kube-iam-authz",
-			AuthInfo: clientcmdv1.AuthInfo{TokenFile: tokenFile},
-		}},
-		Contexts: []clientcmdv1.NamedContext{{
-			Name:    "kube-iam-authz",
-			Context: clientcmdv1.Context{Cluster: "kube-apiserver", AuthInfo: "kube-iam-authz"},
-		}},
-		CurrentContext: "kube-iam-authz",
-	})
 }

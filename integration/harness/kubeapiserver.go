@@ -350,6 +350,22 @@ func (k *KubeAPIServer) kubectlRun(args ...string) KubectlResult {
 	return res
 }
 
+// ProxyKubeconfig writes a kubeconfig for the proxy's own API calls (what the
+// in-cluster config would carry): this server, its CA, and the bearer token in
+// tokenFile, which client-go re-reads as it rotates.
+func (k *KubeAPIServer) ProxyKubeconfig(t testing.TB, tokenFile string) string {
+	t.Helper()
+	data, err := kubecluster.ProxyKubeconfig(k.Addr, k.CAFile, tokenFile)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "proxy.kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return path
+}
+
 // Stop stops kube-apiserver and etcd and removes the files.
 func (k *KubeAPIServer) Stop() {
 	k.stopOnce.Do(func() {

@@ -85,6 +85,30 @@ func AdminKubeconfig(addr string, p PKI) ([]byte, error) {
 	})
 }
 
+// ProxyKubeconfig is the proxy's own kubeconfig for the API server at
+// host:port (what the in-cluster config would carry; serve's --kubeconfig):
+// the cluster CA and the bearer token in tokenFile, which client-go re-reads
+// as it is refreshed.
+func ProxyKubeconfig(addr, caFile, tokenFile string) ([]byte, error) {
+	return yaml.Marshal(clientcmdv1.Config{
+		Kind:       "Config",
+		APIVersion: "v1",
+		Clusters: []clientcmdv1.NamedCluster{{
+			Name:    "kube-apiserver",
+			Cluster: clientcmdv1.Cluster{Server: "https://" + addr, CertificateAuthority: caFile},
+		}},
+		AuthInfos: []clientcmdv1.NamedAuthInfo{{
+			Name:     "kube-iam-authz",
+			AuthInfo: clientcmdv1.AuthInfo{TokenFile: tokenFile},
+		}},
+		Contexts: []clientcmdv1.NamedContext{{
+			Name:    "kube-iam-authz",
+			Context: clientcmdv1.Context{Cluster: "kube-apiserver", AuthInfo: "kube-iam-authz"},
+		}},
+		CurrentContext: "kube-iam-authz",
+	})
+}
+
 // ProxyManifests (repository-relative) are what a cluster needs before
 // kube-iam-authz can act for anyone: its namespace, its service account and
 // the RBAC that lets that account impersonate exactly what serve sends.

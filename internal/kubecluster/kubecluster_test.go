@@ -270,3 +270,25 @@ func TestRepositoryFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyKubeconfig: the proxy's kubeconfig carries the cluster CA and a
+// token file (re-read by client-go as it rotates), never a token itself.
+func TestProxyKubeconfig(t *testing.T) {
+	b, err := ProxyKubeconfig("127.0.0.1:6443", "/p/ca.crt", "/run/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg clientcmdv1.Config
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Clusters) != 1 || cfg.Clusters[0].Cluster.Server != "https://127.0.0.1:6443" || cfg.Clusters[0].Cluster.CertificateAuthority != "/p/ca.crt" || cfg.Clusters[0].Cluster.InsecureSkipTLSVerify {
+		t.Errorf("clusters %+v", cfg.Clusters)
+	}
+	if len(cfg.AuthInfos) != 1 || cfg.AuthInfos[0].AuthInfo.TokenFile != "/run/token" || cfg.AuthInfos[0].AuthInfo.Token != "" || cfg.AuthInfos[0].AuthInfo.ClientCertificate != "" {
+		t.Errorf("users %+v", cfg.AuthInfos)
+	}
+	if len(cfg.Contexts) != 1 || cfg.CurrentContext != cfg.Contexts[0].Name {
+		t.Errorf("contexts %+v, current %q", cfg.Contexts, cfg.CurrentContext)
+	}
+}
