@@ -140,6 +140,14 @@ func TestWhoamiGroupLimit(t *testing.T) {
 	t.Run("upstream lines", func(t *testing.T) {
 		t.Parallel()
 		c := harness.StartChain(t, harness.ChainOptions{Clusters: clusters()})
+		// The over-limit entry loads (the others still map) and serve says so.
+		t.Run("serve warns at load", func(t *testing.T) {
+			want := fmt.Sprintf("maps to %d groups, more than the %d a request can carry", len(overLimit), len(atLimit))
+			eventually(t, 5*time.Second, "serve logs the over-limit entry", func() (bool, string) {
+				logs := c.Serve.Stderr() + c.Serve.Stdout()
+				return strings.Contains(logs, "mapping warning") && strings.Contains(logs, want) && strings.Contains(logs, "mapRoles[0]"), "not yet"
+			})
+		})
 		t.Run(fmt.Sprintf("%d groups", len(atLimit)), func(t *testing.T) {
 			c.ResetRecorded(t)
 			got := whoami(t, c, "default", admin)
