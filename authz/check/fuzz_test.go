@@ -19,7 +19,7 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -308,8 +308,8 @@ func checkFuzzOK(t *testing.T, resp *authv3.CheckResponse) {
 	}
 	md := resp.GetDynamicMetadata().GetFields()
 	var groups []string
-	for i := 0; i < envoyconfig.GroupSlots; i++ {
-		if v, ok := md[envoyconfig.GroupSlotKey(i)]; ok && v.GetStringValue() != "" {
+	for i := 0; i < envoy.GroupSlots; i++ {
+		if v, ok := md[envoy.GroupSlotKey(i)]; ok && v.GetStringValue() != "" {
 			groups = append(groups, v.GetStringValue())
 		}
 	}

@@ -41,7 +41,7 @@ func headerOption(name, value string, action corev3.HeaderValueOption_HeaderAppe
 // Impersonate-Group lines that way. Instead the reviewed route config adds
 // one impersonate-group line per non-empty dynamic metadata key
 // impersonate_group_0 .. impersonate_group_15 (F5), and the server fills
-// those keys. The contract lives in envoy/contract.go (envoyconfig); a test
+// those keys. The contract lives in envoy/contract.go (package envoy); a test
 // pins these copies to it.
 const (
 	// MaxGroups is the number of group slots the Envoy route reads. A user

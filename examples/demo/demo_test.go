@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -212,11 +212,11 @@ func TestRenderEnvoy(t *testing.T) {
 	if err := renderEnvoy(repoRoot, a, l, pki); err != nil {
 		t.Fatal(err)
 	}
-	b, err := envoyconfig.Load(l.EnvoyConfig)
+	b, err := envoy.Load(l.EnvoyConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := envoyconfig.CheckPolicy(b); err != nil {
+	if err := envoy.CheckPolicy(b); err != nil {
 		t.Errorf("rendered config fails the policy: %v", err)
 	}
 	rendered, err := os.ReadFile(l.EnvoyConfig)
@@ -224,7 +224,7 @@ func TestRenderEnvoy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The certificate, key and CA paths are in the SDS files the config reads.
-	sources, err := envoyconfig.SecretSources(b)
+	sources, err := envoy.SecretSources(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestRenderEnvoy(t *testing.T) {
 		if err != nil {
 			t.Fatalf("SDS file: %v", err)
 		}
-		if _, err := envoyconfig.ParseSecrets(sds); err != nil {
+		if _, err := envoy.ParseSecrets(sds); err != nil {
 			t.Errorf("SDS file %s: %v", p, err)
 		}
 		rendered = append(rendered, sds...)

@@ -111,7 +111,7 @@ type Chain struct {
 	// Clusters in ChainOptions order.
 	Clusters []*RunningCluster
 	// EnvoyStats maps each stats listener of the Envoy config (Envoy's
-	// /stats/prometheus, envoyconfig.RuleStatsListener) to its local address.
+	// /stats/prometheus, envoy.RuleStatsListener) to its local address.
 	EnvoyStats map[string]string
 	// ProxyTokenVolume holds ProxyTokenFileName, the proxy's credential, read by
 	// serve (--upstream-token-file) and every API server stand-in.
