@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/envoy"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // TestEnvoyContract pins the server's copies of the Envoy contract to the
@@ -47,7 +47,7 @@ func TestGroupSlots(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, fixtureOptions{})
-			f.mapper.set(bob.CanonicalARN, mapping.User{Username: "bob", Groups: tc.groups})
+			f.mapper.set(bob.CanonicalARN, kubeuser.User{Username: "bob", Groups: tc.groups})
 			got, err := f.server.Check(context.Background(), request(bearer(tokBob), nil))
 			if err != nil {
 				t.Fatal(err)

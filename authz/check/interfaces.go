@@ -5,10 +5,10 @@ import (
 	"errors"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // Verifier turns a bearer token into a verified identity for one cluster
@@ -21,7 +21,7 @@ type Verifier interface {
 // implements it. It runs on every request (the mapping is never cached with
 // the identity) so that a mapping change takes effect on the next request.
 type Mapper interface {
-	Map(ctx context.Context, id identity.Identity) (mapping.User, error)
+	Map(ctx context.Context, id identity.Identity) (kubeuser.User, error)
 }
 
 // BearerSource provides the proxy's own credential for the upstream API

@@ -17,7 +17,7 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 const headerAuthorization = "authorization"
@@ -212,7 +212,7 @@ func newResponseCache(max int) *responseCache {
 	return c
 }
 
-func (c *responseCache) get(k responseKey, user mapping.User, bearer string) *authv3.CheckResponse {
+func (c *responseCache) get(k responseKey, user kubeuser.User, bearer string) *authv3.CheckResponse {
 	if c.max <= 0 {
 		return nil
 	}
@@ -230,7 +230,7 @@ func (c *responseCache) get(k responseKey, user mapping.User, bearer string) *au
 	return e.resp
 }
 
-func (c *responseCache) put(k responseKey, user mapping.User, bearer string, resp *authv3.CheckResponse) {
+func (c *responseCache) put(k responseKey, user kubeuser.User, bearer string, resp *authv3.CheckResponse) {
 	if c.max <= 0 {
 		return
 	}

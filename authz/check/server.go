@@ -24,9 +24,9 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // DefaultResponseCacheSize bounds the cache of built OK responses.
@@ -367,7 +367,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 // lines, authorize each attribute for the mapped caller, and answer OK with
 // the requested identity, the reserved extras naming the caller, and the
 // proxy's credential.
-func (s *Server) nested(ctx context.Context, d *decision, rh requestHeaders, id identity.Identity, user mapping.User, bearer string) *authv3.CheckResponse {
+func (s *Server) nested(ctx context.Context, d *decision, rh requestHeaders, id identity.Identity, user kubeuser.User, bearer string) *authv3.CheckResponse {
 	if rh.impersonationConflict {
 		return s.deny(d, fmt.Errorf("%w: Impersonate-* in both header representations", impersonate.ErrInvalidRequest))
 	}

@@ -11,10 +11,10 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // outcome is one row of the decision table: what a class of error becomes
@@ -98,9 +98,9 @@ var outcomes = []*outcome{
 	// the API server's own wording for the refused attribute.
 	{err: ErrImpersonationDenied, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "impersonation_denied",
 		message: "Forbidden: the impersonation is not allowed", grpcCode: codes.PermissionDenied},
-	{err: mapping.ErrUnmapped, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "unmapped",
+	{err: kubeuser.ErrUnmapped, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "unmapped",
 		message: "Forbidden: the AWS identity is not mapped to a Kubernetes user on this cluster", grpcCode: codes.PermissionDenied},
-	{err: mapping.ErrForbidden, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "mapping_refused",
+	{err: kubeuser.ErrForbidden, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "mapping_refused",
 		message: "Forbidden: the mapping for this AWS identity was refused", grpcCode: codes.PermissionDenied},
 	{err: impersonate.ErrInvalidValue, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "invalid_mapping",
 		message: "Forbidden: the mapping for this AWS identity produced a user that cannot be sent to the API server", grpcCode: codes.PermissionDenied},
@@ -118,7 +118,7 @@ var outcomes = []*outcome{
 		message: "Service unavailable: AWS STS could not be reached to verify the token; retry later", grpcCode: codes.Unavailable},
 	{err: sar.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "sar_unavailable",
 		message: "Service unavailable: the API server could not be asked whether the impersonation is allowed; retry later", grpcCode: codes.Unavailable},
-	{err: mapping.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "mapping_unavailable",
+	{err: kubeuser.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "mapping_unavailable",
 		message: "Service unavailable: the identity mapping could not be evaluated right now; retry later", grpcCode: codes.Unavailable},
 	{err: ErrNotReady, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "not_ready",
 		message: "Service unavailable: the authenticating proxy is starting; retry later", grpcCode: codes.Unavailable},

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // TestTransientFailureIsNeverAVerdict: the errors for which a stale identity
@@ -29,7 +29,7 @@ func TestTransientFailureIsNeverAVerdict(t *testing.T) {
 		"sts rejected":     {err: &sts.Error{Class: sts.ErrUnauthenticated, Reason: "rejected", Code: "SignatureDoesNotMatch"}, wantVerdict: true},
 		"malformed token":  {err: fmt.Errorf("%w: expired", token.ErrMalformed), wantVerdict: true},
 		"client went away": {err: context.Canceled},
-		"unmapped":         {err: mapping.ErrUnmapped},
+		"unmapped":         {err: kubeuser.ErrUnmapped},
 		"unknown error":    {err: errors.New("boom")},
 	}
 	for name, tc := range tests {

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
@@ -54,7 +55,7 @@ func TestScriptedIdentitiesMatchTheMapping(t *testing.T) {
 			}
 			user, err := mapper.Map(context.Background(), who)
 			if !id.WantAllowed {
-				if !errors.Is(err, mapping.ErrUnmapped) {
+				if !errors.Is(err, kubeuser.ErrUnmapped) {
 					t.Fatalf("Map(%s) = %+v, %v; want ErrUnmapped", p.ARN, user, err)
 				}
 				return

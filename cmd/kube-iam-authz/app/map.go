@@ -15,6 +15,7 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -210,7 +211,7 @@ func (o *MapOptions) Run(ctx context.Context, streams Streams) error {
 	}
 	if mapErr != nil {
 		code := 1
-		if errors.Is(mapErr, mapping.ErrUnmapped) || errors.Is(mapErr, mapping.ErrForbidden) ||
+		if errors.Is(mapErr, kubeuser.ErrUnmapped) || errors.Is(mapErr, kubeuser.ErrForbidden) ||
 			errors.Is(mapErr, impersonate.ErrInvalidValue) || errors.Is(mapErr, check.ErrTooManyGroups) {
 			code = exitNotMapped
 		}
