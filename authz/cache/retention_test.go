@@ -168,7 +168,7 @@ func TestCacheRetainsNoToken(t *testing.T) {
 		}
 		return answerExpiring(clock, 15*time.Minute)(tok, "")
 	}}
-	c, err := New(fake, Options{Clock: clock, IsCacheableError: serverIsCacheable})
+	c, err := New(fake, Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

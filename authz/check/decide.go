@@ -7,6 +7,7 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 )
 
 // Decision is what the proxy sends upstream for one verified identity on one
@@ -37,7 +38,7 @@ func impersonation(id identity.Identity, user kubeuser.User) (Decision, error) {
 	// more could only be dropped, and a dropped group may be one that RBAC
 	// relies on, so the identity is refused instead.
 	if len(user.Groups) > MaxGroups {
-		return Decision{}, fmt.Errorf("%w: %d groups, at most %d", ErrTooManyGroups, len(user.Groups), MaxGroups)
+		return Decision{}, fmt.Errorf("%w: %d groups, at most %d", outcome.ErrTooManyGroups, len(user.Groups), MaxGroups)
 	}
 	hs, err := impersonate.Headers(id, user)
 	if err != nil {

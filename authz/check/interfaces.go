@@ -2,12 +2,9 @@ package check
 
 import (
 	"context"
-	"errors"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
-	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
-	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 )
 
@@ -31,23 +28,4 @@ type BearerSource interface {
 	// BearerToken returns the current token. It is called on every allowed
 	// request, so it must be cheap (an atomic load).
 	BearerToken() string
-}
-
-// IsDefinitiveRejection reports whether a verification error is a verdict
-// on the token itself (malformed, or refused by STS) rather than trouble on
-// the way (throttling, outage, timeout). Only verdicts may be cached
-// negatively: caching trouble would turn a blip at STS into denials.
-func IsDefinitiveRejection(err error) bool {
-	return errors.Is(err, token.ErrMalformed) || errors.Is(err, sts.ErrUnauthenticated)
-}
-
-// IsTransientFailure reports whether a verification error is trouble on the
-// way to STS (an outage, a timeout, an answer that cannot be trusted,
-// throttling by STS or by our own limit) rather than a verdict on the
-// token. While STS is in such trouble, an identity it verified earlier for
-// the same unexpired token keeps being served (cache.Options
-// ServeStaleOnError), so an outage locks out only tokens never seen before.
-func IsTransientFailure(err error) bool {
-	return errors.Is(err, sts.ErrUnavailable) || errors.Is(err, sts.ErrThrottled) ||
-		errors.Is(err, context.DeadlineExceeded)
 }

@@ -2,7 +2,7 @@ package kubeuser
 
 import "errors"
 
-// Sentinel errors of a mapper (mapping.Mapper.Map). authz/check/status.go maps
+// Sentinel errors of a mapper (mapping.Mapper.Map). The one table (authz/outcome) maps
 // ErrUnmapped and ErrForbidden to 403 and ErrUnavailable to 503.
 var (
 	// ErrUnmapped: no mapRoles, mapUsers or mapAccounts entry matches.

@@ -293,7 +293,7 @@ func buildVerifier(o *ServeOptions, reg prometheus.Registerer, log *zap.Logger) 
 	co := o.cacheOptions()
 	co.Metrics = cacheMetrics
 	co.Logger = log
-	return cache.New(check.ObserveUpstream(verify.New(parser, client)), co)
+	return cache.New(verify.New(parser, client), co)
 }
 
 // flightTimeout bounds the verification shared by concurrent cache misses:
