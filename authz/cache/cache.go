@@ -92,11 +92,11 @@ func New(next Verifier, o Options) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{next: next, opts: o, epoch: o.Clock.Now(), keys: keys, store: st, metrics: o.Metrics}, nil
+	return &Cache{next: next, opts: o, epoch: o.Now(), keys: keys, store: st, metrics: o.Metrics}, nil
 }
 
 func (c *Cache) now() instant {
-	t := c.opts.Clock.Now()
+	t := c.opts.Now()
 	return instant{wall: t, mono: t.Sub(c.epoch)}
 }
 

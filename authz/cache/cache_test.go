@@ -42,7 +42,7 @@ func newTestCache(t *testing.T, o Options, answer func(*fakeClock) func(string, 
 		t.Fatal(err)
 	}
 	fake := &fakeVerifier{answer: answer(clock)}
-	o.Clock = clock
+	o.Now = clock.Now
 	o.Metrics = m
 	c, err := New(fake, o)
 	if err != nil {
@@ -52,7 +52,7 @@ func newTestCache(t *testing.T, o Options, answer func(*fakeClock) func(string, 
 }
 
 func expiringIn(ttl time.Duration) func(*fakeClock) func(string, string) (verify.Result, error) {
-	return func(c *fakeClock) func(string, string) (verify.Result, error) { return answerExpiring(c, ttl) }
+	return func(c *fakeClock) func(string, string) (verify.Result, error) { return answerExpiring(c.Now, ttl) }
 }
 
 func failingWith(err error) func(*fakeClock) func(string, string) (verify.Result, error) {
@@ -413,7 +413,7 @@ func TestCacheDropsExpiredEntriesBeforeEvicting(t *testing.T) {
 	fake := &fakeVerifier{answer: func(tok, _ string) (verify.Result, error) {
 		return verify.Result{Identity: testIdentity(), Expiry: clock.Now().Add(lifetimes[tok])}, nil
 	}}
-	c, err := New(fake, Options{MaxEntries: 2, Shards: 1, Clock: clock, Metrics: m})
+	c, err := New(fake, Options{MaxEntries: 2, Shards: 1, Now: clock.Now, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,9 +452,9 @@ func TestCacheContainsVerifierPanic(t *testing.T) {
 			panics = false
 			panic("verifier bug while handling " + tok)
 		}
-		return answerExpiring(clock, 15*time.Minute)(tok, "")
+		return answerExpiring(clock.Now, 15*time.Minute)(tok, "")
 	}}
-	c, err := New(fake, Options{Clock: clock, Logger: zap.New(core)})
+	c, err := New(fake, Options{Now: clock.Now, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,15 +43,6 @@ const (
 	MaxEntriesLimit = maxEntriesLimit
 )
 
-// Clock tells the time. Tests pass a fake; production uses the real clock.
-type Clock interface {
-	Now() time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // Options configures a Cache. The zero value is usable: every zero field
 // takes its default.
 type Options struct {
@@ -79,8 +70,8 @@ type Options struct {
 	// sidecar usually gets 1 and 16 shards measure the same; 16 is
 	// insurance for many-core hosts and costs 1 KiB.
 	Shards int
-	// Clock defaults to the real clock.
-	Clock Clock
+	// Now is the clock; time.Now if nil. Tests pass a fake.
+	Now func() time.Time
 	// Metrics defaults to a set registered nowhere.
 	Metrics *Metrics
 	// Logger defaults to zap.NewNop(). It only hears about verifier panics.
@@ -124,8 +115,8 @@ func (o Options) withDefaults() Options {
 			o.Shards = defaultShards
 		}
 	}
-	if o.Clock == nil {
-		o.Clock = realClock{}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

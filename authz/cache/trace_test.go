@@ -43,8 +43,8 @@ func TestTraceMarksOnlyTheCallerThatWentUpstream(t *testing.T) {
 
 func TestTraceWaiterOnAFlightIsAHit(t *testing.T) {
 	clock := newFakeClock()
-	fake := &fakeVerifier{gate: make(chan struct{}), answer: answerExpiring(clock, 15*time.Minute)}
-	c, err := New(fake, Options{Clock: clock})
+	fake := &fakeVerifier{gate: make(chan struct{}), answer: answerExpiring(clock.Now, 15*time.Minute)}
+	c, err := New(fake, Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,7 +172,7 @@ func newE2E(t *testing.T, o e2eOptions) *e2e {
 		o.cacheTTL = cache.DefaultMaxTTL
 	}
 	c, err := cache.New(verify.New(parser, client), cache.Options{
-		MaxTTL: o.cacheTTL, Clock: clock, Metrics: cacheMetrics, Logger: log,
+		MaxTTL: o.cacheTTL, Now: clock.Now, Metrics: cacheMetrics, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -248,9 +248,9 @@ func (r *Resolver) flushPending() {
 func (r *Resolver) flush(ids []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
-	start := time.Now()
+	start := r.clock()
 	names, err := r.describe(ctx, ids)
-	r.metrics.call(callResult(err), len(ids), time.Since(start))
+	r.metrics.call(callResult(err), len(ids), r.clock().Sub(start))
 	if err != nil {
 		r.log.Warn("EC2 DescribeInstances failed", zap.Int("instances", len(ids)), zap.Error(err))
 	}
