@@ -78,7 +78,14 @@ func Headers(id identity.Identity, user kubeuser.User) ([]Header, error) {
 		return nil, err
 	}
 	out = append(out, Header{Name: HeaderUID, Value: uid})
-	for _, e := range Extras(id) {
+	return appendExtras(out, Extras(id))
+}
+
+// appendExtras appends one Impersonate-Extra-<escaped key> line per extra
+// with a value (an empty one is left out: the API server would record an
+// extra whose only value is ""), refusing a value no header can carry.
+func appendExtras(out []Header, extras []Extra) ([]Header, error) {
+	for _, e := range extras {
 		if e.Value == "" {
 			continue
 		}

@@ -89,14 +89,5 @@ func NestedHeaders(id identity.Identity, caller kubeuser.User, req Requested) ([
 		{Key: ExtraOriginalGroups, Value: strings.Join(caller.Groups, ",")},
 		{Key: ExtraOriginalARN, Value: id.ARN},
 	}
-	for _, e := range reserved {
-		if e.Value == "" {
-			continue
-		}
-		if err := checkValue("extra "+e.Key, e.Value); err != nil {
-			return nil, err
-		}
-		out = append(out, Header{Name: HeaderExtraPrefix + EscapeExtraKey(e.Key), Value: e.Value})
-	}
-	return out, nil
+	return appendExtras(out, reserved)
 }
