@@ -41,8 +41,8 @@ type Options struct {
 	Logger *zap.Logger
 	// Metrics, if set, records lookups and calls (see NewMetrics).
 	Metrics *Metrics
-	// Clock drives cache expiry. Defaults to time.Now.
-	Clock func() time.Time
+	// Now drives cache expiry and times the EC2 calls. Defaults to time.Now.
+	Now func() time.Time
 	// TTL keeps a found name. An instance keeps its private DNS name for
 	// its whole life and instance IDs are never reused, so this only bounds
 	// staleness after termination. Defaults to 1h.
@@ -144,7 +144,7 @@ func New(opts Options) (*Resolver, error) {
 		client:     opts.Client,
 		log:        opts.Logger,
 		metrics:    opts.Metrics,
-		clock:      opts.Clock,
+		clock:      opts.Now,
 		ttl:        or(opts.TTL, time.Hour),
 		negTTL:     or(opts.NegativeTTL, 10*time.Second),
 		window:     or(opts.BatchWindow, 10*time.Millisecond),

@@ -52,7 +52,7 @@ func newFixture(t *testing.T, instances map[string]string, tweak func(*Options))
 		t.Fatal(err)
 	}
 	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
-	opts := Options{Client: fake.client(srv), Metrics: m, Clock: clock.Now, BatchWindow: time.Millisecond}
+	opts := Options{Client: fake.client(srv), Metrics: m, Now: clock.Now, BatchWindow: time.Millisecond}
 	if tweak != nil {
 		tweak(&opts)
 	}
