@@ -13,13 +13,14 @@
 // failure_mode_allow is false, so an authz error or timeout is a 503 and
 // never a pass (CVE-2023-27488 and CVE-2024-23324 turned allow-on-error into
 // bypasses; F10). encode_raw_headers sends one header_map entry per header
-// line (F6). use_remote_address makes every client external, so client
-// x-envoy-* headers are stripped, and the route overwrites X-Forwarded-For
-// and removes x-envoy-auth-failure-mode-allowed (F8). The ext_authz
+// line (F6). use_remote_address makes every client external, so Envoy strips
+// the client's x-envoy-retry-on, x-envoy-upstream-rq-timeout-ms and the like,
+// and the route overwrites X-Forwarded-For with the real peer and removes
+// x-envoy-auth-failure-mode-allowed, which Envoy lets through (F8). The ext_authz
 // header-mutation allow-list admits only authorization, impersonate-user,
 // impersonate-uid and impersonate-extra-*; anything else the server might
-// set is a 500 (F4). max_stream_duration ends watches and exec sessions
-// within a token's 15-minute life (F9).
+// set is a 500 (F4). max_stream_duration (15 minutes) bounds how long a watch
+// or an exec session outlives the token that opened it (F9).
 //
 // # 1. The Check service reads the request (authz/check)
 //
@@ -104,8 +105,9 @@
 //
 // # 6. The response (authz/check: decide.go, response.go; authz/impersonate)
 //
-// check.Decide turns the user into header lines, the same function the map
-// dry run uses. More groups than Envoy has slots (check.MaxGroups) is a 403:
+// The user becomes header lines by the code check.Decide runs, which the map
+// dry run calls too (so a dry run cannot promise what serve refuses); an OK
+// answer built for the same identity, user and credential is reused. More groups than Envoy has slots (check.MaxGroups) is a 403:
 // dropping one could drop a group RBAC relies on. Names with a comma, CR, LF
 // or NUL are refused (a comma would make one bogus group line, a newline
 // would split headers), and Impersonate-Extra keys are percent-encoded as
@@ -138,7 +140,8 @@
 // A refusal is a Kubernetes Status body from its row of authz/outcome, with
 // WWW-Authenticate on a 401 (client-go then re-runs its exec credential
 // plugin) and Retry-After on a 429 or 503 (client-go retries a 503 only when
-// it carries one). A panic is a Denied 500, never a gRPC error. Each decision
-// is logged once with the token's fingerprint (token.Fingerprint), never the
-// token or its URL.
+// it carries one). A panic is a Denied 500, never a gRPC error. Every miss,
+// denial and error is logged once (allowed cache hits are counted into one
+// line per identity per interval) with the token's fingerprint
+// (token.Fingerprint), never the token or its URL.
 package authz
