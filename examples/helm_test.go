@@ -64,7 +64,7 @@ func TestHelmRequiredValues(t *testing.T) {
 		"no certificate":           {set: []string{"clusterId=c"}, wantErr: "tls.existingSecret"},
 		"cert-manager, no issuer":  {set: []string{"clusterId=c", "tls.certManager.enabled=true"}, wantErr: "tls.certManager.issuerRef.name is required"},
 		"existing mapping unnamed": {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=existingConfigMap"}, wantErr: "awsAuth.existingConfigMap.name is required"},
-		"cluster mapping source":   {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=cluster"}, wantErr: "needs serve --mapping-configmap"},
+		"cluster mapping unnamed":  {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=cluster", "awsAuth.clusterConfigMap="}, wantErr: "awsAuth.clusterConfigMap"},
 		"unknown mapping source":   {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=file"}, wantErr: "awsAuth.source"},
 		"misspelt value":           {set: []string{"clusterID=c", "tls.existingSecret=s"}, wantErr: "additional properties 'clusterID' not allowed"},
 		"unknown service type":     {set: []string{"clusterId=c", "tls.existingSecret=s", "service.type=Public"}, wantErr: "service.type"},

@@ -27,6 +27,13 @@ var proxyManifests = []string{
 	"examples/kubernetes/rbac.yaml",
 }
 
+// awsAuthFile is the example aws-auth ConfigMap (kube-system/aws-auth), applied
+// to the cluster as EKS holds it; serve watches it there (--mapping-configmap).
+const (
+	awsAuthFile = "examples/aws-auth.yaml"
+	awsAuthRef  = "kube-system/aws-auth"
+)
+
 // demoRBACFile gives the mapped developer something to do: list pods in
 // namespace dev, and nothing cluster-wide.
 const demoRBACFile = "examples/demo/rbac.yaml"

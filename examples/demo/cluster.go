@@ -69,7 +69,7 @@ func (d *demo) startCluster(ctx context.Context) error {
 // bootstrap admin, and writes the proxy's first token.
 func (d *demo) bootstrap(ctx context.Context) error {
 	d.ui.heading("Bootstrapping the cluster as " + bootstrapUser + " (system:masters, straight to kube-apiserver)")
-	files := append(append([]string(nil), proxyManifests...), demoRBACFile)
+	files := append(append([]string(nil), proxyManifests...), demoRBACFile, awsAuthFile)
 	args := []string{"--kubeconfig", d.files.AdminKube, "apply"}
 	for _, f := range files {
 		args = append(args, "-f", filepath.Join(d.o.RepoDir, f))

@@ -26,12 +26,7 @@ import (
 
 // knownRules are the divergences of docs/mapping.md; a difference is
 // accepted only when our side names one of them as its cause.
-var knownRules = []string{
-	mapping.RuleStructural, mapping.RuleWrongType, mapping.RuleEmptyName, mapping.RuleNameChars,
-	mapping.RuleTooManyGroups, mapping.RuleTemplateSyntax, mapping.RuleReservedTemplate,
-	mapping.RuleInstanceID, mapping.RuleUserID, mapping.RuleDuplicateField, mapping.RuleSSO,
-	mapping.RulePrecedence, mapping.RuleShadowed,
-}
+var knownRules = mapping.Rules
 
 func init() {
 	// AIA's parser logs every problem through logrus.

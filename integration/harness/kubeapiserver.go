@@ -427,6 +427,29 @@ func (k *KubeAPIServer) writeAdminKubeconfig() error {
 	return os.WriteFile(k.AdminKubeconfig, data, 0o600)
 }
 
+// ProxyKubeconfig writes a kubeconfig for the proxy's own API calls (what the
+// in-cluster config would carry): this server, its CA, and the bearer token in
+// tokenFile, which client-go re-reads as it rotates.
+func (k *KubeAPIServer) ProxyKubeconfig(t testing.TB, tokenFile string) string {
+	t.Helper()
+	cfg := clientcmdv1.Config{
+		Kind: "Config", APIVersion: "v1",
+		Clusters:       []clientcmdv1.NamedCluster{{Name: "kube", Cluster: clientcmdv1.Cluster{Server: k.URL, CertificateAuthority: k.CAFile}}},
+		AuthInfos:      []clientcmdv1.NamedAuthInfo{{Name: "proxy", AuthInfo: clientcmdv1.AuthInfo{TokenFile: tokenFile}}},
+		Contexts:       []clientcmdv1.NamedContext{{Name: "proxy", Context: clientcmdv1.Context{Cluster: "kube", AuthInfo: "proxy"}}},
+		CurrentContext: "proxy",
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "proxy.kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return path
+}
+
 // Stop stops kube-apiserver and etcd and removes the files.
 func (k *KubeAPIServer) Stop() {
 	k.stopOnce.Do(func() {

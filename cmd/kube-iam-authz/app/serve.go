@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,12 +15,15 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/server"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/upstream"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubeclient"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
 )
 
 func newServeCommand(streams Streams) *cobra.Command {
@@ -172,19 +177,25 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	}
 
 	var clusters []check.Cluster
-	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile}}, o.Clusters...)
+	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile, MappingConfigMap: o.MappingConfigMap}}, o.Clusters...)
+	kube := lazyKubeClient(o.Kubeconfig, o.UpstreamTokenFile)
 	for i, c := range all {
-		// How the operator named each file: a flag, or a key of --config.
-		mappingFlag, tokenFlag := "--mapping-file", "--upstream-token-file"
+		// How the operator named each source: a flag, or a key of --config.
+		mappingFlag, configMapFlag, tokenFlag := "--mapping-file", "--mapping-configmap", "--upstream-token-file"
 		if i > 0 {
 			where := fmt.Sprintf("--config clusters[%d] (%s)", i-1, c.Name)
-			mappingFlag, tokenFlag = where+" mappingFile", where+" upstreamTokenFile"
+			mappingFlag, configMapFlag, tokenFlag = where+" mappingFile", where+" mappingConfigMap", where+" upstreamTokenFile"
 		}
 		strict := o.MappingStrict
 		if c.MappingStrict != nil {
 			strict = *c.MappingStrict
 		}
-		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict})
+		so := mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict}
+		namespace, name, fromCluster := strings.Cut(c.MappingConfigMap, "/")
+		if fromCluster {
+			so.Path, so.Source = "", configmap.Describe(namespace, name)
+		}
+		store, err := mapping.NewStore(so)
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
@@ -195,8 +206,24 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		// A mapping that cannot be loaded at start is fatal, with the
 		// file's own problems in the error: there is no last good mapping
 		// to keep. Health reports NOT_SERVING until every store is ready.
-		if err := store.Load(); err != nil {
-			return mappingLoadError(mappingFlag, c.MappingFile, err)
+		if fromCluster {
+			client, err := kube()
+			if err != nil {
+				return kubeClientError(configMapFlag, c.MappingConfigMap, o.Kubeconfig, err)
+			}
+			src, err := configmap.New(configmap.Options{Client: client, Namespace: namespace, Name: name, Store: store, Logger: log.With(zap.String("mapping", c.Name))})
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", configMapFlag, c.MappingConfigMap, err)
+			}
+			// The informer runs until ctx ends (shutdown).
+			if err := src.Start(ctx); err != nil {
+				return configMapLoadError(configMapFlag, c.MappingConfigMap, err)
+			}
+		} else {
+			if err := store.Load(); err != nil {
+				return mappingLoadError(mappingFlag, c.MappingFile, err)
+			}
+			background = append(background, store.Run)
 		}
 		cl := check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready}
 		if c.UpstreamTokenFile != "" {
@@ -205,7 +232,6 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 			}
 		}
 		clusters = append(clusters, cl)
-		background = append(background, store.Run)
 		stores = append(stores, store)
 	}
 
@@ -291,4 +317,18 @@ func mappingStatus(stores []*mapping.Store) []string {
 			st.Name(), s.Result, s.At.UTC().Format(time.RFC3339), s.Error, s.SHA256))
 	}
 	return out
+}
+
+// lazyKubeClient builds the Kubernetes client of --mapping-configmap on
+// first use, once, so that a server reading only files needs no cluster
+// credentials: from --kubeconfig, else the pod's API server address and CA
+// with the proxy's own token (--upstream-token-file) or the service account.
+func lazyKubeClient(kubeconfig, tokenFile string) func() (kubernetes.Interface, error) {
+	return sync.OnceValues(func() (kubernetes.Interface, error) {
+		cfg, err := kubeclient.Config(kubeconfig, tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		return kubeclient.NewClientset(cfg)
+	})
 }
