@@ -16,16 +16,16 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // groupMetadata is how the server hands groups to the reviewed route: one dynamic
-// metadata key per group (envoyconfig.GroupSlotKey), plus a decision id.
+// metadata key per group (envoy.GroupSlotKey), plus a decision id.
 func groupMetadata(t *testing.T, groups ...string) *structpb.Struct {
 	t.Helper()
-	m := map[string]any{envoyconfig.MetadataDecisionID: "d-1"}
+	m := map[string]any{envoy.MetadataDecisionID: "d-1"}
 	for i, g := range groups {
-		m[envoyconfig.GroupSlotKey(i)] = g
+		m[envoy.GroupSlotKey(i)] = g
 	}
 	st, err := structpb.NewStruct(m)
 	if err != nil {
@@ -38,7 +38,7 @@ func groupMetadata(t *testing.T, groups ...string) *structpb.Struct {
 // Impersonate-Group line per group, in slot order, and nothing for empty slots.
 func TestEnvoyWireGroupSlots(t *testing.T) {
 	s := newWireStack(t, stackOptions{})
-	all := make([]string, envoyconfig.GroupSlots)
+	all := make([]string, envoy.GroupSlots)
 	for i := range all {
 		all[i] = fmt.Sprintf("group-%02d", i)
 	}
@@ -125,7 +125,7 @@ end`}}})
 		if err != nil {
 			return err
 		}
-		return envoyconfig.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
+		return envoy.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
 			f := &hcmv3.HttpFilter{Name: "envoy.filters.http.lua", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: lua}}
 			h.HttpFilters = slices.Insert(h.HttpFilters, 1, f)
 			return nil

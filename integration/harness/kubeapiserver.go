@@ -37,10 +37,10 @@ const (
 	ProxyUsername = "system:serviceaccount:" + ProxyNamespace + ":" + ProxyServiceAccount
 )
 
-// KubeAPIServerSANs are the serving certificate's names: the in-cluster names a
+// kubeAPIServerSANs are the serving certificate's names: the in-cluster names a
 // reviewed Envoy config pins with sni and a SAN matcher (kubernetes.default.svc),
 // and the loopback address the fixture's own clients use.
-var KubeAPIServerSANs = []string{"kubernetes.default.svc", "kubernetes.default", "kubernetes", "localhost", "127.0.0.1"}
+var kubeAPIServerSANs = [...]string{"kubernetes.default.svc", "kubernetes.default", "kubernetes", "localhost", "127.0.0.1"}
 
 const (
 	// kubeAPIServerReadyTimeout bounds etcd + kube-apiserver start-up (about 20–30 s
@@ -74,7 +74,7 @@ type KubeAPIServer struct {
 	// URL is https://127.0.0.1:PORT; Addr its host:port (Envoy's cluster endpoint).
 	URL  string
 	Addr string
-	// CAFile is the CA of the serving certificate (valid for KubeAPIServerSANs).
+	// CAFile is the CA of the serving certificate (valid for kubeAPIServerSANs).
 	CAFile string
 	// AdminKubeconfig authenticates as a system:masters user (a static token), for
 	// the fixture and for tests that set things up.
@@ -196,7 +196,7 @@ func startKubeAPIServer() (_ *KubeAPIServer, err error) {
 		return nil, err
 	}
 	k.CAFile = ca.CertFile
-	serving, err := ca.issue("kube-apiserver", certLifetime, KubeAPIServerSANs...)
+	serving, err := ca.issue("kube-apiserver", certLifetime, kubeAPIServerSANs[:]...)
 	if err != nil {
 		return nil, err
 	}
