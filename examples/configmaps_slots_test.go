@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // groupSlotSources are the reviewed Envoy configs whose route adds one
@@ -24,12 +24,12 @@ var groupSlotSources = []string{
 // groupSlotEntries renders the route's impersonate-group entries for slots
 // 0..GroupSlots-1, in order, as list items at indent.
 func groupSlotEntries(indent string) []string {
-	out := make([]string, 0, 4*envoyconfig.GroupSlots)
-	for i := range envoyconfig.GroupSlots {
+	out := make([]string, 0, 4*envoy.GroupSlots)
+	for i := range envoy.GroupSlots {
 		out = append(out,
 			indent+"- header:",
 			indent+"    key: impersonate-group",
-			fmt.Sprintf("%s    value: \"%%DYNAMIC_METADATA(%s:%s)%%\"", indent, envoyconfig.MetadataNamespace, envoyconfig.GroupSlotKey(i)),
+			fmt.Sprintf("%s    value: \"%%DYNAMIC_METADATA(%s:%s)%%\"", indent, envoy.MetadataNamespace, envoy.GroupSlotKey(i)),
 			indent+"  append_action: APPEND_IF_EXISTS_OR_ADD",
 		)
 	}
@@ -78,7 +78,7 @@ func regenerateGroupSlots(src string) (out string, runs, stray int) {
 // impersonate-group entries, slots 0..GroupSlots-1 in this order, nothing
 // else (the policy lint checks the set; this pins the text and the order, so
 // a slot cannot be skipped, repeated or reordered by hand). The entries are
-// generated: -update rewrites them from envoyconfig.GroupSlots.
+// generated: -update rewrites them from envoy.GroupSlots.
 func TestGroupSlotRoutes(t *testing.T) {
 	for _, path := range groupSlotSources {
 		t.Run(filepath.Base(path), func(t *testing.T) {
@@ -96,11 +96,11 @@ func TestGroupSlotRoutes(t *testing.T) {
 				}
 				b = []byte(want)
 			}
-			if got := strings.Count(string(b), "%DYNAMIC_METADATA("+envoyconfig.MetadataNamespace+":impersonate_group_"); got != envoyconfig.GroupSlots {
-				t.Errorf("%s: %d slot references, want %d", path, got, envoyconfig.GroupSlots)
+			if got := strings.Count(string(b), "%DYNAMIC_METADATA("+envoy.MetadataNamespace+":impersonate_group_"); got != envoy.GroupSlots {
+				t.Errorf("%s: %d slot references, want %d", path, got, envoy.GroupSlots)
 			}
 			if want != string(b) {
-				t.Errorf("%s: the impersonate-group entries are not slots 0..%d in order; run go test ./examples -run 'TestGroupSlotRoutes|TestCopiedConfigMaps|TestChartFilesAreCopies' -update", path, envoyconfig.GroupSlots-1)
+				t.Errorf("%s: the impersonate-group entries are not slots 0..%d in order; run go test ./examples -run 'TestGroupSlotRoutes|TestCopiedConfigMaps|TestChartFilesAreCopies' -update", path, envoy.GroupSlots-1)
 			}
 		})
 	}
@@ -120,7 +120,7 @@ func TestRegenerateGroupSlots(t *testing.T) {
 	}
 	const in = "  "
 	var all []string
-	for i := range envoyconfig.GroupSlots {
+	for i := range envoy.GroupSlots {
 		all = append(all, entry(in, i))
 	}
 	before := "x:\n  - header:\n      key: x-forwarded-for\n      value: v\n    append_action: OVERWRITE_IF_EXISTS_OR_ADD\n"

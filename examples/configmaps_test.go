@@ -13,7 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -202,30 +202,30 @@ func TestEnvoyConfigMapPassesPolicy(t *testing.T) {
 			t.Fatalf("envoy args %v: no --config-path", c.Args)
 		}
 		cm, key := mountedConfigMap(t, m, "envoy", c.Args[i+1])
-		b, err := envoyconfig.Parse([]byte(cm.Data[key]))
+		b, err := envoy.Parse([]byte(cm.Data[key]))
 		if err != nil {
-			t.Fatalf("envoyconfig.Parse: %v", err)
+			t.Fatalf("envoy.Parse: %v", err)
 		}
-		if err := envoyconfig.CheckPolicy(b); err != nil {
+		if err := envoy.CheckPolicy(b); err != nil {
 			t.Errorf("CheckPolicy: %v", err)
 		}
 		// The SDS files it reads are keys of the same ConfigMap (mounted beside it).
-		sources, err := envoyconfig.SecretSources(b)
+		sources, err := envoy.SecretSources(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		secrets := envoyconfig.Secrets{}
+		secrets := envoy.Secrets{}
 		for p := range sources {
 			data, ok := cm.Data[path.Base(p)]
 			if !ok {
 				t.Errorf("sidecar.yaml reads %s; ConfigMap %s has no key %s", p, cm.Name, path.Base(p))
 				continue
 			}
-			if secrets[p], err = envoyconfig.ParseSecrets([]byte(data)); err != nil {
+			if secrets[p], err = envoy.ParseSecrets([]byte(data)); err != nil {
 				t.Errorf("ConfigMap %s key %s: %v", cm.Name, path.Base(p), err)
 			}
 		}
-		if err := envoyconfig.CheckSecrets(b, secrets); err != nil {
+		if err := envoy.CheckSecrets(b, secrets); err != nil {
 			t.Errorf("CheckSecrets: %v", err)
 		}
 	})

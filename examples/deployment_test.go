@@ -27,7 +27,7 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
 	"github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app"
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
 )
 
@@ -157,15 +157,15 @@ func theDeployment(t *testing.T, m *manifests) *appsv1.Deployment {
 }
 
 // loadSidecar is the reviewed Envoy config and its inventory.
-func loadSidecar(t *testing.T) (*bootstrapv3.Bootstrap, envoyconfig.Inventory) {
+func loadSidecar(t *testing.T) (*bootstrapv3.Bootstrap, envoy.Inventory) {
 	t.Helper()
-	sidecar, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join("..", "envoy", "sidecar.yaml"))
+	sidecar, secrets, err := envoy.LoadWithSecrets(filepath.Join("..", "envoy", "sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// With the SDS files' certificates, keys, CAs and watched directories: all
 	// of them must be mounted.
-	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
+	inv, err := envoy.InventorizeAll(sidecar, secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func testDeployment(t *testing.T, m *manifests, src source) {
 			t.Errorf("ConfigMap %s[%s] differs from envoy/sidecar.yaml (%d vs %d bytes)", vol.ConfigMap.Name, path.Base(cfg), len(got), len(sidecarYAML))
 		}
 		// The SDS files it reads beside it are envoy/sds/* byte for byte too.
-		sds, err := envoyconfig.SecretSources(sidecar)
+		sds, err := envoy.SecretSources(sidecar)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 )
 
@@ -124,15 +124,15 @@ func TestScrapeConfig(t *testing.T) {
 		d := theDeployment(t, m)
 		pod := &d.Spec.Template.Spec
 		authz := container(t, pod, "kube-iam-authz")
-		envoy := container(t, pod, "envoy")
+		envoyCtr := container(t, pod, "envoy")
 		metricsPort := portOf(t, serveFlags(t, authz)("http-listen"))
 		if p := namedPort(t, authz, intstr.FromString("http-metrics")); p != metricsPort {
 			t.Errorf("container port http-metrics %d, --http-listen port %d", p, metricsPort)
 		}
-		if p := namedPort(t, envoy, intstr.FromString("envoy-metrics")); p != statsPort {
+		if p := namedPort(t, envoyCtr, intstr.FromString("envoy-metrics")); p != statsPort {
 			t.Errorf("container port envoy-metrics %d, stats listener port %d", p, statsPort)
 		}
-		want := map[int32]string{metricsPort: "/metrics", statsPort: envoyconfig.StatsPath}
+		want := map[int32]string{metricsPort: "/metrics", statsPort: envoy.StatsPath}
 
 		// Annotation-based scraping: the pods for one port, a Service for the other.
 		got := map[int32]string{}

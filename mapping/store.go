@@ -28,8 +28,8 @@ type StoreOptions struct {
 	Logger *zap.Logger
 	// Metrics, if set, records reloads (see NewMetrics).
 	Metrics *Metrics
-	// Clock stamps the last successful reload. Defaults to time.Now.
-	Clock func() time.Time
+	// Now stamps the last successful reload. Defaults to time.Now.
+	Now func() time.Time
 	// Debounce is how long the watcher waits after the last file event
 	// before reloading, so a burst (an editor's write-then-rename, the
 	// kubelet's several renames) costs one parse. Defaults to 250ms.
@@ -185,7 +185,7 @@ func NewStore(opts StoreOptions) (*Store, error) {
 		base:       filepath.Base(abs),
 		name:       opts.Name,
 		log:        opts.Logger,
-		clock:      opts.Clock,
+		clock:      opts.Now,
 		debounce:   opts.Debounce,
 		maxDelay:   opts.MaxDelay,
 		resync:     opts.Resync,

@@ -276,7 +276,7 @@ func mustLoad(t *testing.T, f *storeFixture) {
 
 func TestStoreMetrics(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	f := newStoreFixture(t, versioned(1), func(o *StoreOptions) { o.Clock = func() time.Time { return now } })
+	f := newStoreFixture(t, versioned(1), func(o *StoreOptions) { o.Now = func() time.Time { return now } })
 	mustLoad(t, f)
 	mustLoad(t, f) // unchanged
 	writeFile(t, f.path, corrupt)

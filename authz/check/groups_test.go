@@ -5,23 +5,23 @@ import (
 	"fmt"
 	"testing"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // TestEnvoyContract pins the server's copies of the Envoy contract to the
 // reviewed configs' constants (envoy/contract.go).
 func TestEnvoyContract(t *testing.T) {
-	if MaxGroups != envoyconfig.GroupSlots {
-		t.Errorf("MaxGroups = %d, Envoy routes read %d group slots", MaxGroups, envoyconfig.GroupSlots)
+	if MaxGroups != envoy.GroupSlots {
+		t.Errorf("MaxGroups = %d, Envoy routes read %d group slots", MaxGroups, envoy.GroupSlots)
 	}
 	for i := 0; i < MaxGroups; i++ {
-		if groupSlotKeys[i] != envoyconfig.GroupSlotKey(i) {
-			t.Errorf("slot %d key %q, Envoy reads %q", i, groupSlotKeys[i], envoyconfig.GroupSlotKey(i))
+		if groupSlotKeys[i] != envoy.GroupSlotKey(i) {
+			t.Errorf("slot %d key %q, Envoy reads %q", i, groupSlotKeys[i], envoy.GroupSlotKey(i))
 		}
 	}
-	if MetadataDecisionID != envoyconfig.MetadataDecisionID {
-		t.Errorf("decision id key %q, Envoy logs %q", MetadataDecisionID, envoyconfig.MetadataDecisionID)
+	if MetadataDecisionID != envoy.MetadataDecisionID {
+		t.Errorf("decision id key %q, Envoy logs %q", MetadataDecisionID, envoy.MetadataDecisionID)
 	}
 }
 
@@ -57,7 +57,7 @@ func TestGroupSlots(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, fixtureOptions{})
-			f.mapper.set(bob.CanonicalARN, mapping.User{Username: "bob", Groups: tc.groups})
+			f.mapper.set(bob.CanonicalARN, kubeuser.User{Username: "bob", Groups: tc.groups})
 			got, err := f.server.Check(context.Background(), request(bearer(tokBob), nil))
 			if err != nil {
 				t.Fatal(err)

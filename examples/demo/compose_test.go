@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app"
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
@@ -156,11 +156,11 @@ func TestCompose(t *testing.T) {
 	}
 	svc := func(name string) types.ServiceConfig { return p.Services[name] }
 
-	sidecar, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join(repoRoot, "envoy", "sidecar.yaml"))
+	sidecar, secrets, err := envoy.LoadWithSecrets(filepath.Join(repoRoot, "envoy", "sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
+	inv, err := envoy.InventorizeAll(sidecar, secrets)
 	if err != nil {
 		t.Fatal(err)
 	}

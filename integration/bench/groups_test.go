@@ -14,7 +14,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // ---- case 8: group slots ---------------------------------------------------
@@ -37,7 +37,7 @@ func groupSlotsMapping() []byte {
 // entries: the route as it was before issue #16 (n = 16).
 func keepGroupSlots(n int) func(*bootstrapv3.Bootstrap) error {
 	return func(b *bootstrapv3.Bootstrap) error {
-		return envoyconfig.Edit(b, func(rc *routev3.RouteConfiguration) error {
+		return envoy.Edit(b, func(rc *routev3.RouteConfiguration) error {
 			kept, slots := rc.RequestHeadersToAdd[:0], 0
 			for _, h := range rc.RequestHeadersToAdd {
 				if strings.EqualFold(h.GetHeader().GetKey(), "impersonate-group") {
@@ -111,7 +111,7 @@ func (b *bencher) caseGroupSlots(t *testing.T) {
 	us := func(x float64) string { return fmt.Sprintf("%.0f µs", x) }
 	dur := max(b.p.e2eDuration/2, time.Second)
 	sec := section{
-		title:  fmt.Sprintf("8. Group slots: the 16-slot route against the reviewed %d-slot one (vegeta, %s per run, GET /version through Envoy 1.40.0 to the API-server stand-in)", envoyconfig.GroupSlots, dur),
+		title:  fmt.Sprintf("8. Group slots: the 16-slot route against the reviewed %d-slot one (vegeta, %s per run, GET /version through Envoy 1.40.0 to the API-server stand-in)", envoy.GroupSlots, dur),
 		header: []string{"rate", "setup", "p50", "p99", "success", "Envoy CPU / request", "kube-iam-authz CPU / request", "API server CPU / request"},
 	}
 	for _, rate := range b.p.e2eRates {

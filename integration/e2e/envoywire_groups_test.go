@@ -17,16 +17,16 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // groupMetadata is how the server hands groups to the reviewed route: one dynamic
-// metadata key per group (envoyconfig.GroupSlotKey), plus a decision id.
+// metadata key per group (envoy.GroupSlotKey), plus a decision id.
 func groupMetadata(t *testing.T, groups ...string) *structpb.Struct {
 	t.Helper()
-	m := map[string]any{envoyconfig.MetadataDecisionID: "d-1"}
+	m := map[string]any{envoy.MetadataDecisionID: "d-1"}
 	for i, g := range groups {
-		m[envoyconfig.GroupSlotKey(i)] = g
+		m[envoy.GroupSlotKey(i)] = g
 	}
 	st, err := structpb.NewStruct(m)
 	if err != nil {
@@ -50,13 +50,13 @@ func TestEnvoyWireGroupSlots(t *testing.T) {
 		}
 		return out
 	}
-	all := numbered(envoyconfig.GroupSlots, "group-%02d")
+	all := numbered(envoy.GroupSlots, "group-%02d")
 	// The mapping admits names up to 1024 bytes (docs/mapping.md name-chars): every
 	// slot at that size is 64 KiB of Impersonate-Group lines.
-	longest := numbered(envoyconfig.GroupSlots, "%04d-"+strings.Repeat("g", 1019))
+	longest := numbered(envoy.GroupSlots, "%04d-"+strings.Repeat("g", 1019))
 	onePast := map[string]any{}
-	for i, g := range numbered(envoyconfig.GroupSlots+1, "group-%02d") {
-		onePast[envoyconfig.GroupSlotKey(i)] = g
+	for i, g := range numbered(envoy.GroupSlots+1, "group-%02d") {
+		onePast[envoy.GroupSlotKey(i)] = g
 	}
 	tests := map[string]struct {
 		clientHeaders http.Header
@@ -72,13 +72,13 @@ func TestEnvoyWireGroupSlots(t *testing.T) {
 		"every slot, 1024-byte names":         {groups: longest, wantLines: longest},
 		"the old limit of 16, plus one":       {groups: all[:17], wantLines: all[:17]},
 		"no groups":                           {groups: nil, wantLines: nil},
-		"only the last slot":                  {metadata: map[string]any{envoyconfig.GroupSlotKey(envoyconfig.GroupSlots - 1): "last"}, wantLines: []string{"last"}},
+		"only the last slot":                  {metadata: map[string]any{envoy.GroupSlotKey(envoy.GroupSlots - 1): "last"}, wantLines: []string{"last"}},
 		"a key past the last slot is ignored": {metadata: onePast, wantLines: all},
 		// One slot holding several groups does not become several lines: Envoy renders
 		// a list value as one line of JSON, which the API server would read as one
 		// group. Groups need one slot each.
 		"a list in one slot is one line": {
-			metadata:  map[string]any{envoyconfig.GroupSlotKey(0): []any{"dev", "ops"}},
+			metadata:  map[string]any{envoy.GroupSlotKey(0): []any{"dev", "ops"}},
 			wantLines: []string{`["dev","ops"]`},
 		},
 		// A comma inside a group name stays one line = one group called "a,b": the
@@ -162,7 +162,7 @@ end`}}})
 		if err != nil {
 			return err
 		}
-		return envoyconfig.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
+		return envoy.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
 			f := &hcmv3.HttpFilter{Name: "envoy.filters.http.lua", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: lua}}
 			h.HttpFilters = slices.Insert(h.HttpFilters, 1, f)
 			return nil

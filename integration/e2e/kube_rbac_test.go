@@ -16,8 +16,8 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
 )
 
@@ -84,7 +84,7 @@ func productGrants(t *testing.T) (map[grant]bool, []authzv1.ResourceAttributes) 
 			t.Fatalf("identity leaves extra %q empty: every key the product can send must be checked", e.Key)
 		}
 	}
-	caller := mapping.User{Username: "developer:alice", Groups: []string{"developers", "system:masters"}}
+	caller := kubeuser.User{Username: "developer:alice", Groups: []string{"developers", "system:masters"}}
 	headers, err := impersonate.Headers(id, caller)
 	if err != nil {
 		t.Fatal(err)

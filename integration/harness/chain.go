@@ -117,7 +117,7 @@ type Chain struct {
 	// Clusters in ChainOptions order.
 	Clusters []*RunningCluster
 	// EnvoyStats maps each stats listener of the Envoy config (Envoy's
-	// /stats/prometheus, envoyconfig.RuleStatsListener) to its local address.
+	// /stats/prometheus, envoy.RuleStatsListener) to its local address.
 	EnvoyStats map[string]string
 	// ProxyTokenVolume holds ProxyTokenFileName, the proxy's credential, read by
 	// serve (--upstream-token-file) and every API server stand-in.
@@ -199,7 +199,7 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 		rc := &RunningCluster{ChainCluster: cc}
 		rc.MappingVolume = NewProjectedDir(t, map[string][]byte{MappingFileName: cc.Mapping})
 		if k := o.KubeAPIServer; k != nil {
-			if !slices.Contains(KubeAPIServerSANs, tlsOf.SNI) {
+			if !slices.Contains(kubeAPIServerSANs(), tlsOf.SNI) {
 				t.Fatalf("harness: %s pins sni %q, which the kube-apiserver's certificate does not name", o.EnvoyConfig, tlsOf.SNI)
 			}
 			rc.Kube = k

@@ -31,10 +31,10 @@ const (
 	ProxyUsername = "system:serviceaccount:" + ProxyNamespace + ":" + ProxyServiceAccount
 )
 
-// KubeAPIServerSANs are the serving certificate's names: the in-cluster names a
+// kubeAPIServerSANs are the serving certificate's names: the in-cluster names a
 // reviewed Envoy config pins with sni and a SAN matcher (kubernetes.default.svc),
 // and the loopback address the fixture's own clients use.
-var KubeAPIServerSANs = append(kubecluster.DNSNames(), "127.0.0.1")
+func kubeAPIServerSANs() []string { return append(kubecluster.DNSNames(), "127.0.0.1") }
 
 // kubeAPIServerReadyTimeout bounds etcd + kube-apiserver start-up (about 20–30 s on
 // an idle 2-core machine; a loaded one takes longer).
@@ -61,7 +61,7 @@ type KubeAPIServer struct {
 	// URL is https://127.0.0.1:PORT; Addr its host:port (Envoy's cluster endpoint).
 	URL  string
 	Addr string
-	// CAFile is the CA of the serving certificate (valid for KubeAPIServerSANs).
+	// CAFile is the CA of the serving certificate (valid for kubeAPIServerSANs).
 	CAFile string
 	// AdminKubeconfig authenticates as a system:masters user (a client
 	// certificate), for the fixture and for tests that set things up.

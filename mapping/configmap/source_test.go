@@ -22,6 +22,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -132,7 +133,7 @@ func TestSourceLifecycle(t *testing.T) {
 		return func() bool { name, err := f.username(user); return err == nil && name == user }
 	}
 	unmapped := func(user string) func() bool {
-		return func() bool { _, err := f.username(user); return errors.Is(err, mapping.ErrUnmapped) }
+		return func() bool { _, err := f.username(user); return errors.Is(err, kubeuser.ErrUnmapped) }
 	}
 	eventually(t, "alice mapped at start", mapped("alice"))
 
@@ -215,7 +216,7 @@ func TestSourceStartFailures(t *testing.T) {
 		if err := f.start(t); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.username("mallory"); !errors.Is(err, mapping.ErrUnmapped) {
+		if _, err := f.username("mallory"); !errors.Is(err, kubeuser.ErrUnmapped) {
 			t.Errorf("mallory from another ConfigMap: %v, want ErrUnmapped", err)
 		}
 	})

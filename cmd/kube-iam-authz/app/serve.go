@@ -17,13 +17,10 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
+	"github.com/kube-iam-authz/kube-iam-authz/authz"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/server"
-	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
-	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/upstream"
-	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 	"github.com/kube-iam-authz/kube-iam-authz/internal/kubeclient"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
@@ -149,11 +146,6 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		return err
 	}
 
-	verifier, err := buildVerifier(o, reg, log)
-	if err != nil {
-		return err
-	}
-
 	ec2, err := o.EC2Options.resolver(ctx, reg, log)
 	if err != nil {
 		return err
@@ -252,25 +244,33 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 			return fmt.Errorf("--allow-impersonation: %w", err)
 		}
 	}
-	authz, err := check.New(check.Options{
-		Verifier:                verifier,
-		Clusters:                clusters,
-		Upstream:                bearer,
-		Logger:                  log,
-		Registerer:              reg,
-		AllowImpersonation:      o.AllowImpersonation,
-		Reviewer:                reviewer,
-		PassthroughNonAWSTokens: o.PassthroughNonAWSTokens,
-		LogCacheHits:            o.LogCacheHits,
-		HitSummaryInterval:      o.LogCacheHitInterval.Duration,
+	// The request path (authz/path.go; authz/doc.go walks it): Check →
+	// verification cache → token parse + STS → the clusters' mappers → the
+	// response. The mapping sources, token files and reviewer above are this
+	// command's choices; the path is assembled in one place.
+	checker, err := authz.New(authz.Options{
+		Token: o.tokenOptions(),
+		STS:   o.stsOptions(),
+		Cache: o.cacheOptions(),
+		Check: check.Options{
+			Clusters:                clusters,
+			Upstream:                bearer,
+			Logger:                  log,
+			Registerer:              reg,
+			AllowImpersonation:      o.AllowImpersonation,
+			Reviewer:                reviewer,
+			PassthroughNonAWSTokens: o.PassthroughNonAWSTokens,
+			LogCacheHits:            o.LogCacheHits,
+			HitSummaryInterval:      o.LogCacheHitInterval.Duration,
+		},
 	})
 	if err != nil {
 		return err
 	}
-	background = append(background, authz.RunCacheHitSummary)
+	background = append(background, checker.RunCacheHitSummary)
 	// The hits counted since the last summary line, written once the server has
 	// drained (before the log is flushed and closed).
-	defer authz.FlushCacheHits()
+	defer checker.FlushCacheHits()
 
 	log.Info("starting",
 		zap.String("version", build.Version), zap.String("commit", build.Commit), zap.String("go_version", build.GoVersion),
@@ -286,7 +286,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		HTTPAddr:      o.HTTPListen,
 		TLSCertFile:   o.GRPCTLSCert,
 		TLSKeyFile:    o.GRPCTLSKey,
-		Authorizer:    authz,
+		Authorizer:    checker,
 		Gatherer:      reg,
 		Registerer:    reg,
 		Logger:        log,
@@ -294,32 +294,6 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		Background:    background,
 		ReadyDetail:   func() []string { return mappingStatus(stores) },
 	})
-}
-
-// buildVerifier is parser + STS client, behind the verification cache.
-func buildVerifier(o *ServeOptions, reg prometheus.Registerer, log *zap.Logger) (check.Verifier, error) {
-	parser, err := token.NewParser(o.tokenOptions())
-	if err != nil {
-		return nil, err
-	}
-	stsMetrics, err := sts.NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	so := o.stsOptions()
-	so.Metrics = stsMetrics
-	client, err := sts.New(so)
-	if err != nil {
-		return nil, err
-	}
-	cacheMetrics, err := cache.NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	co := o.cacheOptions()
-	co.Metrics = cacheMetrics
-	co.Logger = log
-	return cache.New(check.ObserveUpstream(verify.New(parser, client)), co)
 }
 
 // flightTimeout bounds the verification shared by concurrent cache misses:

@@ -297,17 +297,15 @@ func (o *ServeOptions) tokenOptions() token.Options {
 	return token.Options{Partition: o.Partition, Regions: o.STSRegions}
 }
 
-// cacheOptions: only definitive rejections are cached negatively; while STS
-// fails transiently, identities already verified are served until their
-// tokens expire.
+// cacheOptions: the bounds from the flags. Which errors are cached
+// negatively and which are ridden out with an earlier identity is the cache's
+// own policy, read from the one error table (authz/outcome).
 func (o *ServeOptions) cacheOptions() cache.Options {
 	return cache.Options{
-		MaxEntries:        o.CacheMaxEntries,
-		MaxTTL:            o.CacheTTL.Duration,
-		NegativeTTL:       o.CacheNegativeTTL.Duration,
-		FlightTimeout:     flightTimeout(o.STSTimeout.Duration),
-		IsCacheableError:  check.IsDefinitiveRejection,
-		ServeStaleOnError: check.IsTransientFailure,
+		MaxEntries:    o.CacheMaxEntries,
+		MaxTTL:        o.CacheTTL.Duration,
+		NegativeTTL:   o.CacheNegativeTTL.Duration,
+		FlightTimeout: flightTimeout(o.STSTimeout.Duration),
 	}
 }
 
