@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,12 @@ type StoreOptions struct {
 	// reported, and the rest of the file loads, as aws-iam-authenticator
 	// does.
 	Strict bool
+	// GroupLimit, when positive, is how many groups one request can carry
+	// (serve passes authz/check.MaxGroups, the Envoy route's slots). An
+	// entry mapping to more still loads, but every request it maps is
+	// refused; each load logs it as a warning (Snapshot.GroupsOver), as
+	// `mapping check` prints it.
+	GroupLimit int
 }
 
 // Validate reports every problem with the options.
@@ -69,6 +76,9 @@ func (o StoreOptions) Validate() error {
 	}
 	if o.MaxDelay < 0 {
 		errs = append(errs, fmt.Errorf("mapping: StoreOptions.MaxDelay is negative (%s)", o.MaxDelay))
+	}
+	if o.GroupLimit < 0 {
+		errs = append(errs, fmt.Errorf("mapping: StoreOptions.GroupLimit is negative (%d)", o.GroupLimit))
 	}
 	if o.MaxFileBytes < 0 || o.MaxFileBytes > MaxFileBytes {
 		errs = append(errs, fmt.Errorf("mapping: StoreOptions.MaxFileBytes must be between 0 (default) and %d", MaxFileBytes))
@@ -105,6 +115,7 @@ type Store struct {
 	resync          time.Duration
 	maxBytes        int64
 	strict          bool
+	groupLimit      int
 	// external is set for a store fed through Apply; path is then the
 	// source's display name.
 	external bool
@@ -168,19 +179,20 @@ func NewStore(opts StoreOptions) (*Store, error) {
 		}
 	}
 	s := &Store{
-		path:     abs,
-		external: opts.Source != "",
-		dir:      filepath.Dir(abs),
-		base:     filepath.Base(abs),
-		name:     opts.Name,
-		log:      opts.Logger,
-		clock:    opts.Now,
-		debounce: opts.Debounce,
-		maxDelay: opts.MaxDelay,
-		resync:   opts.Resync,
-		maxBytes: opts.MaxFileBytes,
-		strict:   opts.Strict,
-		after:    time.After,
+		path:       abs,
+		external:   opts.Source != "",
+		dir:        filepath.Dir(abs),
+		base:       filepath.Base(abs),
+		name:       opts.Name,
+		log:        opts.Logger,
+		clock:      opts.Now,
+		debounce:   opts.Debounce,
+		maxDelay:   opts.MaxDelay,
+		resync:     opts.Resync,
+		maxBytes:   opts.MaxFileBytes,
+		strict:     opts.Strict,
+		groupLimit: opts.GroupLimit,
+		after:      time.After,
 	}
 	if s.name == "" {
 		s.name = "aws-auth"
@@ -313,6 +325,10 @@ func (s *Store) apply(data []byte) (result string, err error) {
 	s.current.Store(snap)
 	s.metrics.reload(ResultSuccess)
 	s.metrics.swapped(snap, float64(s.clock().UnixNano())/1e9)
+	warnings := snap.warnings
+	if s.groupLimit > 0 {
+		warnings = append(slices.Clip(warnings), snap.GroupsOver(s.groupLimit)...)
+	}
 	c := snap.Counts()
 	s.log.Info("mapping loaded",
 		zap.String("sha256", snap.Hash()),
@@ -320,13 +336,13 @@ func (s *Store) apply(data []byte) (result string, err error) {
 		zap.Int("roles", c.Roles), zap.Int("sso", c.SSO), zap.Int("users", c.Users), zap.Int("accounts", c.Accounts),
 		zap.Strings("templates", snap.Templates()),
 		zap.Int("dropped", c.Dropped),
-		zap.Int("warnings", len(snap.warnings)))
+		zap.Int("warnings", len(warnings)))
 	// A dropped entry grants nothing: an operator must see it, at error
 	// level, with the FILE:LINE an editor jumps to.
 	for _, p := range snap.dropped {
 		s.log.Error("mapping entry dropped; it grants nothing", zap.String("position", s.position(p)), zap.String("at", p.Path), zap.String("problem", p.Message), zap.String("divergence", p.Rule))
 	}
-	for _, w := range snap.warnings {
+	for _, w := range warnings {
 		s.log.Warn("mapping warning", zap.String("position", s.position(w)), zap.Int("line", w.Line), zap.String("at", w.Path), zap.String("warning", w.Message))
 	}
 	return ResultSuccess, nil

@@ -25,24 +25,34 @@ func TestEnvoyContract(t *testing.T) {
 	}
 }
 
+// numberedGroups returns n distinct group names, g00, g01, ….
+func numberedGroups(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("g%02d", i)
+	}
+	return out
+}
+
+// TestGroupSlots: up to MaxGroups groups fill that many slots in order
+// (wantOK compares the whole metadata); one more is refused, never
+// truncated.
 func TestGroupSlots(t *testing.T) {
-	groups := func(n int) []string {
-		out := make([]string, n)
-		for i := range out {
-			out[i] = fmt.Sprintf("g%02d", i)
-		}
-		return out
+	if MaxGroups < 64 {
+		t.Fatalf("MaxGroups = %d; issue #16 promises at least 64", MaxGroups)
 	}
 	tests := map[string]struct {
 		groups    []string
 		wantLabel string
 	}{
-		"no groups":        {groups: nil},
-		"one group":        {groups: groups(1)},
-		"exactly 16":       {groups: groups(16)},
-		"17 are refused":   {groups: groups(17), wantLabel: "too_many_groups"},
-		"100 are refused":  {groups: groups(100), wantLabel: "too_many_groups"},
-		"comma is refused": {groups: []string{"ok", "a,b"}, wantLabel: "invalid_mapping"},
+		"no groups":                  {groups: nil},
+		"one group":                  {groups: numberedGroups(1)},
+		"17, over the old limit":     {groups: numberedGroups(17)},
+		"exactly MaxGroups":          {groups: numberedGroups(MaxGroups)},
+		"MaxGroups+1 are refused":    {groups: numberedGroups(MaxGroups + 1), wantLabel: "too_many_groups"},
+		"1000 are refused":           {groups: numberedGroups(1000), wantLabel: "too_many_groups"},
+		"comma is refused":           {groups: []string{"ok", "a,b"}, wantLabel: "invalid_mapping"},
+		"over the limit and a comma": {groups: append(numberedGroups(MaxGroups), "a,b"), wantLabel: "too_many_groups"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -378,7 +378,7 @@ func TestCheckNestedImpersonation(t *testing.T) {
 		},
 		"a caller refused without --as is refused with it": {
 			fixture: fixtureOptions{allowImpersonation: true, mapped: map[string]kubeuser.User{
-				carol.CanonicalARN: {Username: "carol", Groups: strings.Split("a b c d e f g h i j k l m n o p q", " ")},
+				carol.CanonicalARN: {Username: "carol", Groups: numberedGroups(MaxGroups + 1)},
 			}},
 			req:  raw(tokCarol, "impersonate-user", "bob"),
 			want: wantDenied(t, "too_many_groups"), wantLabel: "too_many_groups", wantResult: "denied", wantVerify: 1,

@@ -41,14 +41,14 @@ func headerOption(name, value string, action corev3.HeaderValueOption_HeaderAppe
 // otherwise: docs/envoy-facts.md F1), so N groups can never arrive as N
 // Impersonate-Group lines that way. Instead the reviewed route config adds
 // one impersonate-group line per non-empty dynamic metadata key
-// impersonate_group_0 .. impersonate_group_15 (F5), and the server fills
+// impersonate_group_0 .. impersonate_group_63 (F5), and the server fills
 // those keys. The contract lives in envoy/contract.go (package envoy); a test
 // pins these copies to it.
 const (
 	// MaxGroups is the number of group slots the Envoy route reads. A user
 	// with more groups is denied, never truncated: a dropped group could
 	// be one RBAC relies on, and truncation would hide a mapping error.
-	MaxGroups = 16
+	MaxGroups = 64
 	// groupSlotPrefix + index is a slot's dynamic metadata key.
 	groupSlotPrefix = "impersonate_group_"
 )

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app"
 	"github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
 // composeKubeconfig is the kubeconfig docker-compose.yml's comment tells
@@ -403,8 +404,8 @@ func TestCompose(t *testing.T) {
 		if got := mustFlag(t, "kube-apiserver", api.Command, "authorization-mode"); got != "Node,RBAC" {
 			t.Errorf("--authorization-mode %s, want Node,RBAC", got)
 		}
-		if m := mountAt(t, api, mustFlag(t, "kube-apiserver", api.Command, "audit-policy-file")); m.Source != filepath.Join(root, auditPolicyFile) {
-			t.Errorf("audit policy from %s, the local demo uses %s", m.Source, auditPolicyFile)
+		if m := mountAt(t, api, mustFlag(t, "kube-apiserver", api.Command, "audit-policy-file")); m.Source != filepath.Join(root, kubecluster.AuditPolicyFile) {
+			t.Errorf("audit policy from %s, the local demo uses %s", m.Source, kubecluster.AuditPolicyFile)
 		}
 		etcdURL := mustFlag(t, "kube-apiserver", api.Command, "etcd-servers")
 		etcdHost, etcdPort := addrPort(t, strings.TrimPrefix(etcdURL, "http://"))

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
 // Exit codes.
@@ -76,7 +78,7 @@ type demo struct {
 	metrics   string
 	stsClient *http.Client
 
-	cluster      clusterPKI
+	cluster      kubecluster.PKI
 	requestToken tokenRequester
 	// tokenIssued and tokenExpires describe the proxy token in the file.
 	tokenIssued, tokenExpires time.Time

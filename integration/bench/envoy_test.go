@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -88,10 +89,15 @@ type envoyStack struct {
 	caFile string
 }
 
-func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz bool) *envoyStack {
+// startEnvoyStack starts the reviewed sidecar config; edits, if any, change it
+// further before it is rendered (case 8 trims the group slots).
+func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz bool, edits ...func(*bootstrapv3.Bootstrap) error) *envoyStack {
 	t.Helper()
 	b, secrets, err := envoy.LoadWithSecrets(filepath.Join("..", "..", "envoy", "sidecar.yaml"))
 	must(t, err)
+	for _, edit := range edits {
+		must(t, edit(b))
+	}
 	must(t, envoy.Edit(b, func(u *tlsv3.UpstreamTlsContext) error {
 		u.Sni = apiServerName
 		vc := u.GetCommonTlsContext().GetValidationContext()

@@ -199,7 +199,7 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 		rc := &RunningCluster{ChainCluster: cc}
 		rc.MappingVolume = NewProjectedDir(t, map[string][]byte{MappingFileName: cc.Mapping})
 		if k := o.KubeAPIServer; k != nil {
-			if !slices.Contains(kubeAPIServerSANs[:], tlsOf.SNI) {
+			if !slices.Contains(kubeAPIServerSANs(), tlsOf.SNI) {
 				t.Fatalf("harness: %s pins sni %q, which the kube-apiserver's certificate does not name", o.EnvoyConfig, tlsOf.SNI)
 			}
 			rc.Kube = k

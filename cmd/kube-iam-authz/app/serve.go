@@ -190,7 +190,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		if c.MappingStrict != nil {
 			strict = *c.MappingStrict
 		}
-		so := mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict}
+		so := mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict, GroupLimit: check.MaxGroups}
 		namespace, name, fromCluster := strings.Cut(c.MappingConfigMap, "/")
 		if fromCluster {
 			so.Path, so.Source = "", configmap.Describe(namespace, name)
