@@ -1,4 +1,4 @@
-package envoyconfig
+package envoy
 
 import "strconv"
 
@@ -14,8 +14,10 @@ const (
 	// GroupSlots is how many Impersonate-Group lines the route adds, one per non-empty
 	// dynamic metadata key GroupSlotKey(0..GroupSlots-1). An identity mapped to more
 	// groups must be denied, never truncated (a dropped group could be a deny group in
-	// the cluster's RBAC design, and silent truncation hides a mapping error).
-	GroupSlots = 16
+	// the cluster's RBAC design, and silent truncation hides a mapping error). 64 covers
+	// users with many SSO permission sets mapped to RBAC groups (aws-iam-authenticator has
+	// no limit); each slot costs Envoy one format per request (docs/benchmarks.md).
+	GroupSlots = 64
 )
 
 // GroupSlotKey is the dynamic metadata key carrying the i-th Impersonate-Group value.

@@ -1,4 +1,4 @@
-package envoyconfig
+package envoy
 
 // The typed extensions the reviewed configs use. Each generated package registers its
 // message types with the protobuf registry, which protojson needs to decode the

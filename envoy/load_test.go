@@ -1,4 +1,4 @@
-package envoyconfig_test
+package envoy_test
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // reviewedConfigs are every Envoy config shipped in this directory. A new file is
@@ -27,7 +27,7 @@ func reviewedConfigs(t *testing.T) []string {
 func TestLoadReviewedConfigs(t *testing.T) {
 	for _, path := range reviewedConfigs(t) {
 		t.Run(path, func(t *testing.T) {
-			b, err := envoyconfig.Load(path)
+			b, err := envoy.Load(path)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -39,7 +39,7 @@ func TestLoadReviewedConfigs(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	_, err := envoyconfig.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	_, err := envoy.Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err = %v, want os.ErrNotExist", err)
 	}
@@ -101,8 +101,8 @@ func TestParseRejects(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := envoyconfig.Parse([]byte(tc.yaml))
-			if !errors.Is(err, envoyconfig.ErrInvalid) {
+			_, err := envoy.Parse([]byte(tc.yaml))
+			if !errors.Is(err, envoy.ErrInvalid) {
 				t.Fatalf("err = %v, want ErrInvalid", err)
 			}
 			if !strings.Contains(err.Error(), tc.wantErr) {
@@ -115,11 +115,11 @@ func TestParseRejects(t *testing.T) {
 func TestParseResolvesAnchors(t *testing.T) {
 	// multi-cluster.yaml shares blocks between listeners through YAML anchors; both
 	// listeners must decode with the shared ext_authz filter.
-	b, err := envoyconfig.Load("multi-cluster.yaml")
+	b, err := envoy.Load("multi-cluster.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := envoyconfig.Inventorize(b)
+	inv, err := envoy.Inventorize(b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package envoyconfig_test
+package envoy_test
 
 import (
 	"errors"
@@ -27,7 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // TestReviewedConfigsPassPolicy is the config lint: every shipped config keeps every
@@ -35,14 +35,14 @@ import (
 func TestReviewedConfigsPassPolicy(t *testing.T) {
 	for _, path := range reviewedConfigs(t) {
 		t.Run(path, func(t *testing.T) {
-			b, s, err := envoyconfig.LoadWithSecrets(path)
+			b, s, err := envoy.LoadWithSecrets(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := envoyconfig.CheckPolicy(b); err != nil {
+			if err := envoy.CheckPolicy(b); err != nil {
 				t.Fatal(err)
 			}
-			if err := envoyconfig.CheckSecrets(b, s); err != nil {
+			if err := envoy.CheckSecrets(b, s); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -54,76 +54,76 @@ func TestReviewedConfigsPassPolicy(t *testing.T) {
 func TestSecretsPolicyViolations(t *testing.T) {
 	tests := map[string]struct {
 		config    string
-		mutate    func(t *testing.T, s envoyconfig.Secrets)
-		wantRules []envoyconfig.Rule
+		mutate    func(t *testing.T, s envoy.Secrets)
+		wantRules []envoy.Rule
 	}{
 		"listener secret missing from its file": {
 			config: "sidecar.yaml",
-			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+			mutate: func(t *testing.T, s envoy.Secrets) {
 				s["/etc/envoy/listener-cert.yaml"][0].Name = "other"
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 		"certificate directory not watched": {
 			config: "sidecar.yaml",
-			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+			mutate: func(t *testing.T, s envoy.Secrets) {
 				s["/etc/envoy/listener-cert.yaml"][0].GetTlsCertificate().WatchedDirectory = nil
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 		"key outside the watched directory": {
 			config: "sidecar.yaml",
-			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+			mutate: func(t *testing.T, s envoy.Secrets) {
 				s["/etc/envoy/listener-cert.yaml"][0].GetTlsCertificate().PrivateKey.Specifier = &corev3.DataSource_Filename{Filename: "/etc/keys/tls.key"}
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 		"inline private key in a ConfigMap": {
 			config: "sidecar.yaml",
-			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+			mutate: func(t *testing.T, s envoy.Secrets) {
 				s["/etc/envoy/listener-cert.yaml"][0].GetTlsCertificate().PrivateKey.Specifier = &corev3.DataSource_InlineString{InlineString: "-----BEGIN PRIVATE KEY-----"}
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 		"CA directory not watched": {
 			config: "sidecar.yaml",
-			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+			mutate: func(t *testing.T, s envoy.Secrets) {
 				s["/etc/envoy/apiserver-ca.yaml"][0].GetValidationContext().WatchedDirectory = nil
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 		"CA accepts untrusted chains": {
 			config: "multi-cluster.yaml",
-			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+			mutate: func(t *testing.T, s envoy.Secrets) {
 				s["/etc/envoy/prod-b-ca.yaml"][0].GetValidationContext().TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+			wantRules: []envoy.Rule{envoy.RuleUpstreamTLS},
 		},
 		"secret of neither kind": {
 			config: "multi-cluster.yaml",
-			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+			mutate: func(t *testing.T, s envoy.Secrets) {
 				s["/etc/envoy/prod-a-ca.yaml"][0].Type = &tlsv3.Secret_GenericSecret{GenericSecret: &tlsv3.GenericSecret{}}
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 		"two secrets in one file (Envoy rejects both)": {
 			config: "multi-cluster.yaml",
-			mutate: func(t *testing.T, s envoyconfig.Secrets) {
+			mutate: func(t *testing.T, s envoy.Secrets) {
 				s["/etc/envoy/prod-a-ca.yaml"] = append(s["/etc/envoy/prod-a-ca.yaml"], s["/etc/envoy/prod-b-ca.yaml"]...)
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			b, s, err := envoyconfig.LoadWithSecrets(tc.config)
+			b, s, err := envoy.LoadWithSecrets(tc.config)
 			if err != nil {
 				t.Fatal(err)
 			}
 			tc.mutate(t, s)
-			err = envoyconfig.CheckSecrets(b, s)
-			var pe *envoyconfig.PolicyError
-			if !errors.As(err, &pe) || !errors.Is(err, envoyconfig.ErrPolicy) {
+			err = envoy.CheckSecrets(b, s)
+			var pe *envoy.PolicyError
+			if !errors.As(err, &pe) || !errors.Is(err, envoy.ErrPolicy) {
 				t.Fatalf("CheckSecrets = %v, want a *PolicyError wrapping ErrPolicy", err)
 			}
 			var got, want []string
@@ -142,7 +142,7 @@ func TestSecretsPolicyViolations(t *testing.T) {
 
 // TestReviewedSidecarValues pins the chosen numbers, which the policy only bounds.
 func TestReviewedSidecarValues(t *testing.T) {
-	b, err := envoyconfig.Load("sidecar.yaml")
+	b, err := envoy.Load("sidecar.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestReviewedSidecarValues(t *testing.T) {
 	if !hcm.GetNormalizePath().GetValue() || hcm.GetMergeSlashes() {
 		t.Errorf("normalize_path = %v, merge_slashes = %v, want true, false", hcm.GetNormalizePath().GetValue(), hcm.GetMergeSlashes())
 	}
-	logs, err := envoyconfig.Find[*streamv3.StdoutAccessLog](b)
+	logs, err := envoy.Find[*streamv3.StdoutAccessLog](b)
 	if err != nil || len(logs) != 1 {
 		t.Fatalf("stdout access logs = %d (%v), want 1", len(logs), err)
 	}
@@ -182,7 +182,7 @@ func TestReviewedSidecarValues(t *testing.T) {
 
 func only[T proto.Message](t *testing.T, b *bootstrapv3.Bootstrap) T {
 	t.Helper()
-	found, err := envoyconfig.Find[T](b)
+	found, err := envoy.Find[T](b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,86 +196,86 @@ func TestPolicyViolations(t *testing.T) {
 	tests := map[string]struct {
 		config    string
 		mutate    func(t *testing.T, b *bootstrapv3.Bootstrap)
-		wantRules []envoyconfig.Rule
+		wantRules []envoy.Rule
 	}{
 		"admin on all interfaces": {
 			config: "sidecar.yaml",
 			mutate: func(t *testing.T, b *bootstrapv3.Bootstrap) {
 				b.Admin.Address.GetSocketAddress().Address = "0.0.0.0"
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleAdminLoopback},
+			wantRules: []envoy.Rule{envoy.RuleAdminLoopback},
 		},
 		"failure_mode_allow": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.FailureModeAllow = true }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleFailureModeAllow},
+			wantRules: []envoy.Rule{envoy.RuleFailureModeAllow},
 		},
 		"ext_authz timeout left at Envoy's default": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.GetGrpcService().Timeout = nil }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleExtAuthzTimeout},
+			wantRules: []envoy.Rule{envoy.RuleExtAuthzTimeout},
 		},
 		"ext_authz timeout 200ms": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.GetGrpcService().Timeout = durationpb.New(200 * time.Millisecond) }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleExtAuthzTimeout},
+			wantRules: []envoy.Rule{envoy.RuleExtAuthzTimeout},
 		},
 		"status_on_error 403": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.StatusOnError = &typev3.HttpStatus{Code: typev3.StatusCode_Forbidden} }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatusOnError},
+			wantRules: []envoy.Rule{envoy.RuleStatusOnError},
 		},
 		"status_on_error absent": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.StatusOnError = nil }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatusOnError},
+			wantRules: []envoy.Rule{envoy.RuleStatusOnError},
 		},
 		"transport api version auto": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.TransportApiVersion = corev3.ApiVersion_AUTO }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleExtAuthzService},
+			wantRules: []envoy.Rule{envoy.RuleExtAuthzService},
 		},
 		"authz cluster missing": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.GetGrpcService().GetEnvoyGrpc().ClusterName = "nope" }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleExtAuthzService},
+			wantRules: []envoy.Rule{envoy.RuleExtAuthzService},
 		},
 		"request body sent": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.WithRequestBody = &extauthzv3.BufferSettings{MaxRequestBytes: 1024} }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleRequestBody},
+			wantRules: []envoy.Rule{envoy.RuleRequestBody},
 		},
 		"allowed_headers hides impersonate headers": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.AllowedHeaders = &matcherList }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCheckHeaders},
+			wantRules: []envoy.Rule{envoy.RuleCheckHeaders},
 		},
 		"comma-joined header map": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.EncodeRawHeaders = false }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCheckHeaders},
+			wantRules: []envoy.Rule{envoy.RuleCheckHeaders},
 		},
 		"unvalidated mutations": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.ValidateMutations = false }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+			wantRules: []envoy.Rule{envoy.RuleMutations},
 		},
 		"any header mutable": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.DecoderHeaderMutationRules = nil }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+			wantRules: []envoy.Rule{envoy.RuleMutations},
 		},
 		"shadow mode": {
 			config:    "sidecar.yaml",
 			mutate:    editAuthz(func(a *extauthzv3.ExtAuthz) { a.ShadowMode = true }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleBypass},
+			wantRules: []envoy.Rule{envoy.RuleBypass},
 		},
 		"runtime switch": {
 			config: "sidecar.yaml",
 			mutate: editAuthz(func(a *extauthzv3.ExtAuthz) {
 				a.FilterEnabled = &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 100}, RuntimeKey: "authz"}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleBypass},
+			wantRules: []envoy.Rule{envoy.RuleBypass},
 		},
 		"ext_authz disabled on a route": {
 			config: "sidecar.yaml",
@@ -284,7 +284,7 @@ func TestPolicyViolations(t *testing.T) {
 					Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true},
 				})}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleBypass},
+			wantRules: []envoy.Rule{envoy.RuleBypass},
 		},
 		"router before ext_authz": {
 			config: "sidecar.yaml",
@@ -292,12 +292,12 @@ func TestPolicyViolations(t *testing.T) {
 				f := h.HttpFilters
 				f[0], f[1] = f[1], f[0]
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleFilterChain},
+			wantRules: []envoy.Rule{envoy.RuleFilterChain},
 		},
 		"no ext_authz": {
 			config:    "sidecar.yaml",
 			mutate:    editHCM(func(h *hcmv3.HttpConnectionManager) { h.HttpFilters = h.HttpFilters[1:] }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleFilterChain},
+			wantRules: []envoy.Rule{envoy.RuleFilterChain},
 		},
 		"client decides its address": {
 			config: "sidecar.yaml",
@@ -305,7 +305,7 @@ func TestPolicyViolations(t *testing.T) {
 				h.UseRemoteAddress = wrapperspb.Bool(false)
 				h.XffNumTrustedHops = 1
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleRemoteAddress, envoyconfig.RuleRemoteAddress},
+			wantRules: []envoy.Rule{envoy.RuleRemoteAddress, envoy.RuleRemoteAddress},
 		},
 		"internal addresses": {
 			config: "sidecar.yaml",
@@ -314,26 +314,26 @@ func TestPolicyViolations(t *testing.T) {
 					CidrRanges: []*corev3.CidrRange{{AddressPrefix: "127.0.0.1", PrefixLen: wrapperspb.UInt32(32)}},
 				}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleRemoteAddress},
+			wantRules: []envoy.Rule{envoy.RuleRemoteAddress},
 		},
 		"underscore headers allowed": {
 			config: "sidecar.yaml",
 			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
 				h.CommonHttpProtocolOptions.HeadersWithUnderscoresAction = corev3.HttpProtocolOptions_ALLOW
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUnderscoreHeaders},
+			wantRules: []envoy.Rule{envoy.RuleUnderscoreHeaders},
 		},
 		"no SPDY upgrade": {
 			config:    "sidecar.yaml",
 			mutate:    editHCM(func(h *hcmv3.HttpConnectionManager) { h.UpgradeConfigs = h.UpgradeConfigs[:1] }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpgrades},
+			wantRules: []envoy.Rule{envoy.RuleUpgrades},
 		},
 		"websocket upgrade disabled": {
 			config: "sidecar.yaml",
 			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
 				h.UpgradeConfigs[0].Enabled = wrapperspb.Bool(false)
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpgrades},
+			wantRules: []envoy.Rule{envoy.RuleUpgrades},
 		},
 		"api server over HTTP/2": {
 			config: "sidecar.yaml",
@@ -344,19 +344,19 @@ func TestPolicyViolations(t *testing.T) {
 					}}
 				}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpgrades},
+			wantRules: []envoy.Rule{envoy.RuleUpgrades},
 		},
 		"streams unbounded": {
 			config:    "sidecar.yaml",
 			mutate:    editHCM(func(h *hcmv3.HttpConnectionManager) { h.CommonHttpProtocolOptions.MaxStreamDuration = nil }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStreamBounds},
+			wantRules: []envoy.Rule{envoy.RuleStreamBounds},
 		},
 		"streams outlive a token": {
 			config: "sidecar.yaml",
 			mutate: editHCM(func(h *hcmv3.HttpConnectionManager) {
 				h.CommonHttpProtocolOptions.MaxStreamDuration = durationpb.New(time.Hour)
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStreamBounds},
+			wantRules: []envoy.Rule{envoy.RuleStreamBounds},
 		},
 		"idle timeouts implicit": {
 			config: "sidecar.yaml",
@@ -364,14 +364,14 @@ func TestPolicyViolations(t *testing.T) {
 				h.StreamIdleTimeout = nil
 				h.CommonHttpProtocolOptions.IdleTimeout = nil
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStreamBounds, envoyconfig.RuleStreamBounds},
+			wantRules: []envoy.Rule{envoy.RuleStreamBounds, envoy.RuleStreamBounds},
 		},
 		"access log prints the token": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, l *streamv3.StdoutAccessLog) {
 				l.GetLogFormat().GetJsonFormat().Fields["auth"] = structpb.NewStringValue("%REQ(AUTHORIZATION)%")
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleAccessLogSecrets},
+			wantRules: []envoy.Rule{envoy.RuleAccessLogSecrets},
 		},
 		"access log prints all headers through CEL": {
 			config: "sidecar.yaml",
@@ -387,43 +387,43 @@ func TestPolicyViolations(t *testing.T) {
 					})},
 				})
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleAccessLogSecrets},
+			wantRules: []envoy.Rule{envoy.RuleAccessLogSecrets},
 		},
 		"route timeout default": {
 			config:    "sidecar.yaml",
 			mutate:    editRoutes(func(t *testing.T, r *routev3.Route) { r.GetRoute().Timeout = nil }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleRouteTimeout},
+			wantRules: []envoy.Rule{envoy.RuleRouteTimeout},
 		},
 		"route timeout 15s": {
 			config:    "sidecar.yaml",
 			mutate:    editRoutes(func(t *testing.T, r *routev3.Route) { r.GetRoute().Timeout = durationpb.New(15 * time.Second) }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleRouteTimeout},
+			wantRules: []envoy.Rule{envoy.RuleRouteTimeout},
 		},
 		"client traffic routed to the authz server": {
 			config: "sidecar.yaml",
 			mutate: editRoutes(func(t *testing.T, r *routev3.Route) {
 				r.GetRoute().ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "authz"}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleFilterChain},
+			wantRules: []envoy.Rule{envoy.RuleFilterChain},
 		},
 		"api server without CA": {
 			config:    "sidecar.yaml",
 			mutate:    edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) { c.CommonTlsContext.ValidationContextType = nil }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+			wantRules: []envoy.Rule{envoy.RuleUpstreamTLS},
 		},
 		"api server name not pinned": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
 				c.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().MatchTypedSubjectAltNames = nil
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+			wantRules: []envoy.Rule{envoy.RuleUpstreamTLS},
 		},
 		"api server untrusted chain accepted": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) {
 				c.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+			wantRules: []envoy.Rule{envoy.RuleUpstreamTLS},
 		},
 		"api server in clear text": {
 			config: "sidecar.yaml",
@@ -432,19 +432,19 @@ func TestPolicyViolations(t *testing.T) {
 					c.TransportSocket = nil
 				}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+			wantRules: []envoy.Rule{envoy.RuleUpstreamTLS},
 		},
 		"api server without SNI": {
 			config:    "sidecar.yaml",
 			mutate:    edit(func(t *testing.T, c *tlsv3.UpstreamTlsContext) { c.Sni = "" }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+			wantRules: []envoy.Rule{envoy.RuleUpstreamTLS},
 		},
 		"api server CA without SDS": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, c *tlsv3.CommonTlsContext_CombinedCertificateValidationContext) {
 				c.ValidationContextSdsSecretConfig = nil
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleUpstreamTLS},
+			wantRules: []envoy.Rule{envoy.RuleUpstreamTLS},
 		},
 		"api server CA static, read once": {
 			config: "sidecar.yaml",
@@ -454,7 +454,7 @@ func TestPolicyViolations(t *testing.T) {
 					MatchTypedSubjectAltNames: c.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames(),
 				}}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 		"listener certificate static, read once": {
 			config: "sidecar.yaml",
@@ -465,20 +465,20 @@ func TestPolicyViolations(t *testing.T) {
 					PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/etc/tls.key"}},
 				}}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 		"listener certificate from an SDS server, not a file": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, c *tlsv3.DownstreamTlsContext) {
 				c.CommonTlsContext.TlsCertificateSdsSecretConfigs[0].SdsConfig.ConfigSourceSpecifier = &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation},
 		},
 		"SDS file not watched through its directory": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, pc *corev3.PathConfigSource) { pc.WatchedDirectory = nil }),
 			// Both the listener's and the API server CA's.
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation, envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation, envoy.RuleCertRotation},
 		},
 		"SDS file outside its watched directory": {
 			config: "multi-cluster.yaml",
@@ -488,28 +488,28 @@ func TestPolicyViolations(t *testing.T) {
 				}
 			}),
 			// Both listeners share the anchored TLS context.
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleCertRotation, envoyconfig.RuleCertRotation},
+			wantRules: []envoy.Rule{envoy.RuleCertRotation, envoy.RuleCertRotation},
 		},
 		"clients in clear text": {
 			config: "sidecar.yaml",
 			mutate: edit(func(t *testing.T, fc *listenerv3.FilterChain) {
 				fc.TransportSocket = nil
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleDownstreamTLS},
+			wantRules: []envoy.Rule{envoy.RuleDownstreamTLS},
 		},
 		"ext_authz may set Impersonate-Group": {
 			config: "sidecar.yaml",
 			mutate: editAuthz(func(a *extauthzv3.ExtAuthz) {
 				a.GetDecoderHeaderMutationRules().GetAllowExpression().Regex = "^(authorization|impersonate-.+)$"
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+			wantRules: []envoy.Rule{envoy.RuleMutations},
 		},
 		"ext_authz may not set Authorization": {
 			config: "sidecar.yaml",
 			mutate: editAuthz(func(a *extauthzv3.ExtAuthz) {
 				a.GetDecoderHeaderMutationRules().GetAllowExpression().Regex = "impersonate-(user|uid|extra-.+)"
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleMutations},
+			wantRules: []envoy.Rule{envoy.RuleMutations},
 		},
 		"a group slot missing": {
 			config: "sidecar.yaml",
@@ -518,7 +518,7 @@ func TestPolicyViolations(t *testing.T) {
 					return strings.Contains(h.GetHeader().GetValue(), "impersonate_group_7)")
 				})
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleGroupSlots},
+			wantRules: []envoy.Rule{envoy.RuleGroupSlots},
 		},
 		"group slots keep empty values": {
 			config: "sidecar.yaml",
@@ -529,12 +529,12 @@ func TestPolicyViolations(t *testing.T) {
 					}
 				}
 			}),
-			wantRules: slices.Repeat([]envoyconfig.Rule{envoyconfig.RuleGroupSlots}, envoyconfig.GroupSlots),
+			wantRules: slices.Repeat([]envoy.Rule{envoy.RuleGroupSlots}, envoy.GroupSlots),
 		},
 		"client fail-open marker forwarded": {
 			config:    "sidecar.yaml",
 			mutate:    edit(func(t *testing.T, rc *routev3.RouteConfiguration) { rc.RequestHeadersToRemove = nil }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleFailureModeAllow},
+			wantRules: []envoy.Rule{envoy.RuleFailureModeAllow},
 		},
 		"multi-cluster route without cluster id": {
 			config: "multi-cluster.yaml",
@@ -543,14 +543,14 @@ func TestPolicyViolations(t *testing.T) {
 					r.TypedPerFilterConfig = nil
 				}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleClusterContext, envoyconfig.RuleClusterContext},
+			wantRules: []envoy.Rule{envoy.RuleClusterContext, envoy.RuleClusterContext},
 		},
 		"multi-cluster ids collide": {
 			config: "multi-cluster.yaml",
 			mutate: edit(func(t *testing.T, per *extauthzv3.ExtAuthzPerRoute) {
 				per.GetCheckSettings().ContextExtensions["cluster_id"] = "prod-a"
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleClusterContext},
+			wantRules: []envoy.Rule{envoy.RuleClusterContext},
 		},
 		"multi-cluster failure_mode_allow on one listener": {
 			config: "multi-cluster.yaml",
@@ -566,31 +566,31 @@ func TestPolicyViolations(t *testing.T) {
 					}
 				}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleFailureModeAllow},
+			wantRules: []envoy.Rule{envoy.RuleFailureModeAllow},
 		},
 		"stats listener forwards every admin path": {
 			config: "sidecar.yaml",
 			mutate: editStatsRoutes(func(r *routev3.Route) {
 				r.Match.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+			wantRules: []envoy.Rule{envoy.RuleStatsListener},
 		},
 		"stats listener forwards /quitquitquit": {
 			config: "sidecar.yaml",
 			mutate: editStatsRoutes(func(r *routev3.Route) {
 				r.Match.PathSpecifier = &routev3.RouteMatch_Path{Path: "/quitquitquit"}
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+			wantRules: []envoy.Rule{envoy.RuleStatsListener},
 		},
 		"stats listener forwards any method": {
 			config:    "sidecar.yaml",
 			mutate:    editStatsRoutes(func(r *routev3.Route) { r.Match.Headers = nil }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+			wantRules: []envoy.Rule{envoy.RuleStatsListener},
 		},
 		"stats listener rewrites the path": {
 			config:    "sidecar.yaml",
 			mutate:    editStatsRoutes(func(r *routev3.Route) { r.GetRoute().PrefixRewrite = "/runtime_modify" }),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+			wantRules: []envoy.Rule{envoy.RuleStatsListener},
 		},
 		"stats listener also reaches the API server": {
 			config: "sidecar.yaml",
@@ -600,7 +600,7 @@ func TestPolicyViolations(t *testing.T) {
 				extra.GetRoute().ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "apiserver"}
 				vh.Routes = append([]*routev3.Route{extra}, vh.Routes...)
 			}),
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+			wantRules: []envoy.Rule{envoy.RuleStatsListener},
 		},
 		"stats listener with another HTTP filter": {
 			config: "sidecar.yaml",
@@ -611,7 +611,7 @@ func TestPolicyViolations(t *testing.T) {
 					h.HttpFilters = append([]*hcmv3.HttpFilter{authz}, h.HttpFilters...)
 				})(t, b)
 			},
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener},
+			wantRules: []envoy.Rule{envoy.RuleStatsListener},
 		},
 		"API listener routes to the admin interface": {
 			config: "sidecar.yaml",
@@ -620,19 +620,19 @@ func TestPolicyViolations(t *testing.T) {
 			}),
 			// kube-api becomes a second stats listener: its ext_authz filter, prefix
 			// match and any-method route are not what a stats listener may have.
-			wantRules: []envoyconfig.Rule{envoyconfig.RuleStatsListener, envoyconfig.RuleStatsListener, envoyconfig.RuleStatsListener},
+			wantRules: []envoy.Rule{envoy.RuleStatsListener, envoy.RuleStatsListener, envoy.RuleStatsListener},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			b, err := envoyconfig.Load(tc.config)
+			b, err := envoy.Load(tc.config)
 			if err != nil {
 				t.Fatal(err)
 			}
 			tc.mutate(t, b)
-			err = envoyconfig.CheckPolicy(b)
-			var pe *envoyconfig.PolicyError
-			if !errors.As(err, &pe) || !errors.Is(err, envoyconfig.ErrPolicy) {
+			err = envoy.CheckPolicy(b)
+			var pe *envoy.PolicyError
+			if !errors.As(err, &pe) || !errors.Is(err, envoy.ErrPolicy) {
 				t.Fatalf("CheckPolicy = %v, want a *PolicyError wrapping ErrPolicy", err)
 			}
 			var got []string
@@ -662,7 +662,7 @@ var matcherList = matcherv3.ListStringMatcher{Patterns: []*matcherv3.StringMatch
 // the function that puts them back.
 func asideStats(t *testing.T, b *bootstrapv3.Bootstrap) (restore func()) {
 	t.Helper()
-	inv, err := envoyconfig.Inventorize(b)
+	inv, err := envoy.Inventorize(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,14 +682,14 @@ func asideStats(t *testing.T, b *bootstrapv3.Bootstrap) (restore func()) {
 	return func() { b.StaticResources.Listeners = append(b.StaticResources.Listeners, aside...) }
 }
 
-// edit adapts envoyconfig.Edit to a test mutation of the API listeners and clusters
+// edit adapts envoy.Edit to a test mutation of the API listeners and clusters
 // (stats listeners are set aside meanwhile).
 func edit[T proto.Message](fn func(*testing.T, T)) func(*testing.T, *bootstrapv3.Bootstrap) {
 	return func(t *testing.T, b *bootstrapv3.Bootstrap) {
 		t.Helper()
 		defer asideStats(t, b)()
 		n := 0
-		err := envoyconfig.Edit(b, func(m T) error {
+		err := envoy.Edit(b, func(m T) error {
 			n++
 			fn(t, m)
 			return nil
@@ -712,7 +712,7 @@ func editStats(fn func(*hcmv3.HttpConnectionManager)) func(*testing.T, *bootstra
 			if l.GetName() != "stats" {
 				continue
 			}
-			err := envoyconfig.Edit(l, func(h *hcmv3.HttpConnectionManager) error {
+			err := envoy.Edit(l, func(h *hcmv3.HttpConnectionManager) error {
 				n++
 				fn(h)
 				return nil

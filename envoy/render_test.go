@@ -1,4 +1,4 @@
-package envoyconfig_test
+package envoy_test
 
 import (
 	"errors"
@@ -14,18 +14,18 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // localPortsFor covers every listener, cluster and file of b with made-up loopback
 // addresses (nothing binds them here) and paths under dir.
-func localPortsFor(t *testing.T, b *bootstrapv3.Bootstrap, s envoyconfig.Secrets, dir string) envoyconfig.LocalPorts {
+func localPortsFor(t *testing.T, b *bootstrapv3.Bootstrap, s envoy.Secrets, dir string) envoy.LocalPorts {
 	t.Helper()
-	inv, err := envoyconfig.InventorizeAll(b, s)
+	inv, err := envoy.InventorizeAll(b, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := envoyconfig.LocalPorts{
+	p := envoy.LocalPorts{
 		AdminAddr:  "127.0.0.1:20000",
 		AuthzAddr:  "127.0.0.1:20001",
 		Listeners:  map[string]string{},
@@ -50,25 +50,25 @@ func withoutLocalities[T proto.Message](t *testing.T, b T) T {
 	t.Helper()
 	b = proto.Clone(b).(T)
 	steps := []error{
-		envoyconfig.Edit(b, func(pc *corev3.PathConfigSource) error {
+		envoy.Edit(b, func(pc *corev3.PathConfigSource) error {
 			pc.Path = "-"
 			return nil
 		}),
-		envoyconfig.Edit(b, func(w *corev3.WatchedDirectory) error {
+		envoy.Edit(b, func(w *corev3.WatchedDirectory) error {
 			w.Path = "-"
 			return nil
 		}),
-		envoyconfig.Edit(b, func(sa *corev3.SocketAddress) error {
+		envoy.Edit(b, func(sa *corev3.SocketAddress) error {
 			sa.Address, sa.PortSpecifier = "", nil
 			return nil
 		}),
-		envoyconfig.Edit(b, func(ds *corev3.DataSource) error {
+		envoy.Edit(b, func(ds *corev3.DataSource) error {
 			if ds.GetFilename() != "" {
 				ds.Specifier = &corev3.DataSource_Filename{Filename: "-"}
 			}
 			return nil
 		}),
-		envoyconfig.Edit(b, func(c *clusterv3.Cluster) error {
+		envoy.Edit(b, func(c *clusterv3.Cluster) error {
 			c.ClusterDiscoveryType, c.LoadAssignment = nil, nil
 			return nil
 		}),
@@ -82,14 +82,14 @@ func withoutLocalities[T proto.Message](t *testing.T, b T) T {
 func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 	for _, file := range reviewedConfigs(t) {
 		t.Run(file, func(t *testing.T) {
-			reviewed, secrets, err := envoyconfig.LoadWithSecrets(file)
+			reviewed, secrets, err := envoy.LoadWithSecrets(file)
 			if err != nil {
 				t.Fatal(err)
 			}
 			before := proto.Clone(reviewed)
 			p := localPortsFor(t, reviewed, secrets, "/tmp/kia-test")
 
-			out, err := envoyconfig.RenderLocal(reviewed, secrets, p)
+			out, err := envoy.RenderLocal(reviewed, secrets, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 				if !ok {
 					t.Fatalf("SDS file %s not rendered at %s", prod, p.Files[prod])
 				}
-				got, err := envoyconfig.ParseSecrets(data)
+				got, err := envoy.ParseSecrets(data)
 				if err != nil {
 					t.Fatalf("rendered SDS file %s: %v", prod, err)
 				}
@@ -117,8 +117,8 @@ func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 					if diff := cmpDiff(withoutLocalities(t, want[i]), withoutLocalities(t, got[i])); diff != "" {
 						t.Errorf("%s: rendering changed more than paths (-reviewed +rendered):\n%s", prod, diff)
 					}
-					files, _ := envoyconfig.Find[*corev3.DataSource](got[i])
-					dirs, _ := envoyconfig.Find[*corev3.WatchedDirectory](got[i])
+					files, _ := envoy.Find[*corev3.DataSource](got[i])
+					dirs, _ := envoy.Find[*corev3.WatchedDirectory](got[i])
 					for _, f := range files {
 						if !strings.HasPrefix(f.GetFilename(), "/tmp/kia-test/") {
 							t.Errorf("%s: file %s was not rewritten", prod, f.GetFilename())
@@ -131,11 +131,11 @@ func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 					}
 				}
 			}
-			rendered, err := envoyconfig.Parse(out.Bootstrap)
+			rendered, err := envoy.Parse(out.Bootstrap)
 			if err != nil {
 				t.Fatalf("rendered config does not parse: %v", err)
 			}
-			if err := envoyconfig.CheckPolicy(rendered); err != nil {
+			if err := envoy.CheckPolicy(rendered); err != nil {
 				t.Fatalf("rendered config lost policy: %v", err)
 			}
 			if diff := cmpDiff(withoutLocalities(t, reviewed), withoutLocalities(t, rendered)); diff != "" {
@@ -143,7 +143,7 @@ func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 			}
 
 			// Every address and file is now local.
-			addrs, err := envoyconfig.Find[*corev3.SocketAddress](rendered)
+			addrs, err := envoy.Find[*corev3.SocketAddress](rendered)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +152,7 @@ func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 					t.Errorf("address %s:%d is not a rendered local address", sa.GetAddress(), sa.GetPortValue())
 				}
 			}
-			inv, err := envoyconfig.Inventorize(rendered)
+			inv, err := envoy.Inventorize(rendered)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,11 +177,11 @@ func TestRenderLocalChangesOnlyAddressesAndFiles(t *testing.T) {
 // address, and a caller that gives the stats listener no address gets a config
 // without it (and still with every other listener).
 func TestRenderLocalStatsListener(t *testing.T) {
-	reviewed, secrets, err := envoyconfig.LoadWithSecrets("sidecar.yaml")
+	reviewed, secrets, err := envoy.LoadWithSecrets("sidecar.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := envoyconfig.Inventorize(reviewed)
+	inv, err := envoy.Inventorize(reviewed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,11 +209,11 @@ func TestRenderLocalStatsListener(t *testing.T) {
 			if !tc.withStats {
 				delete(p.Listeners, "stats")
 			}
-			out, err := envoyconfig.RenderLocal(reviewed, secrets, p)
+			out, err := envoy.RenderLocal(reviewed, secrets, p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rendered, err := envoyconfig.Parse(out.Bootstrap)
+			rendered, err := envoy.Parse(out.Bootstrap)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -237,7 +237,7 @@ func TestRenderLocalStatsListener(t *testing.T) {
 					t.Errorf("envoy_admin endpoint %s, want the admin address %s", got, p.AdminAddr)
 				}
 			}
-			if err := envoyconfig.CheckPolicy(rendered); err != nil {
+			if err := envoy.CheckPolicy(rendered); err != nil {
 				t.Errorf("rendered config fails the policy: %v", err)
 			}
 		})
@@ -250,17 +250,17 @@ func cmpDiff(a, b proto.Message) string {
 }
 
 func TestRenderLocalErrors(t *testing.T) {
-	reviewed, secrets, err := envoyconfig.LoadWithSecrets("sidecar.yaml")
+	reviewed, secrets, err := envoy.LoadWithSecrets("sidecar.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := func() envoyconfig.LocalPorts { return localPortsFor(t, reviewed, secrets, "/tmp/kia-test") }
+	good := func() envoy.LocalPorts { return localPortsFor(t, reviewed, secrets, "/tmp/kia-test") }
 	tests := map[string]struct {
-		ports     func() envoyconfig.LocalPorts
+		ports     func() envoy.LocalPorts
 		wantInErr []string
 	}{
 		"listener not covered": {
-			ports: func() envoyconfig.LocalPorts {
+			ports: func() envoy.LocalPorts {
 				p := good()
 				delete(p.Listeners, "kube-api")
 				return p
@@ -268,7 +268,7 @@ func TestRenderLocalErrors(t *testing.T) {
 			wantInErr: []string{`listener "kube-api" has no local address`},
 		},
 		"unknown listener": {
-			ports: func() envoyconfig.LocalPorts {
+			ports: func() envoy.LocalPorts {
 				p := good()
 				p.Listeners["kube-apj"] = "127.0.0.1:1"
 				return p
@@ -276,7 +276,7 @@ func TestRenderLocalErrors(t *testing.T) {
 			wantInErr: []string{`Listeners["kube-apj"]: no such listener`},
 		},
 		"api server not covered, file not covered": {
-			ports: func() envoyconfig.LocalPorts {
+			ports: func() envoy.LocalPorts {
 				p := good()
 				p.APIServers = nil
 				delete(p.Files, "/etc/kube-iam-authz/tls/tls.key")
@@ -285,7 +285,7 @@ func TestRenderLocalErrors(t *testing.T) {
 			wantInErr: []string{`cluster "apiserver" has no local address`, `file "/etc/kube-iam-authz/tls/tls.key" has no local path`},
 		},
 		"authz cluster given as api server": {
-			ports: func() envoyconfig.LocalPorts {
+			ports: func() envoy.LocalPorts {
 				p := good()
 				p.APIServers["authz"] = "127.0.0.1:5"
 				return p
@@ -293,7 +293,7 @@ func TestRenderLocalErrors(t *testing.T) {
 			wantInErr: []string{`APIServers["authz"]: no such cluster (or it is the authz cluster)`},
 		},
 		"unknown file": {
-			ports: func() envoyconfig.LocalPorts {
+			ports: func() envoy.LocalPorts {
 				p := good()
 				p.Files["/etc/other"] = "/tmp/other"
 				return p
@@ -301,7 +301,7 @@ func TestRenderLocalErrors(t *testing.T) {
 			wantInErr: []string{`Files["/etc/other"]: the config reads no such file`},
 		},
 		"SDS file not covered": {
-			ports: func() envoyconfig.LocalPorts {
+			ports: func() envoy.LocalPorts {
 				p := good()
 				delete(p.Files, "/etc/envoy/listener-cert.yaml")
 				return p
@@ -309,7 +309,7 @@ func TestRenderLocalErrors(t *testing.T) {
 			wantInErr: []string{`file "/etc/envoy/listener-cert.yaml" has no local path`},
 		},
 		"watched directory ambiguous": {
-			ports: func() envoyconfig.LocalPorts {
+			ports: func() envoy.LocalPorts {
 				p := good()
 				p.Files["/etc/kube-iam-authz/tls/tls.key"] = "/tmp/elsewhere/tls.key"
 				return p
@@ -317,7 +317,7 @@ func TestRenderLocalErrors(t *testing.T) {
 			wantInErr: []string{`watched directory "/etc/kube-iam-authz/tls" has no local directory (its files map into 2; set LocalPorts.Dirs)`},
 		},
 		"unknown watched directory": {
-			ports: func() envoyconfig.LocalPorts {
+			ports: func() envoy.LocalPorts {
 				p := good()
 				p.Dirs = map[string]string{"/etc/nowhere": "/tmp/x"}
 				return p
@@ -325,7 +325,7 @@ func TestRenderLocalErrors(t *testing.T) {
 			wantInErr: []string{`Dirs["/etc/nowhere"]: the config watches no such directory`},
 		},
 		"non-loopback and malformed addresses": {
-			ports: func() envoyconfig.LocalPorts {
+			ports: func() envoy.LocalPorts {
 				p := good()
 				p.AdminAddr = "0.0.0.0:9901"
 				p.AuthzAddr = "localhost:9001"
@@ -343,8 +343,8 @@ func TestRenderLocalErrors(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, err := envoyconfig.RenderLocal(reviewed, secrets, tc.ports())
-			if !errors.Is(err, envoyconfig.ErrRender) {
+			out, err := envoy.RenderLocal(reviewed, secrets, tc.ports())
+			if !errors.Is(err, envoy.ErrRender) {
 				t.Fatalf("err = %v, want ErrRender", err)
 			}
 			if out != nil {

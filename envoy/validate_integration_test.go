@@ -1,6 +1,6 @@
 //go:build integration
 
-package envoyconfig_test
+package envoy_test
 
 import (
 	"context"

@@ -13,7 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -21,8 +21,8 @@ var update = flag.Bool("update", false, "rewrite the generated ConfigMaps under 
 
 // copiedConfigMaps are ConfigMaps whose keys are repository files verbatim.
 // The deployment mounts them; a test keeps them byte-identical to the
-// sources, so the pod runs exactly the reviewed Envoy config, its SDS files
-// and the example mapping.
+// sources, so the pod runs exactly the reviewed Envoy config and its SDS
+// files.
 var copiedConfigMaps = map[string]struct {
 	file string // manifest under kubernetes/
 	name string // ConfigMap name
@@ -30,7 +30,6 @@ var copiedConfigMaps = map[string]struct {
 	// repository file, relative to examples/.
 	keys map[string]string
 }{
-	"aws-auth": {file: "configmap-aws-auth.yaml", name: "aws-auth", keys: map[string]string{"aws-auth.yaml": "aws-auth.yaml"}},
 	// sidecar.yaml and the SDS files it reads beside it (/etc/envoy).
 	"envoy": {file: "configmap-envoy.yaml", name: "envoy-sidecar", keys: map[string]string{
 		"sidecar.yaml":       filepath.Join("..", "envoy", "sidecar.yaml"),
@@ -172,6 +171,9 @@ func TestAWSAuthConfigMapParses(t *testing.T) {
 	forEachSource(t, func(t *testing.T, m *manifests, _ source) {
 		d := theDeployment(t, m)
 		flag := serveFlags(t, container(t, &d.Spec.Template.Spec, "kube-iam-authz"))
+		if ref := flag("mapping-configmap"); ref != "" {
+			t.Skipf("the mapping is the cluster's own ConfigMap %s, read through the API", ref)
+		}
 		cm, key := mountedConfigMap(t, m, "kube-iam-authz", flag("mapping-file"))
 		if cm == nil {
 			t.Skipf("the mapping ConfigMap is the operator's (%v)", m.external)
@@ -200,30 +202,30 @@ func TestEnvoyConfigMapPassesPolicy(t *testing.T) {
 			t.Fatalf("envoy args %v: no --config-path", c.Args)
 		}
 		cm, key := mountedConfigMap(t, m, "envoy", c.Args[i+1])
-		b, err := envoyconfig.Parse([]byte(cm.Data[key]))
+		b, err := envoy.Parse([]byte(cm.Data[key]))
 		if err != nil {
-			t.Fatalf("envoyconfig.Parse: %v", err)
+			t.Fatalf("envoy.Parse: %v", err)
 		}
-		if err := envoyconfig.CheckPolicy(b); err != nil {
+		if err := envoy.CheckPolicy(b); err != nil {
 			t.Errorf("CheckPolicy: %v", err)
 		}
 		// The SDS files it reads are keys of the same ConfigMap (mounted beside it).
-		sources, err := envoyconfig.SecretSources(b)
+		sources, err := envoy.SecretSources(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		secrets := envoyconfig.Secrets{}
+		secrets := envoy.Secrets{}
 		for p := range sources {
 			data, ok := cm.Data[path.Base(p)]
 			if !ok {
 				t.Errorf("sidecar.yaml reads %s; ConfigMap %s has no key %s", p, cm.Name, path.Base(p))
 				continue
 			}
-			if secrets[p], err = envoyconfig.ParseSecrets([]byte(data)); err != nil {
+			if secrets[p], err = envoy.ParseSecrets([]byte(data)); err != nil {
 				t.Errorf("ConfigMap %s key %s: %v", cm.Name, path.Base(p), err)
 			}
 		}
-		if err := envoyconfig.CheckSecrets(b, secrets); err != nil {
+		if err := envoy.CheckSecrets(b, secrets); err != nil {
 			t.Errorf("CheckSecrets: %v", err)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,7 +27,8 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
 	"github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app"
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
 )
 
 // subcommand returns a fresh `kube-iam-authz <name>` command whose flags
@@ -155,15 +157,15 @@ func theDeployment(t *testing.T, m *manifests) *appsv1.Deployment {
 }
 
 // loadSidecar is the reviewed Envoy config and its inventory.
-func loadSidecar(t *testing.T) (*bootstrapv3.Bootstrap, envoyconfig.Inventory) {
+func loadSidecar(t *testing.T) (*bootstrapv3.Bootstrap, envoy.Inventory) {
 	t.Helper()
-	sidecar, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join("..", "envoy", "sidecar.yaml"))
+	sidecar, secrets, err := envoy.LoadWithSecrets(filepath.Join("..", "envoy", "sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// With the SDS files' certificates, keys, CAs and watched directories: all
 	// of them must be mounted.
-	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
+	inv, err := envoy.InventorizeAll(sidecar, secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +252,7 @@ func testDeployment(t *testing.T, m *manifests, src source) {
 			t.Errorf("ConfigMap %s[%s] differs from envoy/sidecar.yaml (%d vs %d bytes)", vol.ConfigMap.Name, path.Base(cfg), len(got), len(sidecarYAML))
 		}
 		// The SDS files it reads beside it are envoy/sds/* byte for byte too.
-		sds, err := envoyconfig.SecretSources(sidecar)
+		sds, err := envoy.SecretSources(sidecar)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,21 +350,27 @@ func testDeployment(t *testing.T, m *manifests, src source) {
 			t.Errorf("--grpc-listen %s: want 127.0.0.1 (only the pod's Envoy calls Check)", flag("grpc-listen"))
 		}
 
-		// The mapping is a whole-directory ConfigMap mount: the kubelet
-		// updates it by swapping ..data, which is what serve watches. A
-		// subPath mount would never change.
-		mf := flag("mapping-file")
-		mount, vol := mountFor(t, pod, c, mf)
-		if mount.SubPath != "" || mount.SubPathExpr != "" {
-			t.Errorf("mapping mount uses subPath: updates would never arrive")
-		}
-		if vol.ConfigMap == nil || !slices.Contains(filesOf(t, m, vol), path.Base(mf)) {
-			t.Errorf("--mapping-file %s is not a key of a mounted ConfigMap", mf)
+		// The mapping comes from exactly one source. A ConfigMap read through
+		// the API needs no volume (testRBAC checks what the proxy may read).
+		// A file is a whole-directory ConfigMap mount: the kubelet updates it
+		// by swapping ..data, which is what serve watches. A subPath mount
+		// would never change.
+		switch mf, mc := flag("mapping-file"), flag("mapping-configmap"); {
+		case (mf == "") == (mc == ""):
+			t.Errorf("--mapping-file %q, --mapping-configmap %q: want exactly one", mf, mc)
+		case mf != "":
+			mount, vol := mountFor(t, pod, c, mf)
+			if mount.SubPath != "" || mount.SubPathExpr != "" {
+				t.Errorf("mapping mount uses subPath: updates would never arrive")
+			}
+			if vol.ConfigMap == nil || !slices.Contains(filesOf(t, m, vol), path.Base(mf)) {
+				t.Errorf("--mapping-file %s is not a key of a mounted ConfigMap", mf)
+			}
 		}
 
 		// The upstream credential is a projected, expiring service-account token.
 		tf := flag("upstream-token-file")
-		_, vol = mountFor(t, pod, c, tf)
+		_, vol := mountFor(t, pod, c, tf)
 		var sat *corev1.ServiceAccountTokenProjection
 		if vol.Projected != nil {
 			for _, s := range vol.Projected.Sources {
@@ -530,6 +538,7 @@ func TestRBACImpersonatesExactlyWhatServeSends(t *testing.T) {
 }
 
 func testRBAC(t *testing.T, m *manifests, _ source) {
+	testAWSAuthRBAC(t, m)
 	roles := all[*rbacv1.ClusterRole](m)
 	if len(roles) != 1 {
 		t.Fatalf("%d ClusterRoles, want 1", len(roles))
@@ -568,5 +577,44 @@ func testRBAC(t *testing.T, m *manifests, _ source) {
 		if !want[g] {
 			t.Errorf("grant the server never needs: %s on %q in group %q", g.verb, g.resource, g.group)
 		}
+	}
+}
+
+// mappingConfigMapOf is the deployment's --mapping-configmap (NAMESPACE/NAME),
+// empty when it mounts a file.
+func mappingConfigMapOf(t *testing.T, m *manifests) string {
+	t.Helper()
+	d := theDeployment(t, m)
+	return serveFlags(t, container(t, &d.Spec.Template.Spec, "kube-iam-authz"))("mapping-configmap")
+}
+
+// testAWSAuthRBAC: with --mapping-configmap NAMESPACE/NAME, one Role in that
+// namespace grants exactly configmap.RequiredVerbs on configmaps with
+// resourceNames [NAME] (never all ConfigMaps of kube-system, never a write),
+// bound to the proxy's service account by one RoleBinding; with a mapping
+// file, there is no Role at all.
+func testAWSAuthRBAC(t *testing.T, m *manifests) {
+	roles, bindings := all[*rbacv1.Role](m), all[*rbacv1.RoleBinding](m)
+	ref := mappingConfigMapOf(t, m)
+	if ref == "" {
+		if len(roles)+len(bindings) > 0 {
+			t.Errorf("%d Roles and %d RoleBindings without --mapping-configmap, want none", len(roles), len(bindings))
+		}
+		return
+	}
+	ns, name, _ := strings.Cut(ref, "/")
+	if len(roles) != 1 || len(bindings) != 1 {
+		t.Fatalf("%d Roles and %d RoleBindings, want 1 each for --mapping-configmap %s", len(roles), len(bindings), ref)
+	}
+	role, binding := roles[0], bindings[0]
+	want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{name}, Verbs: configmap.RequiredVerbs()}}
+	if role.Namespace != ns || !reflect.DeepEqual(role.Rules, want) {
+		t.Errorf("Role %s/%s rules %+v, want in %s exactly %+v", role.Namespace, role.Name, role.Rules, ns, want)
+	}
+	d := theDeployment(t, m)
+	sa := d.Spec.Template.Spec.ServiceAccountName
+	wantSubjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: d.Namespace}}
+	if binding.Namespace != ns || binding.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name}) || !reflect.DeepEqual(binding.Subjects, wantSubjects) {
+		t.Errorf("RoleBinding %s/%s: roleRef %+v subjects %+v, want %s binding Role %s to %+v", binding.Namespace, binding.Name, binding.RoleRef, binding.Subjects, ns, role.Name, wantSubjects)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 )
 
@@ -64,7 +64,7 @@ func TestHelmRequiredValues(t *testing.T) {
 		"no certificate":           {set: []string{"clusterId=c"}, wantErr: "tls.existingSecret"},
 		"cert-manager, no issuer":  {set: []string{"clusterId=c", "tls.certManager.enabled=true"}, wantErr: "tls.certManager.issuerRef.name is required"},
 		"existing mapping unnamed": {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=existingConfigMap"}, wantErr: "awsAuth.existingConfigMap.name is required"},
-		"cluster mapping source":   {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=cluster"}, wantErr: "needs serve --mapping-configmap"},
+		"cluster mapping unnamed":  {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=cluster", "awsAuth.clusterConfigMap="}, wantErr: "awsAuth.clusterConfigMap"},
 		"unknown mapping source":   {set: []string{"clusterId=c", "tls.existingSecret=s", "awsAuth.source=file"}, wantErr: "awsAuth.source"},
 		"misspelt value":           {set: []string{"clusterID=c", "tls.existingSecret=s"}, wantErr: "additional properties 'clusterID' not allowed"},
 		"unknown service type":     {set: []string{"clusterId=c", "tls.existingSecret=s", "service.type=Public"}, wantErr: "service.type"},
@@ -124,15 +124,15 @@ func TestScrapeConfig(t *testing.T) {
 		d := theDeployment(t, m)
 		pod := &d.Spec.Template.Spec
 		authz := container(t, pod, "kube-iam-authz")
-		envoy := container(t, pod, "envoy")
+		envoyCtr := container(t, pod, "envoy")
 		metricsPort := portOf(t, serveFlags(t, authz)("http-listen"))
 		if p := namedPort(t, authz, intstr.FromString("http-metrics")); p != metricsPort {
 			t.Errorf("container port http-metrics %d, --http-listen port %d", p, metricsPort)
 		}
-		if p := namedPort(t, envoy, intstr.FromString("envoy-metrics")); p != statsPort {
+		if p := namedPort(t, envoyCtr, intstr.FromString("envoy-metrics")); p != statsPort {
 			t.Errorf("container port envoy-metrics %d, stats listener port %d", p, statsPort)
 		}
-		want := map[int32]string{metricsPort: "/metrics", statsPort: envoyconfig.StatsPath}
+		want := map[int32]string{metricsPort: "/metrics", statsPort: envoy.StatsPath}
 
 		// Annotation-based scraping: the pods for one port, a Service for the other.
 		got := map[int32]string{}

@@ -40,6 +40,8 @@ var kinds = map[schema.GroupVersionKind]func() any{
 	appsv1.SchemeGroupVersion.WithKind("Deployment"):                     func() any { return &appsv1.Deployment{} },
 	rbacv1.SchemeGroupVersion.WithKind("ClusterRole"):                    func() any { return &rbacv1.ClusterRole{} },
 	rbacv1.SchemeGroupVersion.WithKind("ClusterRoleBinding"):             func() any { return &rbacv1.ClusterRoleBinding{} },
+	rbacv1.SchemeGroupVersion.WithKind("Role"):                           func() any { return &rbacv1.Role{} },
+	rbacv1.SchemeGroupVersion.WithKind("RoleBinding"):                    func() any { return &rbacv1.RoleBinding{} },
 	policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget"):          func() any { return &policyv1.PodDisruptionBudget{} },
 	autoscalingv2.SchemeGroupVersion.WithKind("HorizontalPodAutoscaler"): func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
 	networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"):            func() any { return &networkingv1.NetworkPolicy{} },
@@ -134,6 +136,9 @@ func sources() []source {
 		{name: "helm/full", wantHPA: false, load: func(t *testing.T) *manifests {
 			// full-values.yaml mounts an existing ConfigMap with this key.
 			return loadHelm(t, "full-values.yaml", map[string][]string{"my-aws-auth": {"aws-auth.yaml"}})
+		}},
+		{name: "helm/cluster", wantHPA: true, load: func(t *testing.T) *manifests {
+			return loadHelm(t, "cluster-values.yaml", nil)
 		}},
 	}
 }
@@ -324,12 +329,16 @@ func decodeStrict(doc []byte) (any, string, error) {
 func TestManifestsDecodeStrictly(t *testing.T) {
 	forEachSource(t, func(t *testing.T, m *manifests, _ source) {
 		clusterScoped := map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true}
+		// The one exception: the Role and RoleBinding that let the proxy read
+		// the mapping ConfigMap live in that ConfigMap's namespace.
+		awsAuthNS, _, _ := strings.Cut(mappingConfigMapOf(t, m), "/")
 		for key, obj := range m.objects {
 			kind := strings.SplitN(key, "/", 2)[0]
 			ns := metaOf(obj).GetNamespace()
 			switch {
 			case clusterScoped[kind] && ns != "":
 				t.Errorf("%s (%s) is cluster-scoped but has namespace %q", key, m.files[key], ns)
+			case (kind == "Role" || kind == "RoleBinding") && awsAuthNS != "" && ns == awsAuthNS:
 			case !clusterScoped[kind] && ns != releaseNamespace:
 				t.Errorf("%s (%s): namespace %q, want %s", key, m.files[key], ns, releaseNamespace)
 			}

@@ -68,6 +68,14 @@ const (
 	RuleShadowed = "shadowed"
 )
 
+// Rules lists every Rule, for the differential test and the check that
+// docs/mapping.md has a row for each.
+var Rules = []string{
+	RuleStructural, RuleWrongType, RuleEmptyName, RuleNameChars, RuleTooManyGroups,
+	RuleTemplateSyntax, RuleReservedTemplate, RuleInstanceID, RuleUserID,
+	RuleDuplicateField, RuleSSO, RulePrecedence, RuleShadowed,
+}
+
 // ruleError is an error that carries the Rule it stems from.
 type ruleError struct {
 	rule string

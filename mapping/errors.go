@@ -2,21 +2,8 @@ package mapping
 
 import "errors"
 
-// Sentinel errors of Map. The Check service maps ErrUnmapped and ErrForbidden
-// to 403 and ErrUnavailable to 503.
-var (
-	// ErrUnmapped: no mapRoles, mapUsers or mapAccounts entry matches.
-	ErrUnmapped = errors.New("identity is not mapped")
-	// ErrForbidden: an entry matched but rendering it is refused, e.g. a
-	// templated name expanded into a reserved prefix such as system:, or an
-	// {{EC2PrivateDNSName}} session name that is not an instance id.
-	ErrForbidden = errors.New("mapping refused for this identity")
-	// ErrUnavailable: the mapping cannot be decided right now (no snapshot is
-	// loaded yet, or the EC2 lookup behind {{EC2PrivateDNSName}} failed). It
-	// is a 503: the caller may retry, and nothing about the identity was
-	// judged.
-	ErrUnavailable = errors.New("mapping temporarily unavailable")
-	// ErrInvalid is wrapped by every parse and validation failure (see
-	// *ParseError for the individual problems).
-	ErrInvalid = errors.New("invalid aws-auth mapping")
-)
+// ErrInvalid is wrapped by every parse and validation failure (see *ParseError
+// for the individual problems). Map's own refusals are kubeuser.ErrUnmapped,
+// kubeuser.ErrForbidden and kubeuser.ErrUnavailable: authz/check maps them to
+// statuses without importing this package.
+var ErrInvalid = errors.New("invalid aws-auth mapping")

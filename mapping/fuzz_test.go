@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 // FuzzParse feeds arbitrary bytes to Parse: it must never panic, must either
@@ -67,8 +68,8 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("strict Counts %+v, default %+v", strict.Counts(), c)
 		}
 		for _, id := range ids {
-			if _, err := snap.Lookup(id); err != nil && !errors.Is(err, ErrUnmapped) {
-				t.Fatalf("Lookup error %v does not wrap ErrUnmapped", err)
+			if _, err := snap.Lookup(id); err != nil && !errors.Is(err, kubeuser.ErrUnmapped) {
+				t.Fatalf("Lookup error %v does not wrap kubeuser.ErrUnmapped", err)
 			}
 		}
 	})

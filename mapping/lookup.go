@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 // Match says which entry an identity matched. The zero Match is no match.
@@ -53,7 +54,7 @@ func (s *Snapshot) Lookup(id identity.Identity) (Match, error) {
 	arn := id.CanonicalARN
 	partition, account, resource, ok := splitARN(arn)
 	if !ok {
-		return Match{}, fmt.Errorf("%w: %q is not an ARN", ErrUnmapped, arn)
+		return Match{}, fmt.Errorf("%w: %q is not an ARN", kubeuser.ErrUnmapped, arn)
 	}
 	var buf [lookupBuf]byte
 	key := appendLower(buf[:0], arn)
@@ -93,7 +94,7 @@ func (s *Snapshot) Lookup(id identity.Identity) (Match, error) {
 	if skipped != nil {
 		return Match{}, skipped.skipError(id)
 	}
-	return Match{}, fmt.Errorf("%w: no mapRoles, mapUsers or mapAccounts entry for %s", ErrUnmapped, arn)
+	return Match{}, fmt.Errorf("%w: no mapRoles, mapUsers or mapAccounts entry for %s", kubeuser.ErrUnmapped, arn)
 }
 
 // skipError explains why an entry that matches id's ARN was not used.
@@ -103,9 +104,9 @@ func (e *entry) skipError(id identity.Identity) error {
 		if rule == "" {
 			rule = RuleShadowed // invalid to both; it only shadows
 		}
-		return &ruleError{rule: rule, err: fmt.Errorf("%w: %s matches %s, which is dropped: %s", ErrUnmapped, id.CanonicalARN, e.ref(), e.drop.String())}
+		return &ruleError{rule: rule, err: fmt.Errorf("%w: %s matches %s, which is dropped: %s", kubeuser.ErrUnmapped, id.CanonicalARN, e.ref(), e.drop.String())}
 	}
-	return &ruleError{rule: RuleUserID, err: fmt.Errorf("%w: %s matches %s, which is pinned to another principal ID (deleted and recreated?)", ErrUnmapped, id.CanonicalARN, e.ref())}
+	return &ruleError{rule: RuleUserID, err: fmt.Errorf("%w: %s matches %s, which is pinned to another principal ID (deleted and recreated?)", kubeuser.ErrUnmapped, id.CanonicalARN, e.ref())}
 }
 
 // Bypassed lists, for a decision log or the differential test, the entries

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 // SnapshotSource gives the mapping in force. *Store implements it; a one-shot
@@ -66,7 +67,7 @@ func NewMapper(opts MapperOptions) (*Mapper, error) {
 // Map returns the Kubernetes user for id. Errors wrap ErrUnmapped (no entry),
 // ErrForbidden (an entry matched but its rendering is refused) or
 // ErrUnavailable (no mapping loaded, or EC2 unreachable).
-func (m *Mapper) Map(ctx context.Context, id identity.Identity) (User, error) {
+func (m *Mapper) Map(ctx context.Context, id identity.Identity) (kubeuser.User, error) {
 	u, _, err := m.Explain(ctx, id)
 	return u, err
 }
@@ -74,14 +75,14 @@ func (m *Mapper) Map(ctx context.Context, id identity.Identity) (User, error) {
 // Explain is Map that also says which entry matched, for dry runs and
 // decision logs. The Match is set whenever an entry matched, even if
 // rendering it was then refused.
-func (m *Mapper) Explain(ctx context.Context, id identity.Identity) (User, Match, error) {
+func (m *Mapper) Explain(ctx context.Context, id identity.Identity) (kubeuser.User, Match, error) {
 	snap := m.snapshots.Current()
 	if snap == nil {
-		return User{}, Match{}, fmt.Errorf("%w: no mapping has been loaded", ErrUnavailable)
+		return kubeuser.User{}, Match{}, fmt.Errorf("%w: no mapping has been loaded", kubeuser.ErrUnavailable)
 	}
 	match, err := snap.Lookup(id)
 	if err != nil {
-		return User{}, Match{}, err
+		return kubeuser.User{}, Match{}, err
 	}
 	u, err := m.render(ctx, match, id)
 	return u, match, err
@@ -92,19 +93,19 @@ func (m *Mapper) Explain(ctx context.Context, id identity.Identity) (User, Match
 // name reach DescribeInstances with arbitrary text.
 var instanceIDPattern = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
 
-func (m *Mapper) render(ctx context.Context, match Match, id identity.Identity) (User, error) {
+func (m *Mapper) render(ctx context.Context, match Match, id identity.Identity) (kubeuser.User, error) {
 	e := match.entry
 	if e == nil {
 		// mapAccounts: the canonical ARN, no groups, no templates (reference
 		// §4.4). It cannot carry a reserved prefix: it starts with "arn:".
-		return User{Username: id.CanonicalARN}, nil
+		return kubeuser.User{Username: id.CanonicalARN}, nil
 	}
 	if e.literal {
 		var groups []string
 		if len(e.literalGroups) > 0 {
 			groups = append([]string(nil), e.literalGroups...)
 		}
-		return User{Username: e.username.raw, Groups: groups}, nil
+		return kubeuser.User{Username: e.username.raw, Groups: groups}, nil
 	}
 	v := values{
 		accountID:      id.AccountID,
@@ -116,47 +117,47 @@ func (m *Mapper) render(ctx context.Context, match Match, id identity.Identity) 
 	// and either would let a session name forge structure in a name such
 	// as system:node:<name> (anchors C.12).
 	if e.usesSession && strings.ContainsAny(id.SessionName, ":/") {
-		return User{}, &ruleError{rule: RuleNameChars, err: fmt.Errorf("%w: %s: session name %q contains ':' or '/'", ErrForbidden, match, id.SessionName)}
+		return kubeuser.User{}, &ruleError{rule: RuleNameChars, err: fmt.Errorf("%w: %s: session name %q contains ':' or '/'", kubeuser.ErrForbidden, match, id.SessionName)}
 	}
 	if e.usesDNS {
 		name, err := m.privateDNSName(ctx, id.SessionName)
 		if err != nil {
-			return User{}, fmt.Errorf("%s: {{EC2PrivateDNSName}}: %w", match, err)
+			return kubeuser.User{}, fmt.Errorf("%s: {{EC2PrivateDNSName}}: %w", match, err)
 		}
 		v.dnsName = name
 	}
 	username := e.username.render(&v)
 	if err := checkRendered(e.username, username); err != nil {
-		return User{}, &ruleError{rule: RuleOf(err), err: fmt.Errorf("%w: %s: username %w", ErrForbidden, match, err)}
+		return kubeuser.User{}, &ruleError{rule: RuleOf(err), err: fmt.Errorf("%w: %s: username %w", kubeuser.ErrForbidden, match, err)}
 	}
 	groups := make([]string, len(e.groups))
 	for i, t := range e.groups {
 		groups[i] = t.render(&v)
 		if err := checkRendered(t, groups[i]); err != nil {
-			return User{}, &ruleError{rule: RuleOf(err), err: fmt.Errorf("%w: %s: group %w", ErrForbidden, match, err)}
+			return kubeuser.User{}, &ruleError{rule: RuleOf(err), err: fmt.Errorf("%w: %s: group %w", kubeuser.ErrForbidden, match, err)}
 		}
 	}
 	if len(groups) == 0 {
 		groups = nil
 	}
-	return User{Username: username, Groups: groups}, nil
+	return kubeuser.User{Username: username, Groups: groups}, nil
 }
 
 func (m *Mapper) privateDNSName(ctx context.Context, session string) (string, error) {
 	if !instanceIDPattern.MatchString(session) {
-		return "", &ruleError{rule: RuleInstanceID, err: fmt.Errorf("%w: session name %q is not an EC2 instance ID", ErrForbidden, session)}
+		return "", &ruleError{rule: RuleInstanceID, err: fmt.Errorf("%w: session name %q is not an EC2 instance ID", kubeuser.ErrForbidden, session)}
 	}
 	if m.ec2 == nil {
-		return "", fmt.Errorf("%w: no EC2 resolver is configured", ErrUnavailable)
+		return "", fmt.Errorf("%w: no EC2 resolver is configured", kubeuser.ErrUnavailable)
 	}
 	name, err := m.ec2.PrivateDNSName(ctx, session)
 	switch {
-	case errors.Is(err, ErrForbidden), errors.Is(err, ErrUnavailable):
+	case errors.Is(err, kubeuser.ErrForbidden), errors.Is(err, kubeuser.ErrUnavailable):
 		return "", err
 	case err != nil:
-		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %w", kubeuser.ErrUnavailable, err)
 	case name == "":
-		return "", fmt.Errorf("%w: instance %s has no private DNS name", ErrForbidden, session)
+		return "", fmt.Errorf("%w: instance %s has no private DNS name", kubeuser.ErrForbidden, session)
 	}
 	return name, nil
 }

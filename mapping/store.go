@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,8 +28,8 @@ type StoreOptions struct {
 	Logger *zap.Logger
 	// Metrics, if set, records reloads (see NewMetrics).
 	Metrics *Metrics
-	// Clock stamps the last successful reload. Defaults to time.Now.
-	Clock func() time.Time
+	// Now stamps the last successful reload. Defaults to time.Now.
+	Now func() time.Time
 	// Debounce is how long the watcher waits after the last file event
 	// before reloading, so a burst (an editor's write-then-rename, the
 	// kubelet's several renames) costs one parse. Defaults to 250ms.
@@ -43,24 +44,41 @@ type StoreOptions struct {
 	// MaxFileBytes bounds the file size. Defaults to (and may not exceed)
 	// MaxFileBytes.
 	MaxFileBytes int64
+	// Source, when set, names an external source that feeds the store
+	// through Apply and Missing instead of a file (e.g. "configmap
+	// kube-system/aws-auth"); Path must then be empty, Load and Run are not
+	// used, and positions in logs read "SOURCE:LINE".
+	Source string
 	// Strict refuses a file with any error, also one confined to a single
 	// entry (--mapping-strict). By default such an entry is dropped and
 	// reported, and the rest of the file loads, as aws-iam-authenticator
 	// does.
 	Strict bool
+	// GroupLimit, when positive, is how many groups one request can carry
+	// (serve passes authz/check.MaxGroups, the Envoy route's slots). An
+	// entry mapping to more still loads, but every request it maps is
+	// refused; each load logs it as a warning (Snapshot.GroupsOver), as
+	// `mapping check` prints it.
+	GroupLimit int
 }
 
 // Validate reports every problem with the options.
 func (o StoreOptions) Validate() error {
 	var errs []error
-	if o.Path == "" {
+	switch {
+	case o.Path == "" && o.Source == "":
 		errs = append(errs, errors.New("mapping: StoreOptions.Path is required"))
+	case o.Path != "" && o.Source != "":
+		errs = append(errs, errors.New("mapping: StoreOptions.Path and Source are exclusive"))
 	}
 	if o.Debounce < 0 {
 		errs = append(errs, fmt.Errorf("mapping: StoreOptions.Debounce is negative (%s)", o.Debounce))
 	}
 	if o.MaxDelay < 0 {
 		errs = append(errs, fmt.Errorf("mapping: StoreOptions.MaxDelay is negative (%s)", o.MaxDelay))
+	}
+	if o.GroupLimit < 0 {
+		errs = append(errs, fmt.Errorf("mapping: StoreOptions.GroupLimit is negative (%d)", o.GroupLimit))
 	}
 	if o.MaxFileBytes < 0 || o.MaxFileBytes > MaxFileBytes {
 		errs = append(errs, fmt.Errorf("mapping: StoreOptions.MaxFileBytes must be between 0 (default) and %d", MaxFileBytes))
@@ -97,6 +115,10 @@ type Store struct {
 	resync          time.Duration
 	maxBytes        int64
 	strict          bool
+	groupLimit      int
+	// external is set for a store fed through Apply; path is then the
+	// source's display name.
+	external bool
 	// after is time.After; tests replace it to drive the debounce timer.
 	after func(time.Duration) <-chan time.Time
 
@@ -149,23 +171,28 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	abs, err := filepath.Abs(opts.Path)
-	if err != nil {
-		return nil, fmt.Errorf("mapping: %w", err)
+	abs := opts.Source
+	if opts.Source == "" {
+		var err error
+		if abs, err = filepath.Abs(opts.Path); err != nil {
+			return nil, fmt.Errorf("mapping: %w", err)
+		}
 	}
 	s := &Store{
-		path:     abs,
-		dir:      filepath.Dir(abs),
-		base:     filepath.Base(abs),
-		name:     opts.Name,
-		log:      opts.Logger,
-		clock:    opts.Clock,
-		debounce: opts.Debounce,
-		maxDelay: opts.MaxDelay,
-		resync:   opts.Resync,
-		maxBytes: opts.MaxFileBytes,
-		strict:   opts.Strict,
-		after:    time.After,
+		path:       abs,
+		external:   opts.Source != "",
+		dir:        filepath.Dir(abs),
+		base:       filepath.Base(abs),
+		name:       opts.Name,
+		log:        opts.Logger,
+		clock:      opts.Now,
+		debounce:   opts.Debounce,
+		maxDelay:   opts.MaxDelay,
+		resync:     opts.Resync,
+		maxBytes:   opts.MaxFileBytes,
+		strict:     opts.Strict,
+		groupLimit: opts.GroupLimit,
+		after:      time.After,
 	}
 	if s.name == "" {
 		s.name = "aws-auth"
@@ -173,7 +200,11 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
-	s.log = s.log.With(zap.String("mapping", s.name), zap.String("path", s.path))
+	if s.external {
+		s.log = s.log.With(zap.String("mapping", s.name), zap.String("source", s.path))
+	} else {
+		s.log = s.log.With(zap.String("mapping", s.name), zap.String("path", s.path))
+	}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -217,35 +248,87 @@ func (s *Store) Load() error {
 func (s *Store) reload() (result string, err error) {
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
-	defer func() { s.setStatus(result, err) }()
-	cur := s.current.Load()
+	if s.external {
+		return ResultReadError, fmt.Errorf("mapping: %s has no file to read; its source calls Apply", s.path)
+	}
 	data, err := s.readSettled()
 	if err != nil {
 		result := ResultReadError
-		msg := "cannot read the mapping file"
 		if errors.Is(err, fs.ErrNotExist) {
 			result = ResultMissing
-			msg = "the mapping file is missing"
 		}
-		s.metrics.reload(result)
-		s.logFailure(msg, cur, err)
+		s.fail(result, err)
 		return result, err
 	}
+	return s.apply(data)
+}
+
+// Apply parses data, content read by an external source (see
+// StoreOptions.Source), and swaps it in with the same last-good, metrics
+// and logging as a file reload. It returns the *ParseError of a file that
+// is refused; the snapshot in force is then kept.
+func (s *Store) Apply(data []byte) error {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	_, err := s.apply(data)
+	return err
+}
+
+// Missing records that an external source's object is gone (err says how):
+// the last good snapshot stays, loudly, as for a deleted file.
+func (s *Store) Missing(err error) {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	s.fail(ResultMissing, err)
+}
+
+// fail records a read that produced nothing to parse. Called with loadMu.
+func (s *Store) fail(result string, err error) {
+	s.setStatus(result, err)
+	cur := s.current.Load()
+	msg := "cannot read the mapping file"
+	switch {
+	case s.external && result == ResultMissing:
+		msg = "the mapping source is missing"
+	case s.external:
+		msg = "cannot read the mapping source"
+	case result == ResultMissing:
+		msg = "the mapping file is missing"
+	}
+	s.metrics.reload(result)
+	s.logFailure(msg, cur, err)
+}
+
+// apply parses data and swaps it in. Called with loadMu.
+func (s *Store) apply(data []byte) (result string, err error) {
+	defer func() { s.setStatus(result, err) }()
+	cur := s.current.Load()
 	sum := sha256.Sum256(data)
 	if cur != nil && cur.Hash() == hex.EncodeToString(sum[:]) {
 		s.metrics.reload(ResultUnchanged)
-		s.log.Debug("mapping file unchanged", zap.String("sha256", cur.Hash()))
+		s.log.Debug("mapping unchanged", zap.String("sha256", cur.Hash()))
 		return ResultUnchanged, nil
 	}
 	snap, err := ParseWith(data, ParseOptions{Strict: s.strict})
 	if err != nil {
 		s.metrics.reload(ResultInvalid)
-		s.logFailure("the mapping file is invalid", cur, err)
+		what := "the mapping file is invalid"
+		if s.external {
+			what = "the mapping is invalid"
+		}
+		s.logFailure(what, cur, err)
+		if s.external {
+			return ResultInvalid, fmt.Errorf("mapping %s: %w", s.path, err)
+		}
 		return ResultInvalid, fmt.Errorf("mapping file %s: %w", s.path, err)
 	}
 	s.current.Store(snap)
 	s.metrics.reload(ResultSuccess)
 	s.metrics.swapped(snap, float64(s.clock().UnixNano())/1e9)
+	warnings := snap.warnings
+	if s.groupLimit > 0 {
+		warnings = append(slices.Clip(warnings), snap.GroupsOver(s.groupLimit)...)
+	}
 	c := snap.Counts()
 	s.log.Info("mapping loaded",
 		zap.String("sha256", snap.Hash()),
@@ -253,13 +336,13 @@ func (s *Store) reload() (result string, err error) {
 		zap.Int("roles", c.Roles), zap.Int("sso", c.SSO), zap.Int("users", c.Users), zap.Int("accounts", c.Accounts),
 		zap.Strings("templates", snap.Templates()),
 		zap.Int("dropped", c.Dropped),
-		zap.Int("warnings", len(snap.warnings)))
+		zap.Int("warnings", len(warnings)))
 	// A dropped entry grants nothing: an operator must see it, at error
 	// level, with the FILE:LINE an editor jumps to.
 	for _, p := range snap.dropped {
 		s.log.Error("mapping entry dropped; it grants nothing", zap.String("position", s.position(p)), zap.String("at", p.Path), zap.String("problem", p.Message), zap.String("divergence", p.Rule))
 	}
-	for _, w := range snap.warnings {
+	for _, w := range warnings {
 		s.log.Warn("mapping warning", zap.String("position", s.position(w)), zap.Int("line", w.Line), zap.String("at", w.Path), zap.String("warning", w.Message))
 	}
 	return ResultSuccess, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 // twoUsers maps Alice and Bob; edited drops Bob and, in the same edit,
@@ -45,10 +46,10 @@ func TestStoreDropsInvalidEntriesByDefault(t *testing.T) {
 		wantName string
 		wantErr  error
 	}{
-		"removed user loses access":          {user: "Bob", wantErr: ErrUnmapped},
+		"removed user loses access":          {user: "Bob", wantErr: kubeuser.ErrUnmapped},
 		"added user gains access":            {user: "Carol", wantName: "carol"},
-		"broken entry grants nothing":        {user: "Alice", wantErr: ErrUnmapped},
-		"unrelated principal stays unmapped": {user: "Dave", wantErr: ErrUnmapped},
+		"broken entry grants nothing":        {user: "Alice", wantErr: kubeuser.ErrUnmapped},
+		"unrelated principal stays unmapped": {user: "Dave", wantErr: kubeuser.ErrUnmapped},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

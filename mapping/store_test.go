@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -275,7 +276,7 @@ func mustLoad(t *testing.T, f *storeFixture) {
 
 func TestStoreMetrics(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	f := newStoreFixture(t, versioned(1), func(o *StoreOptions) { o.Clock = func() time.Time { return now } })
+	f := newStoreFixture(t, versioned(1), func(o *StoreOptions) { o.Now = func() time.Time { return now } })
 	mustLoad(t, f)
 	mustLoad(t, f) // unchanged
 	writeFile(t, f.path, corrupt)
@@ -324,9 +325,49 @@ func TestStoreMetrics(t *testing.T) {
 	}
 }
 
+// TestStoreGroupLimit: an entry over the group limit loads (its requests are
+// refused later, in authz/check) and every load logs it as a warning with
+// its position; without a limit nothing is said.
+func TestStoreGroupLimit(t *testing.T) {
+	const file = "mapUsers:\n  - userarn: arn:aws:iam::111122223333:user/ok\n    username: ok\n    groups: [a, b]\n" +
+		"  - userarn: arn:aws:iam::111122223333:user/many\n    username: many\n    groups: [a, b, c]\n"
+	for name, tc := range map[string]struct {
+		limit        int
+		wantWarnings []string
+	}{
+		"limit 2":  {limit: 2, wantWarnings: []string{"mapUsers[1]: maps to 3 groups, more than the 2 a request can carry: every principal this entry maps is refused (403), never truncated"}},
+		"limit 3":  {limit: 3},
+		"no limit": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newStoreFixture(t, file, func(o *StoreOptions) { o.GroupLimit = tc.limit })
+			if err := f.store.Load(); err != nil {
+				t.Fatal(err)
+			}
+			if c := f.store.Current().Counts(); c.Users != 2 || c.Dropped != 0 {
+				t.Errorf("counts %+v, want both users loaded", c)
+			}
+			var got []string
+			for _, e := range f.logs.FilterMessage("mapping warning").All() {
+				m := e.ContextMap()
+				got = append(got, fmt.Sprint(m["at"], ": ", m["warning"]))
+				if m["position"] != f.path+":5" {
+					t.Errorf("position %v, want %s:5", m["position"], f.path)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.wantWarnings) {
+				t.Errorf("warnings %q, want %q", got, tc.wantWarnings)
+			}
+			if loaded := f.logs.FilterMessage("mapping loaded").All(); len(loaded) != 1 || loaded[0].ContextMap()["warnings"] != int64(len(tc.wantWarnings)) {
+				t.Errorf("mapping loaded: %v, want warnings=%d", loaded, len(tc.wantWarnings))
+			}
+		})
+	}
+}
+
 func TestStoreOptionsValidate(t *testing.T) {
-	err := StoreOptions{Debounce: -1, MaxDelay: -1, MaxFileBytes: MaxFileBytes + 1}.Validate()
-	for _, want := range []string{"Path is required", "Debounce is negative", "MaxDelay is negative", "MaxFileBytes must be"} {
+	err := StoreOptions{Debounce: -1, MaxDelay: -1, MaxFileBytes: MaxFileBytes + 1, GroupLimit: -1}.Validate()
+	for _, want := range []string{"Path is required", "Debounce is negative", "MaxDelay is negative", "MaxFileBytes must be", "GroupLimit is negative"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to report %q", err, want)
 		}

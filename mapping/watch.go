@@ -29,6 +29,9 @@ const kubeletDataLink = "..data"
 // (StoreOptions.Resync) covers lost events. A reload of identical bytes is
 // a no-op.
 func (s *Store) Run(ctx context.Context) error {
+	if s.external {
+		return fmt.Errorf("mapping: %s is fed by its source, not watched as a file", s.path)
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("mapping: starting the file watcher: %w", err)

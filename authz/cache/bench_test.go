@@ -48,7 +48,7 @@ func benchResult(i int, expiry time.Time) verify.Result {
 // one fixed result when static is set (to count only the cache's own
 // allocations).
 type benchVerifier struct {
-	clock  Clock
+	now    func() time.Time
 	n      int
 	static *verify.Result
 }
@@ -58,14 +58,14 @@ func (v *benchVerifier) Verify(context.Context, string, string) (verify.Result, 
 		return *v.static, nil
 	}
 	v.n++
-	return benchResult(v.n, v.clock.Now().Add(15*time.Minute)), nil
+	return benchResult(v.n, v.now().Add(15*time.Minute)), nil
 }
 
 func newBenchCache(b *testing.B, o Options) *Cache {
 	b.Helper()
 	clock := newFakeClock()
-	o.Clock = clock
-	c, err := New(&benchVerifier{clock: clock}, o)
+	o.Now = clock.Now
+	c, err := New(&benchVerifier{now: clock.Now}, o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func BenchmarkCacheMiss(b *testing.B) {
 	}
 	clock := newFakeClock()
 	static := benchResult(0, clock.Now().Add(15*time.Minute))
-	c, err := New(&benchVerifier{static: &static}, Options{MaxEntries: 4096, Clock: clock})
+	c, err := New(&benchVerifier{static: &static}, Options{MaxEntries: 4096, Now: clock.Now})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,14 +11,17 @@
 //   - A verified identity is served for at most MaxTTL and never past the
 //     token's own expiry (X-Amz-Date + 15 min): the cache must not outlive
 //     the credential. Past MaxTTL it is verified again; if that fails
-//     transiently (ServeStaleOnError: STS down, slow, throttling), the
+//     transiently (STS down, slow, throttling: the Transient rows of the one
+//     error table, authz/outcome), the
 //     earlier verification is served until the token expires, so an STS
 //     outage does not lock out users whose tokens were already verified;
 //     STS is asked again for that token only every StaleRetry.
 //   - Concurrent misses for one token share one upstream call
 //     (singleflight), detached from the first caller's cancellation.
-//   - Definitive rejections are cached briefly; throttling and outages never
-//     are.
+//   - Definitive rejections (the Rejected rows of authz/outcome: a malformed
+//     token, a refusal by STS) are cached briefly; throttling and outages
+//     never are. The cache reads this policy from the table itself, so it
+//     cannot disagree with the status the client is answered with.
 //   - Only identities are cached. Mapping to a Kubernetes user happens on
 //     every request, so an aws-auth change applies immediately.
 package cache
@@ -33,6 +36,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 )
@@ -88,11 +92,11 @@ func New(next Verifier, o Options) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{next: next, opts: o, epoch: o.Clock.Now(), keys: keys, store: st, metrics: o.Metrics}, nil
+	return &Cache{next: next, opts: o, epoch: o.Now(), keys: keys, store: st, metrics: o.Metrics}, nil
 }
 
 func (c *Cache) now() instant {
-	t := c.opts.Clock.Now()
+	t := c.opts.Now()
 	return instant{wall: t, mono: t.Sub(c.epoch)}
 }
 
@@ -175,9 +179,10 @@ func (c *Cache) load(parent context.Context, k digest, tok, clusterID string) (_
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.opts.FlightTimeout)
 	defer cancel()
+	markUpstream(parent)
 	res, err := c.next.Verify(ctx, tok, clusterID)
 	now := c.now()
-	if err != nil && c.opts.ServeStaleOnError != nil && c.opts.ServeStaleOnError(err) {
+	if err != nil && outcome.Of(err).Verification() == outcome.Transient {
 		// The upstream cannot say anything about the token right now. An
 		// identity it verified earlier for this very token stands until
 		// the token expires, as STS itself would honour it; a definitive
@@ -205,7 +210,7 @@ func (c *Cache) load(parent context.Context, k digest, tok, clusterID string) (_
 // entryFor decides whether and for how long a verifier answer is cached.
 func (c *Cache) entryFor(res verify.Result, err error, now instant) (entry, bool) {
 	if err != nil {
-		if c.opts.IsCacheableError == nil || !c.opts.IsCacheableError(err) {
+		if outcome.Of(err).Verification() != outcome.Rejected {
 			return entry{}, false
 		}
 		d := now.mono + c.opts.NegativeTTL

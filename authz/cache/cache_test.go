@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
@@ -23,12 +24,6 @@ const (
 	clusterA = "cluster-a"
 	clusterB = "cluster-b"
 )
-
-// serverIsCacheable is the predicate the server passes: local format
-// rejections and STS's refusal are definitive; nothing else is.
-func serverIsCacheable(err error) bool {
-	return errors.Is(err, token.ErrMalformed) || errors.Is(err, sts.ErrUnauthenticated)
-}
 
 func tokenN(i int) string { return fmt.Sprintf("k8s-aws-v1.token-%04d", i) }
 
@@ -47,7 +42,7 @@ func newTestCache(t *testing.T, o Options, answer func(*fakeClock) func(string, 
 		t.Fatal(err)
 	}
 	fake := &fakeVerifier{answer: answer(clock)}
-	o.Clock = clock
+	o.Now = clock.Now
 	o.Metrics = m
 	c, err := New(fake, o)
 	if err != nil {
@@ -57,7 +52,7 @@ func newTestCache(t *testing.T, o Options, answer func(*fakeClock) func(string, 
 }
 
 func expiringIn(ttl time.Duration) func(*fakeClock) func(string, string) (verify.Result, error) {
-	return func(c *fakeClock) func(string, string) (verify.Result, error) { return answerExpiring(c, ttl) }
+	return func(c *fakeClock) func(string, string) (verify.Result, error) { return answerExpiring(c.Now, ttl) }
 }
 
 func failingWith(err error) func(*fakeClock) func(string, string) (verify.Result, error) {
@@ -291,7 +286,7 @@ func TestCacheNegativeTTL(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := newTestCache(t, Options{NegativeTTL: 10 * time.Second, IsCacheableError: serverIsCacheable}, failingWith(tc.err))
+			c := newTestCache(t, Options{NegativeTTL: 10 * time.Second}, failingWith(tc.err))
 			ctx := t.Context()
 			if _, err := c.Verify(ctx, tokenN(1), clusterA); !errors.Is(err, tc.err) {
 				t.Fatalf("first call: err = %v, want %v", err, tc.err)
@@ -320,18 +315,19 @@ func TestCacheNegativeTTL(t *testing.T) {
 
 func TestCacheDoesNotCacheTransientErrors(t *testing.T) {
 	tests := map[string]struct {
-		err         error
-		isCacheable func(error) bool
+		err error
 	}{
-		"STS throttled":         {err: fmt.Errorf("%w: Throttling", sts.ErrThrottled), isCacheable: serverIsCacheable},
-		"STS unavailable (5xx)": {err: fmt.Errorf("%w: 503", sts.ErrUnavailable), isCacheable: serverIsCacheable},
-		"timeout":               {err: fmt.Errorf("%w: %w", sts.ErrUnavailable, context.DeadlineExceeded), isCacheable: serverIsCacheable},
-		"unclassified error":    {err: errors.New("boom"), isCacheable: serverIsCacheable},
-		"no predicate: a definitive rejection is not cached either": {err: &token.FormatError{Rule: "prefix"}, isCacheable: nil},
+		"STS throttled":         {err: fmt.Errorf("%w: Throttling", sts.ErrThrottled)},
+		"STS unavailable (5xx)": {err: fmt.Errorf("%w: 503", sts.ErrUnavailable)},
+		"timeout":               {err: fmt.Errorf("%w: %w", sts.ErrUnavailable, context.DeadlineExceeded)},
+		"flight deadline":       {err: fmt.Errorf("cache: %w", context.DeadlineExceeded)},
+		"client went away":      {err: context.Canceled},
+		"unclassified error":    {err: errors.New("boom")},
+		"unsupported identity":  {err: fmt.Errorf("%w: arn:aws:iam::1:unknown/x", identity.ErrInvalidARN)},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := newTestCache(t, Options{IsCacheableError: tc.isCacheable}, failingWith(tc.err))
+			c := newTestCache(t, Options{}, failingWith(tc.err))
 			for i := range 3 {
 				if _, err := c.Verify(t.Context(), tokenN(1), clusterA); !errors.Is(err, tc.err) {
 					t.Fatalf("call %d: err = %v, want %v", i, err, tc.err)
@@ -417,7 +413,7 @@ func TestCacheDropsExpiredEntriesBeforeEvicting(t *testing.T) {
 	fake := &fakeVerifier{answer: func(tok, _ string) (verify.Result, error) {
 		return verify.Result{Identity: testIdentity(), Expiry: clock.Now().Add(lifetimes[tok])}, nil
 	}}
-	c, err := New(fake, Options{MaxEntries: 2, Shards: 1, Clock: clock, Metrics: m})
+	c, err := New(fake, Options{MaxEntries: 2, Shards: 1, Now: clock.Now, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,9 +452,9 @@ func TestCacheContainsVerifierPanic(t *testing.T) {
 			panics = false
 			panic("verifier bug while handling " + tok)
 		}
-		return answerExpiring(clock, 15*time.Minute)(tok, "")
+		return answerExpiring(clock.Now, 15*time.Minute)(tok, "")
 	}}
-	c, err := New(fake, Options{Clock: clock, Logger: zap.New(core), IsCacheableError: func(error) bool { return true }})
+	c, err := New(fake, Options{Now: clock.Now, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}

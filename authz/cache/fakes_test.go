@@ -75,9 +75,9 @@ func (f *fakeVerifier) Calls() int {
 
 // answerExpiring returns a fixed identity expiring at clock.Now()+ttl as
 // seen when the verifier is called.
-func answerExpiring(clock Clock, ttl time.Duration) func(string, string) (verify.Result, error) {
+func answerExpiring(now func() time.Time, ttl time.Duration) func(string, string) (verify.Result, error) {
 	return func(string, string) (verify.Result, error) {
-		return verify.Result{Identity: testIdentity(), Expiry: clock.Now().Add(ttl), STSRegion: "us-east-1"}, nil
+		return verify.Result{Identity: testIdentity(), Expiry: now().Add(ttl), STSRegion: "us-east-1"}, nil
 	}
 }
 

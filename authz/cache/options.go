@@ -43,15 +43,6 @@ const (
 	MaxEntriesLimit = maxEntriesLimit
 )
 
-// Clock tells the time. Tests pass a fake; production uses the real clock.
-type Clock interface {
-	Now() time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // Options configures a Cache. The zero value is usable: every zero field
 // takes its default.
 type Options struct {
@@ -62,8 +53,8 @@ type Options struct {
 	// token's own expiry (verify.Result.Expiry) bounds it further. Default
 	// DefaultMaxTTL; at most 15 minutes.
 	MaxTTL time.Duration
-	// NegativeTTL is how long a definitive rejection (see IsCacheableError)
-	// is served. Default DefaultNegativeTTL; at most MaxTTL.
+	// NegativeTTL is how long a definitive rejection (a row of
+	// authz/outcome marked Rejected) is served. Default DefaultNegativeTTL; at most MaxTTL.
 	NegativeTTL time.Duration
 	// FlightTimeout bounds the upstream call shared by concurrent misses.
 	// That call is detached from the first caller's cancellation (so one
@@ -79,25 +70,17 @@ type Options struct {
 	// sidecar usually gets 1 and 16 shards measure the same; 16 is
 	// insurance for many-core hosts and costs 1 KiB.
 	Shards int
-	// Clock defaults to the real clock.
-	Clock Clock
+	// Now is the clock; time.Now if nil. Tests pass a fake.
+	Now func() time.Time
 	// Metrics defaults to a set registered nowhere.
 	Metrics *Metrics
 	// Logger defaults to zap.NewNop(). It only hears about verifier panics.
 	Logger *zap.Logger
-	// IsCacheableError reports which verifier errors are definitive
-	// rejections, cached for NegativeTTL. Everything else (throttling,
-	// timeouts, outages) is transient and never cached: caching it would
-	// turn a blip at STS into NegativeTTL of denials. Default: nothing is
-	// negatively cached.
-	IsCacheableError func(error) bool
-	// ServeStaleOnError reports which verifier errors are transient
-	// failures of the upstream (an outage, a timeout, throttling). When
-	// re-verifying a token past MaxTTL fails with one, the identity
-	// verified earlier for the same token is served instead, until the
-	// token's expiry. Default: never (the error is returned).
-	ServeStaleOnError func(error) bool
-	// StaleRetry is how long, after a re-verification failed transiently,
+	// StaleRetry: when re-verifying a token past MaxTTL fails transiently (a
+	// row of authz/outcome marked Transient: an outage, a timeout,
+	// throttling), the identity verified earlier for the same token is
+	// served instead, until the token's expiry. StaleRetry is how long,
+	// after such a failure,
 	// the earlier identity is served before the upstream is asked again for
 	// that token. Without it every request for a popular token would send
 	// one more call to an STS that is already failing (and use up the STS
@@ -132,8 +115,8 @@ func (o Options) withDefaults() Options {
 			o.Shards = defaultShards
 		}
 	}
-	if o.Clock == nil {
-		o.Clock = realClock{}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

@@ -166,9 +166,9 @@ func TestCacheRetainsNoToken(t *testing.T) {
 		case throttled:
 			return verify.Result{}, errBoom
 		}
-		return answerExpiring(clock, 15*time.Minute)(tok, "")
+		return answerExpiring(clock.Now, 15*time.Minute)(tok, "")
 	}}
-	c, err := New(fake, Options{Clock: clock, IsCacheableError: serverIsCacheable})
+	c, err := New(fake, Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

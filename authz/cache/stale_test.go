@@ -14,11 +14,6 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 )
 
-// serverIsTransient is the predicate the server passes for stale serving.
-func serverIsTransient(err error) bool {
-	return errors.Is(err, sts.ErrUnavailable) || errors.Is(err, sts.ErrThrottled)
-}
-
 // switchable answers with a fixed identity until fail is set, then with
 // fail's error.
 type switchable struct {
@@ -46,30 +41,29 @@ func (s *switchable) answer(string, string) (verify.Result, error) {
 // TestStaleOnTransientFailure: past MaxTTL a verified token is re-verified;
 // when STS is down, slow or throttling, the earlier identity is served until
 // the token expires, and never after. A definitive rejection is returned,
-// never papered over; without the option nothing stale is served.
+// never papered over, and neither is an error the table does not call transient.
 func TestStaleOnTransientFailure(t *testing.T) {
 	unavailable := &sts.Error{Class: sts.ErrUnavailable, Reason: "network", Err: errors.New("connection refused")}
 	throttled := &sts.ThrottledError{RetryAfter: time.Second, Status: 400, Code: "Throttling"}
 	rejected := &sts.Error{Class: sts.ErrUnauthenticated, Reason: "rejected", Status: 403, Code: "ExpiredToken"}
 	tests := map[string]struct {
-		stale     func(error) bool
 		failWith  error
 		after     time.Duration // since the first verification (MaxTTL 2m, token life 10m)
 		wantErr   error         // nil: the identity is served
 		wantStale float64
 		wantCalls int
 	}{
-		"outage after MaxTTL serves the earlier identity":     {stale: serverIsTransient, failWith: unavailable, after: 3 * time.Minute, wantStale: 1, wantCalls: 2},
-		"throttling after MaxTTL serves the earlier identity": {stale: serverIsTransient, failWith: throttled, after: 9 * time.Minute, wantStale: 1, wantCalls: 2},
-		"outage after the token expired is an error":          {stale: serverIsTransient, failWith: unavailable, after: 10*time.Minute + time.Second, wantErr: sts.ErrUnavailable, wantCalls: 2},
-		"definitive rejection is returned":                    {stale: serverIsTransient, failWith: rejected, after: 3 * time.Minute, wantErr: sts.ErrUnauthenticated, wantCalls: 2},
-		"without ServeStaleOnError the outage is returned":    {stale: nil, failWith: unavailable, after: 3 * time.Minute, wantErr: sts.ErrUnavailable, wantCalls: 2},
-		"fresh entries need no upstream":                      {stale: serverIsTransient, failWith: unavailable, after: time.Minute, wantCalls: 1},
+		"outage after MaxTTL serves the earlier identity":     {failWith: unavailable, after: 3 * time.Minute, wantStale: 1, wantCalls: 2},
+		"throttling after MaxTTL serves the earlier identity": {failWith: throttled, after: 9 * time.Minute, wantStale: 1, wantCalls: 2},
+		"outage after the token expired is an error":          {failWith: unavailable, after: 10*time.Minute + time.Second, wantErr: sts.ErrUnavailable, wantCalls: 2},
+		"definitive rejection is returned":                    {failWith: rejected, after: 3 * time.Minute, wantErr: sts.ErrUnauthenticated, wantCalls: 2},
+		"an unclassified error is returned":                   {failWith: errBoom, after: 3 * time.Minute, wantErr: errBoom, wantCalls: 2},
+		"fresh entries need no upstream":                      {failWith: unavailable, after: time.Minute, wantCalls: 1},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var sw *switchable
-			c := newTestCache(t, Options{MaxTTL: 2 * time.Minute, IsCacheableError: serverIsCacheable, ServeStaleOnError: tc.stale},
+			c := newTestCache(t, Options{MaxTTL: 2 * time.Minute},
 				func(clock *fakeClock) func(string, string) (verify.Result, error) {
 					sw = &switchable{clock: clock, life: 10 * time.Minute}
 					return sw.answer
@@ -109,7 +103,7 @@ func TestStaleOnTransientFailure(t *testing.T) {
 // is replaced by a fresh verification.
 func TestStaleEntryRecovers(t *testing.T) {
 	var sw *switchable
-	c := newTestCache(t, Options{MaxTTL: time.Minute, ServeStaleOnError: serverIsTransient},
+	c := newTestCache(t, Options{MaxTTL: time.Minute},
 		func(clock *fakeClock) func(string, string) (verify.Result, error) {
 			sw = &switchable{clock: clock, life: 15 * time.Minute}
 			return sw.answer
@@ -142,7 +136,7 @@ func TestStaleEntryRecovers(t *testing.T) {
 // the rate limit new tokens need) but once per StaleRetry.
 func TestStaleRetryBacksOff(t *testing.T) {
 	var sw *switchable
-	c := newTestCache(t, Options{MaxTTL: time.Minute, StaleRetry: 5 * time.Second, ServeStaleOnError: serverIsTransient},
+	c := newTestCache(t, Options{MaxTTL: time.Minute, StaleRetry: 5 * time.Second},
 		func(clock *fakeClock) func(string, string) (verify.Result, error) {
 			sw = &switchable{clock: clock, life: 15 * time.Minute}
 			return sw.answer

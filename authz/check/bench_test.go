@@ -55,7 +55,7 @@ func benchServerWith(b testing.TB, logging, logCacheHits, nested bool) (*Server,
 		// and the cache serves it on a hit.
 		tok: {Identity: alice, Expiry: time.Now().Add(time.Hour), STSRegion: "global", Fingerprint: token.Fingerprint(tok)},
 	}}
-	c, err := cache.New(ObserveUpstream(fv), cache.Options{MaxTTL: 15 * time.Minute})
+	c, err := cache.New(fv, cache.Options{MaxTTL: 15 * time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package check
 import (
 	"errors"
 	"fmt"
+
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 )
 
 // Context extension keys a route may set (ext_authz per-route
@@ -97,14 +99,14 @@ func (cs *clusters) resolve(ext map[string]string) (clusterID string, mapping in
 	if hasID {
 		i, ok := cs.byID[idValue]
 		if !ok {
-			return "", 0, fmt.Errorf("%w: %s %q", ErrUnknownCluster, ExtensionClusterID, idValue)
+			return "", 0, fmt.Errorf("%w: %s %q", outcome.ErrUnknownCluster, ExtensionClusterID, idValue)
 		}
 		clusterID, mapping = idValue, i
 	}
 	if hasName {
 		i, ok := cs.byName[nameValue]
 		if !ok {
-			return "", 0, fmt.Errorf("%w: %s %q", ErrUnknownCluster, ExtensionMapping, nameValue)
+			return "", 0, fmt.Errorf("%w: %s %q", outcome.ErrUnknownCluster, ExtensionMapping, nameValue)
 		}
 		mapping = i
 		if !hasID {

@@ -8,12 +8,12 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 func TestClustersFromContextExtensions(t *testing.T) {
-	prodMapper := &fakeMapper{users: map[string]mapping.User{alice.CanonicalARN: {Username: "prod:alice"}}}
-	stagingMapper := &fakeMapper{users: map[string]mapping.User{alice.CanonicalARN: {Username: "staging:alice", Groups: []string{"staging"}}}}
+	prodMapper := &fakeMapper{users: map[string]kubeuser.User{alice.CanonicalARN: {Username: "prod:alice"}}}
+	stagingMapper := &fakeMapper{users: map[string]kubeuser.User{alice.CanonicalARN: {Username: "staging:alice", Groups: []string{"staging"}}}}
 	extra := []Cluster{
 		{Name: "prod", ID: "prod-cluster", Mapper: prodMapper},
 		{Name: "staging", ID: "staging-cluster", Mapper: stagingMapper},
@@ -112,7 +112,7 @@ func containsFold(s, sub string) bool {
 }
 
 func TestPerClusterUpstreamToken(t *testing.T) {
-	prodMapper := &fakeMapper{users: map[string]mapping.User{bob.CanonicalARN: {Username: "bob"}}}
+	prodMapper := &fakeMapper{users: map[string]kubeuser.User{bob.CanonicalARN: {Username: "bob"}}}
 	f := newFixture(t, fixtureOptions{extra: []Cluster{{Name: "prod", ID: "prod-cluster", Mapper: prodMapper, Upstream: &fakeBearer{tok: "prod-sa-token"}}}})
 	tests := map[string]struct {
 		ext      map[string]string

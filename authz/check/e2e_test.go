@@ -171,8 +171,8 @@ func newE2E(t *testing.T, o e2eOptions) *e2e {
 	if o.cacheTTL == 0 {
 		o.cacheTTL = cache.DefaultMaxTTL
 	}
-	c, err := cache.New(ObserveUpstream(verify.New(parser, client)), cache.Options{
-		MaxTTL: o.cacheTTL, Clock: clock, Metrics: cacheMetrics, Logger: log, IsCacheableError: IsDefinitiveRejection,
+	c, err := cache.New(verify.New(parser, client), cache.Options{
+		MaxTTL: o.cacheTTL, Now: clock.Now, Metrics: cacheMetrics, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,9 @@ import (
 	"sync"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // fakeVerifier answers from a table keyed by token and records the cluster
@@ -48,26 +48,26 @@ const errUnknownTokenInFake = fakeError("fake verifier: unknown token")
 // fakeMapper maps by canonical ARN.
 type fakeMapper struct {
 	mu    sync.Mutex
-	users map[string]mapping.User
+	users map[string]kubeuser.User
 	err   error
 	calls int
 }
 
-func (f *fakeMapper) Map(_ context.Context, id identity.Identity) (mapping.User, error) {
+func (f *fakeMapper) Map(_ context.Context, id identity.Identity) (kubeuser.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if f.err != nil {
-		return mapping.User{}, f.err
+		return kubeuser.User{}, f.err
 	}
 	u, ok := f.users[id.CanonicalARN]
 	if !ok {
-		return mapping.User{}, mapping.ErrUnmapped
+		return kubeuser.User{}, kubeuser.ErrUnmapped
 	}
 	return u, nil
 }
 
-func (f *fakeMapper) set(arn string, u mapping.User) {
+func (f *fakeMapper) set(arn string, u kubeuser.User) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.users[arn] = u

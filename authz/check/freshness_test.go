@@ -8,7 +8,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 // The response cache must never answer with a stale mapping or a stale
@@ -32,10 +32,10 @@ func TestAnswersFollowMappingAndUpstreamToken(t *testing.T) {
 	assertResponse(t, check(), bobAs("bob", nil, proxySA))
 	assertResponse(t, check(), bobAs("bob", nil, proxySA))
 
-	f.mapper.set(bob.CanonicalARN, mapping.User{Username: "bob", Groups: []string{"admins"}})
+	f.mapper.set(bob.CanonicalARN, kubeuser.User{Username: "bob", Groups: []string{"admins"}})
 	assertResponse(t, check(), bobAs("bob", []string{"admins"}, proxySA))
 
-	f.mapper.set(bob.CanonicalARN, mapping.User{Username: "robert", Groups: []string{"admins"}})
+	f.mapper.set(bob.CanonicalARN, kubeuser.User{Username: "robert", Groups: []string{"admins"}})
 	assertResponse(t, check(), bobAs("robert", []string{"admins"}, proxySA))
 
 	f.bearer.set("rotated-token")
@@ -49,7 +49,7 @@ func TestAnswersFollowMappingAndUpstreamToken(t *testing.T) {
 
 func TestResponseCacheIsBounded(t *testing.T) {
 	c := newResponseCache(2)
-	u := mapping.User{Username: "u"}
+	u := kubeuser.User{Username: "u"}
 	for i := 0; i < 5; i++ {
 		id := bob
 		id.AccessKeyID = string(rune('a' + i))
@@ -95,7 +95,7 @@ func TestConcurrentChecks(t *testing.T) {
 	}
 	for i := 0; i < 50; i++ {
 		f.bearer.set("tok-" + string(rune('a'+i%26)))
-		f.mapper.set(bob.CanonicalARN, mapping.User{Username: "bob", Groups: []string{string(rune('a' + i%26))}})
+		f.mapper.set(bob.CanonicalARN, kubeuser.User{Username: "bob", Groups: []string{string(rune('a' + i%26))}})
 	}
 	wg.Wait()
 }

@@ -16,11 +16,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // The fuzz target's world: one token that STS would accept, and only for
@@ -44,7 +44,7 @@ var fuzzIdentity = identity.Identity{
 	Kind:         identity.KindAssumedRole,
 }
 
-var fuzzUser = mapping.User{Username: "dev:fuzz", Groups: []string{"devs", "viewers"}}
+var fuzzUser = kubeuser.User{Username: "dev:fuzz", Groups: []string{"devs", "viewers"}}
 
 // fuzzVerifier accepts exactly fuzzToken for fuzzClusterA. Any other token
 // is an STS rejection, as a cluster-B verification of an A token would be.
@@ -60,11 +60,11 @@ func (fuzzVerifier) Verify(_ context.Context, tok, clusterID string) (verify.Res
 // fuzzMapper maps the one identity; cluster B's mapper maps nobody.
 type fuzzMapper struct{ maps bool }
 
-func (m fuzzMapper) Map(_ context.Context, id identity.Identity) (mapping.User, error) {
+func (m fuzzMapper) Map(_ context.Context, id identity.Identity) (kubeuser.User, error) {
 	if m.maps && id == fuzzIdentity {
 		return fuzzUser, nil
 	}
-	return mapping.User{}, mapping.ErrUnmapped
+	return kubeuser.User{}, kubeuser.ErrUnmapped
 }
 
 type fuzzBearer struct{}
@@ -308,8 +308,8 @@ func checkFuzzOK(t *testing.T, resp *authv3.CheckResponse) {
 	}
 	md := resp.GetDynamicMetadata().GetFields()
 	var groups []string
-	for i := 0; i < envoyconfig.GroupSlots; i++ {
-		if v, ok := md[envoyconfig.GroupSlotKey(i)]; ok && v.GetStringValue() != "" {
+	for i := 0; i < envoy.GroupSlots; i++ {
+		if v, ok := md[envoy.GroupSlotKey(i)]; ok && v.GetStringValue() != "" {
 			groups = append(groups, v.GetStringValue())
 		}
 	}

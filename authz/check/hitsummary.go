@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 )
 
 // Cache-hit decision logging. Every miss, denial and error gets its own decision
@@ -118,12 +120,12 @@ func (s *Server) RunCacheHitSummary(ctx context.Context) error {
 }
 
 // logDecision writes a decision's log line, or counts it in the cache-hit summary.
-func (s *Server) logDecision(d *decision, o *outcome) {
+func (s *Server) logDecision(d *decision, o *outcome.Outcome) {
 	level := zapcore.InfoLevel
-	if o.httpCode >= 500 {
+	if o.HTTPCode() >= 500 {
 		level = zapcore.WarnLevel
 	}
-	if o == outcomeOK && d.cacheHit && s.hits != nil {
+	if o == outcome.OK() && d.cacheHit && s.hits != nil {
 		s.hits.add(d)
 		level = zapcore.DebugLevel
 	}

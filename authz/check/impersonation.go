@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 )
 
@@ -60,9 +61,6 @@ func impersonationAttributes(r impersonate.Requested) []sar.Attributes {
 	return out
 }
 
-// ErrImpersonationDenied is wrapped by an ImpersonationDeniedError.
-var ErrImpersonationDenied = errors.New("impersonation not allowed")
-
 // ImpersonationDeniedError is a SubjectAccessReview's refusal, carrying the
 // Status body the API server itself would send for it.
 type ImpersonationDeniedError struct {
@@ -74,10 +72,10 @@ type ImpersonationDeniedError struct {
 }
 
 func (e *ImpersonationDeniedError) Error() string {
-	return ErrImpersonationDenied.Error() + ": " + e.Message
+	return outcome.ErrImpersonationDenied.Error() + ": " + e.Message
 }
 
-func (e *ImpersonationDeniedError) Unwrap() error { return ErrImpersonationDenied }
+func (e *ImpersonationDeniedError) Unwrap() error { return outcome.ErrImpersonationDenied }
 
 // htmlSanitizer: the API server escapes these in forbidden messages so an
 // error never looks like HTML.

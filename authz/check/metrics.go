@@ -2,6 +2,8 @@ package check
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 )
 
 // Result label values.
@@ -14,7 +16,7 @@ const (
 // are created up front: label values come from the status table only, and
 // the hot path does no label hashing.
 type metrics struct {
-	checks  map[*outcome]prometheus.Counter
+	checks  map[*outcome.Outcome]prometheus.Counter
 	allowed prometheus.Observer
 	denied  prometheus.Observer
 }
@@ -39,15 +41,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	m := &metrics{
-		checks:  map[*outcome]prometheus.Counter{},
+		checks:  map[*outcome.Outcome]prometheus.Counter{},
 		allowed: latency.WithLabelValues(resultAllowed),
 		denied:  latency.WithLabelValues(resultDenied),
 	}
-	for _, o := range allowedOutcomes {
-		m.checks[o] = checks.WithLabelValues(resultAllowed, o.label)
+	for _, o := range outcome.Allowed() {
+		m.checks[o] = checks.WithLabelValues(resultAllowed, o.Label())
 	}
-	for _, o := range outcomes {
-		m.checks[o] = checks.WithLabelValues(resultDenied, o.label)
+	for _, o := range outcome.Denials() {
+		m.checks[o] = checks.WithLabelValues(resultDenied, o.Label())
 	}
 	return m, nil
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // TestNestedDecisionLog: the decision line names the caller and the
@@ -377,8 +377,8 @@ func TestCheckNestedImpersonation(t *testing.T) {
 			want:    wantDenied(t, "unmapped"), wantLabel: "unmapped", wantResult: "denied", wantVerify: 1,
 		},
 		"a caller refused without --as is refused with it": {
-			fixture: fixtureOptions{allowImpersonation: true, mapped: map[string]mapping.User{
-				carol.CanonicalARN: {Username: "carol", Groups: strings.Split("a b c d e f g h i j k l m n o p q", " ")},
+			fixture: fixtureOptions{allowImpersonation: true, mapped: map[string]kubeuser.User{
+				carol.CanonicalARN: {Username: "carol", Groups: numberedGroups(MaxGroups + 1)},
 			}},
 			req:  raw(tokCarol, "impersonate-user", "bob"),
 			want: wantDenied(t, "too_many_groups"), wantLabel: "too_many_groups", wantResult: "denied", wantVerify: 1,
@@ -532,7 +532,7 @@ func TestCheckPassthrough(t *testing.T) {
 // TestPassthroughNeedsABearerUpstream: New refuses pass-through for a cluster
 // that reaches its API server without a bearer token of its own.
 func TestPassthroughNeedsABearerUpstream(t *testing.T) {
-	m := &fakeMapper{users: map[string]mapping.User{}}
+	m := &fakeMapper{users: map[string]kubeuser.User{}}
 	o := Options{
 		Verifier: &fakeVerifier{}, Logger: zap.NewNop(), Registerer: prometheus.NewRegistry(), PassthroughNonAWSTokens: true,
 		Clusters: []Cluster{{Name: "a", ID: "a", Mapper: m, Upstream: &fakeBearer{tok: "x"}}, {Name: "b", ID: "b", Mapper: m}},

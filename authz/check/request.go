@@ -6,6 +6,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 )
 
@@ -100,7 +101,7 @@ func bearerToken(rh requestHeaders) (string, error) {
 		return "", err
 	}
 	if !strings.HasPrefix(tok, token.Prefix) {
-		return "", ErrNotAWSToken
+		return "", outcome.ErrNotAWSToken
 	}
 	return tok, nil
 }
@@ -123,9 +124,9 @@ func passthroughToken(rh requestHeaders) (string, bool) {
 func bearerValue(rh requestHeaders) (string, error) {
 	switch {
 	case rh.authorizationCount == 0:
-		return "", ErrNoToken
+		return "", outcome.ErrNoToken
 	case rh.authorizationCount > 1:
-		return "", ErrMultipleAuthorization
+		return "", outcome.ErrMultipleAuthorization
 	}
 	v := rh.authorization
 	// A comma means Envoy merged several Authorization lines (the
@@ -133,22 +134,22 @@ func bearerValue(rh requestHeaders) (string, error) {
 	// one: either way there is no single credential to check. Base64url
 	// tokens never contain a comma.
 	if strings.IndexByte(v, ',') >= 0 {
-		return "", ErrMultipleAuthorization
+		return "", outcome.ErrMultipleAuthorization
 	}
 	scheme, tok, found := strings.Cut(v, " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		if v == "" {
-			return "", ErrNoToken
+			return "", outcome.ErrNoToken
 		}
-		return "", ErrNotBearer
+		return "", outcome.ErrNotBearer
 	}
 	if !found || tok == "" {
-		return "", ErrEmptyToken
+		return "", outcome.ErrEmptyToken
 	}
 	// Two IndexByte scans (vectorised) instead of ContainsAny, whose
 	// byte-set loop was the costliest line of a cache-hit Check.
 	if strings.IndexByte(tok, ' ') >= 0 || strings.IndexByte(tok, '\t') >= 0 {
-		return "", ErrMalformedAuthorization
+		return "", outcome.ErrMalformedAuthorization
 	}
 	return tok, nil
 }

@@ -15,9 +15,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 )
 
 const headerAuthorization = "authorization"
@@ -40,14 +42,14 @@ func headerOption(name, value string, action corev3.HeaderValueOption_HeaderAppe
 // otherwise: docs/envoy-facts.md F1), so N groups can never arrive as N
 // Impersonate-Group lines that way. Instead the reviewed route config adds
 // one impersonate-group line per non-empty dynamic metadata key
-// impersonate_group_0 .. impersonate_group_15 (F5), and the server fills
-// those keys. The contract lives in envoy/contract.go (envoyconfig); a test
+// impersonate_group_0 .. impersonate_group_63 (F5), and the server fills
+// those keys. The contract lives in envoy/contract.go (package envoy); a test
 // pins these copies to it.
 const (
 	// MaxGroups is the number of group slots the Envoy route reads. A user
 	// with more groups is denied, never truncated: a dropped group could
 	// be one RBAC relies on, and truncation would hide a mapping error.
-	MaxGroups = 16
+	MaxGroups = 64
 	// groupSlotPrefix + index is a slot's dynamic metadata key.
 	groupSlotPrefix = "impersonate_group_"
 )
@@ -78,7 +80,7 @@ func okResponse(hs []impersonate.Header, bearer string) (*authv3.CheckResponse, 
 			continue
 		}
 		if len(slots) == MaxGroups {
-			return nil, ErrTooManyGroups
+			return nil, outcome.ErrTooManyGroups
 		}
 		slots[groupSlotKeys[len(slots)]] = structpb.NewStringValue(h.Value)
 	}
@@ -113,7 +115,7 @@ func nestedResponse(hs []impersonate.Header, bearer string) (*authv3.CheckRespon
 	opts := make([]*corev3.HeaderValueOption, 0, len(hs)+1)
 	for _, h := range hs {
 		if h.Name == impersonate.HeaderGroup {
-			return nil, fmt.Errorf("%w: nested impersonation sets no group line", ErrInternal)
+			return nil, fmt.Errorf("%w: nested impersonation sets no group line", outcome.ErrInternal)
 		}
 		opts = append(opts, headerOption(h.Name, h.Value, overwriteOrAdd))
 	}
@@ -135,18 +137,18 @@ func passthroughResponse() *authv3.CheckResponse {
 // deniedResponse builds the answer for a refused request: the HTTP status,
 // a Kubernetes Status body as application/json, WWW-Authenticate on a 401
 // (RFC 9110 §11.6.1 requires a challenge), and Retry-After on a 429.
-func deniedResponse(o *outcome, body string, retryAfterSeconds int) *authv3.CheckResponse {
+func deniedResponse(o *outcome.Outcome, body string, retryAfterSeconds int) *authv3.CheckResponse {
 	headers := []*corev3.HeaderValueOption{headerOption("content-type", "application/json", overwriteOrAdd)}
-	if o.httpCode == 401 {
+	if o.HTTPCode() == 401 {
 		headers = append(headers, headerOption("www-authenticate", "Bearer", overwriteOrAdd))
 	}
 	if retryAfterSeconds > 0 {
 		headers = append(headers, headerOption("retry-after", strconv.Itoa(retryAfterSeconds), overwriteOrAdd))
 	}
 	return &authv3.CheckResponse{
-		Status: &status.Status{Code: int32(o.grpcCode), Message: o.label},
+		Status: &status.Status{Code: int32(o.GRPCCode()), Message: o.Label()},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(o.httpCode)},
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(o.HTTPCode())},
 			Headers: headers,
 			Body:    body,
 		}},
@@ -165,7 +167,7 @@ const MetadataDecisionID = "decision_id"
 // around a shared (immutable) answer.
 type checkState struct {
 	d    decision
-	ctx  traceContext
+	ctx  cache.TraceContext
 	resp authv3.CheckResponse
 	md   structpb.Struct
 	id   structpb.Value
@@ -227,7 +229,7 @@ func newResponseCache(max int) *responseCache {
 	return c
 }
 
-func (c *responseCache) get(k responseKey, user mapping.User, bearer string) *authv3.CheckResponse {
+func (c *responseCache) get(k responseKey, user kubeuser.User, bearer string) *authv3.CheckResponse {
 	if c.max <= 0 {
 		return nil
 	}
@@ -245,7 +247,7 @@ func (c *responseCache) get(k responseKey, user mapping.User, bearer string) *au
 	return e.resp
 }
 
-func (c *responseCache) put(k responseKey, user mapping.User, bearer string, resp *authv3.CheckResponse) {
+func (c *responseCache) put(k responseKey, user kubeuser.User, bearer string, resp *authv3.CheckResponse) {
 	if c.max <= 0 {
 		return
 	}

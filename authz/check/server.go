@@ -22,11 +22,13 @@ import (
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // DefaultResponseCacheSize bounds the cache of built OK responses.
@@ -141,7 +143,7 @@ type Server struct {
 	passthroughOK *authv3.CheckResponse
 	// denied holds the prebuilt Denied response of each table row (429
 	// rows are built per request for their Retry-After).
-	denied map[*outcome]*authv3.CheckResponse
+	denied map[*outcome.Outcome]*authv3.CheckResponse
 
 	// decisionBase|counter numbers decisions: unique within the process
 	// and, thanks to the random base, unlikely to repeat across restarts.
@@ -193,11 +195,11 @@ func New(o Options) (*Server, error) {
 		reviewTimeout:      o.ReviewTimeout,
 		passthrough:        o.PassthroughNonAWSTokens,
 		passthroughOK:      passthroughResponse(),
-		denied:             map[*outcome]*authv3.CheckResponse{},
+		denied:             map[*outcome.Outcome]*authv3.CheckResponse{},
 		decisionBase:       binary.BigEndian.Uint64(seed[:]) &^ (1<<32 - 1),
 	}
-	for _, row := range outcomes {
-		s.denied[row] = deniedResponse(row, row.statusBody(), unavailableRetryAfter(row))
+	for _, row := range outcome.Denials() {
+		s.denied[row] = deniedResponse(row, row.StatusBody(), unavailableRetryAfter(row))
 	}
 	if !o.LogCacheHits {
 		s.hits = newHitSummary(now())
@@ -242,10 +244,11 @@ type decision struct {
 	// passthrough: a non-AWS token forwarded untouched.
 	passthrough bool
 	err         error
-	outcome     *outcome
+	outcome     *outcome.Outcome
 	latency     time.Duration
-	// trace is handed to the verifier chain through the context.
-	trace trace
+	// trace is handed to the verification cache through the context; the
+	// cache marks it when it calls the upstream verifier.
+	trace cache.Trace
 }
 
 // Check answers one ext_authz request. It never returns a gRPC error: every
@@ -267,14 +270,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			if re, ok := p.(runtime.Error); ok {
 				detail = "panic: " + re.Error()
 			}
-			d.err = fmt.Errorf("%w: %s", ErrInternal, detail)
-			d.outcome = outcomeInternal
-			resp = st.respond(s.denied[outcomeInternal], d.id)
+			d.err = fmt.Errorf("%w: %s", outcome.ErrInternal, detail)
+			d.outcome = outcome.Internal()
+			resp = st.respond(s.denied[outcome.Internal()], d.id)
 		}
 		s.record(d, start)
 	}()
-	st.ctx = traceContext{Context: ctx, trace: &d.trace}
-	resp = st.respond(s.decide(&st.ctx, req, d), d.id)
+	resp = st.respond(s.decide(st.ctx.With(ctx, &d.trace), req, d), d.id)
 	return resp, nil
 }
 
@@ -310,12 +312,12 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 		if tok, ok := passthroughToken(rh); ok {
 			d.token = tok
 			d.passthrough = true
-			d.outcome = outcomePassthrough
+			d.outcome = outcome.Passthrough()
 			return s.passthroughOK
 		}
 	}
 	if rh.impersonation != "" && !s.allowImpersonation {
-		return s.deny(d, fmt.Errorf("%w: %q", ErrImpersonationHeader, rh.impersonation))
+		return s.deny(d, fmt.Errorf("%w: %q", outcome.ErrImpersonationHeader, rh.impersonation))
 	}
 	tok, err := bearerToken(rh)
 	if err != nil {
@@ -323,11 +325,11 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 	}
 	d.token = tok
 	if !cl.ready() {
-		return s.deny(d, ErrNotReady)
+		return s.deny(d, outcome.ErrNotReady)
 	}
 
 	res, err := s.verifier.Verify(ctx, tok, clusterID)
-	d.cacheHit = !d.trace.upstream.Load()
+	d.cacheHit = d.trace.Hit()
 	// The verifier computed the fingerprint once, when it verified the
 	// token; a cache hit serves it with the result instead of rehashing
 	// the 1.5 KB token for every log line (a fifth of a cache-hit Check).
@@ -351,7 +353,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 	}
 	key := responseKey{cluster: ci, id: res.Identity}
 	if resp := s.responses.get(key, user, bearer); resp != nil {
-		d.outcome = outcomeOK
+		d.outcome = outcome.OK()
 		return resp
 	}
 	dec, err := impersonation(res.Identity, user)
@@ -363,7 +365,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 		return s.deny(d, err)
 	}
 	s.responses.put(key, user, bearer, resp)
-	d.outcome = outcomeOK
+	d.outcome = outcome.OK()
 	return resp
 }
 
@@ -373,7 +375,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 // lines, authorize each attribute for the mapped caller, and answer OK with
 // the requested identity, the reserved extras naming the caller, and the
 // proxy's credential.
-func (s *Server) nested(ctx context.Context, d *decision, rh requestHeaders, id identity.Identity, user mapping.User, bearer string) *authv3.CheckResponse {
+func (s *Server) nested(ctx context.Context, d *decision, rh requestHeaders, id identity.Identity, user kubeuser.User, bearer string) *authv3.CheckResponse {
 	if rh.impersonationConflict {
 		return s.deny(d, fmt.Errorf("%w: Impersonate-* in both header representations", impersonate.ErrInvalidRequest))
 	}
@@ -399,17 +401,17 @@ func (s *Server) nested(ctx context.Context, d *decision, rh requestHeaders, id 
 	if err != nil {
 		return s.deny(d, err)
 	}
-	d.outcome = outcomeImpersonated
+	d.outcome = outcome.Impersonated()
 	return resp
 }
 
 // deny classifies err and returns the matching Denied response.
 func (s *Server) deny(d *decision, err error) *authv3.CheckResponse {
 	d.err = err
-	o := classify(err)
+	o := outcome.Of(err)
 	d.outcome = o
-	if o.httpCode == 429 {
-		return deniedResponse(o, o.statusBody(), retryAfterSeconds(err))
+	if o.HTTPCode() == 429 {
+		return deniedResponse(o, o.StatusBody(), retryAfterSeconds(err))
 	}
 	var refused *ImpersonationDeniedError
 	if errors.As(err, &refused) {
@@ -418,7 +420,7 @@ func (s *Server) deny(d *decision, err error) *authv3.CheckResponse {
 	if resp, ok := s.denied[o]; ok {
 		return resp
 	}
-	return s.denied[outcomeInternal]
+	return s.denied[outcome.Internal()]
 }
 
 // unavailableRetryAfterSeconds is the Retry-After of every 503: STS, the
@@ -429,8 +431,8 @@ func (s *Server) deny(d *decision, err error) *authv3.CheckResponse {
 // longer outage still surfaces within seconds.
 const unavailableRetryAfterSeconds = 1
 
-func unavailableRetryAfter(o *outcome) int {
-	if o.httpCode == http.StatusServiceUnavailable {
+func unavailableRetryAfter(o *outcome.Outcome) int {
+	if o.HTTPCode() == http.StatusServiceUnavailable {
 		return unavailableRetryAfterSeconds
 	}
 	return 0
@@ -451,11 +453,11 @@ func (s *Server) record(d *decision, start time.Time) {
 	d.latency = s.now().Sub(start)
 	o := d.outcome
 	if o == nil {
-		o = outcomeInternal
+		o = outcome.Internal()
 		d.outcome = o
 	}
 	s.metrics.checks[o].Inc()
-	if o.httpCode == http.StatusOK {
+	if o.HTTPCode() == http.StatusOK {
 		s.metrics.allowed.Observe(d.latency.Seconds())
 	} else {
 		s.metrics.denied.Observe(d.latency.Seconds())
@@ -467,7 +469,7 @@ func (s *Server) record(d *decision, start time.Time) {
 // token, only its fingerprint.
 func (d *decision) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	result := resultDenied
-	if d.outcome.httpCode == http.StatusOK {
+	if d.outcome.HTTPCode() == http.StatusOK {
 		result = resultAllowed
 	}
 	enc.AddString("decision", d.id)
@@ -482,8 +484,8 @@ func (d *decision) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("username", d.username)
 	_ = enc.AddArray("groups", (*decisionGroups)(d))
 	enc.AddString("result", result)
-	enc.AddString("reason", d.outcome.label)
-	enc.AddInt("code", d.outcome.httpCode)
+	enc.AddString("reason", d.outcome.Label())
+	enc.AddInt("code", d.outcome.HTTPCode())
 	enc.AddDuration("latency", d.latency)
 	enc.AddBool("cache_hit", d.cacheHit)
 	if d.impersonated != "" {

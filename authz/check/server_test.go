@@ -17,10 +17,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 const (
@@ -108,7 +108,7 @@ type fixtureOptions struct {
 	reviewer           *fakeReviewer
 	passthrough        bool
 	// mapped adds users to the mapper, by canonical ARN.
-	mapped map[string]mapping.User
+	mapped map[string]kubeuser.User
 	// noValidate builds the Server past Options.Validate, to test the
 	// run-time guard behind a check New performs.
 	noValidate bool
@@ -127,7 +127,7 @@ func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 			panicWith: fo.panicWith,
 		},
 		mapper: &fakeMapper{
-			users: map[string]mapping.User{
+			users: map[string]kubeuser.User{
 				alice.CanonicalARN: {Username: "dev:alice", Groups: aliceGroups},
 				bob.CanonicalARN:   {Username: "bob"},
 			},
@@ -293,15 +293,15 @@ func TestCheck(t *testing.T) {
 			req: request(bearer(tokCarol), nil), want: wantDenied(t, "unmapped"), wantLabel: "unmapped", wantVerify: 1,
 		},
 		"mapper says unmapped": {
-			fixture: fixtureOptions{mapperErr: fmt.Errorf("map: %w", mapping.ErrUnmapped)},
+			fixture: fixtureOptions{mapperErr: fmt.Errorf("map: %w", kubeuser.ErrUnmapped)},
 			req:     request(bearer(tokAlice), nil), want: wantDenied(t, "unmapped"), wantLabel: "unmapped", wantVerify: 1,
 		},
 		"mapper refuses": {
-			fixture: fixtureOptions{mapperErr: fmt.Errorf("map: %w: reserved prefix", mapping.ErrForbidden)},
+			fixture: fixtureOptions{mapperErr: fmt.Errorf("map: %w: reserved prefix", kubeuser.ErrForbidden)},
 			req:     request(bearer(tokAlice), nil), want: wantDenied(t, "mapping_refused"), wantLabel: "mapping_refused", wantVerify: 1,
 		},
 		"mapping unavailable (EC2 lookup failed)": {
-			fixture: fixtureOptions{mapperErr: fmt.Errorf("map: %w: ec2", mapping.ErrUnavailable)},
+			fixture: fixtureOptions{mapperErr: fmt.Errorf("map: %w: ec2", kubeuser.ErrUnavailable)},
 			req:     request(bearer(tokAlice), nil), want: wantDenied(t, "mapping_unavailable"), wantLabel: "mapping_unavailable", wantVerify: 1,
 		},
 		"not ready": {

@@ -21,7 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 // Header names, lower-case: Envoy stores header names lower-cased and
@@ -55,7 +55,7 @@ type Header struct {
 // IAM user has no session name): the API server would otherwise record an
 // extra whose only value is "", which RBAC on userextras cannot usefully
 // name.
-func Headers(id identity.Identity, user mapping.User) ([]Header, error) {
+func Headers(id identity.Identity, user kubeuser.User) ([]Header, error) {
 	if user.Username == "" {
 		return nil, fmt.Errorf("%w: empty username", ErrInvalidValue)
 	}
@@ -78,7 +78,14 @@ func Headers(id identity.Identity, user mapping.User) ([]Header, error) {
 		return nil, err
 	}
 	out = append(out, Header{Name: HeaderUID, Value: uid})
-	for _, e := range Extras(id) {
+	return appendExtras(out, Extras(id))
+}
+
+// appendExtras appends one Impersonate-Extra-<escaped key> line per extra
+// with a value (an empty one is left out: the API server would record an
+// extra whose only value is ""), refusing a value no header can carry.
+func appendExtras(out []Header, extras []Extra) ([]Header, error) {
+	for _, e := range extras {
 		if e.Value == "" {
 			continue
 		}

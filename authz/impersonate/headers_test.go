@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 var (
@@ -37,13 +37,13 @@ var (
 func TestHeaders(t *testing.T) {
 	tests := map[string]struct {
 		id        identity.Identity
-		user      mapping.User
+		user      kubeuser.User
 		want      []Header
 		wantError error
 	}{
 		"assumed role with two groups": {
 			id:   assumedRole,
-			user: mapping.User{Username: "dev:alice", Groups: []string{"devs", "system:viewers"}},
+			user: kubeuser.User{Username: "dev:alice", Groups: []string{"devs", "system:viewers"}},
 			want: []Header{
 				{"impersonate-user", "dev:alice"},
 				{"impersonate-group", "devs"},
@@ -58,7 +58,7 @@ func TestHeaders(t *testing.T) {
 		},
 		"iam user without groups has no sessionname extra": {
 			id:   iamUser,
-			user: mapping.User{Username: "bob"},
+			user: kubeuser.User{Username: "bob"},
 			want: []Header{
 				{"impersonate-user", "bob"},
 				{"impersonate-uid", "aws-iam-authenticator:111122223333:AIDAEXAMPLE"},
@@ -68,11 +68,11 @@ func TestHeaders(t *testing.T) {
 				{"impersonate-extra-principalid", "AIDAEXAMPLE"},
 			},
 		},
-		"group with a comma":    {id: iamUser, user: mapping.User{Username: "bob", Groups: []string{"a,b"}}, wantError: ErrInvalidValue},
-		"username with a comma": {id: iamUser, user: mapping.User{Username: "bob,system:masters"}, wantError: ErrInvalidValue},
+		"group with a comma":    {id: iamUser, user: kubeuser.User{Username: "bob", Groups: []string{"a,b"}}, wantError: ErrInvalidValue},
+		"username with a comma": {id: iamUser, user: kubeuser.User{Username: "bob,system:masters"}, wantError: ErrInvalidValue},
 		"session name with a comma is a fine extra": {
 			id:   withSession(assumedRole, "a,b"),
-			user: mapping.User{Username: "x"},
+			user: kubeuser.User{Username: "x"},
 			want: []Header{
 				{"impersonate-user", "x"},
 				{"impersonate-uid", "aws-iam-authenticator:111122223333:AROAEXAMPLE"},
@@ -83,16 +83,16 @@ func TestHeaders(t *testing.T) {
 				{"impersonate-extra-principalid", "AROAEXAMPLE"},
 			},
 		},
-		"empty username":           {id: iamUser, user: mapping.User{}, wantError: ErrInvalidValue},
-		"username with CRLF":       {id: iamUser, user: mapping.User{Username: "bob\r\nimpersonate-group: system:masters"}, wantError: ErrInvalidValue},
-		"username with NUL":        {id: iamUser, user: mapping.User{Username: "bob\x00"}, wantError: ErrInvalidValue},
-		"group with LF":            {id: iamUser, user: mapping.User{Username: "bob", Groups: []string{"ok", "x\nsystem:masters"}}, wantError: ErrInvalidValue},
-		"empty group":              {id: iamUser, user: mapping.User{Username: "bob", Groups: []string{""}}, wantError: ErrInvalidValue},
-		"invalid UTF-8 username":   {id: iamUser, user: mapping.User{Username: "bob\xff"}, wantError: ErrInvalidValue},
-		"session name with CR":     {id: withSession(assumedRole, "a\rb"), user: mapping.User{Username: "x"}, wantError: ErrInvalidValue},
-		"session name with DEL":    {id: withSession(assumedRole, "a\x7f"), user: mapping.User{Username: "x"}, wantError: ErrInvalidValue},
-		"username with tab":        {id: iamUser, user: mapping.User{Username: "a\tb"}, wantError: ErrInvalidValue},
-		"principal id with LF uid": {id: withPrincipal(iamUser, "AIDA\n"), user: mapping.User{Username: "x"}, wantError: ErrInvalidValue},
+		"empty username":           {id: iamUser, user: kubeuser.User{}, wantError: ErrInvalidValue},
+		"username with CRLF":       {id: iamUser, user: kubeuser.User{Username: "bob\r\nimpersonate-group: system:masters"}, wantError: ErrInvalidValue},
+		"username with NUL":        {id: iamUser, user: kubeuser.User{Username: "bob\x00"}, wantError: ErrInvalidValue},
+		"group with LF":            {id: iamUser, user: kubeuser.User{Username: "bob", Groups: []string{"ok", "x\nsystem:masters"}}, wantError: ErrInvalidValue},
+		"empty group":              {id: iamUser, user: kubeuser.User{Username: "bob", Groups: []string{""}}, wantError: ErrInvalidValue},
+		"invalid UTF-8 username":   {id: iamUser, user: kubeuser.User{Username: "bob\xff"}, wantError: ErrInvalidValue},
+		"session name with CR":     {id: withSession(assumedRole, "a\rb"), user: kubeuser.User{Username: "x"}, wantError: ErrInvalidValue},
+		"session name with DEL":    {id: withSession(assumedRole, "a\x7f"), user: kubeuser.User{Username: "x"}, wantError: ErrInvalidValue},
+		"username with tab":        {id: iamUser, user: kubeuser.User{Username: "a\tb"}, wantError: ErrInvalidValue},
+		"principal id with LF uid": {id: withPrincipal(iamUser, "AIDA\n"), user: kubeuser.User{Username: "x"}, wantError: ErrInvalidValue},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestHeaders(t *testing.T) {
 // TestHeadersAsAPIServerSeesThem decodes the headers the way the API
 // server's impersonation filter does and checks it gets back the identity.
 func TestHeadersAsAPIServerSeesThem(t *testing.T) {
-	user := mapping.User{Username: "dev:alice", Groups: []string{"b", "c"}}
+	user := kubeuser.User{Username: "dev:alice", Groups: []string{"b", "c"}}
 	hs, err := Headers(assumedRole, user)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestExtraKeysIsACopy(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
-	got, err := Render(iamUser, mapping.User{Username: "bob", Groups: []string{"g1", "g2"}})
+	got, err := Render(iamUser, kubeuser.User{Username: "bob", Groups: []string{"g1", "g2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestRender(t *testing.T) {
 	if got != want {
 		t.Errorf("Render =\n%s\nwant\n%s", got, want)
 	}
-	if _, err := Render(iamUser, mapping.User{}); !errors.Is(err, ErrInvalidValue) {
+	if _, err := Render(iamUser, kubeuser.User{}); !errors.Is(err, ErrInvalidValue) {
 		t.Errorf("Render with empty user error = %v, want ErrInvalidValue", err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 // Groups the API server adds to every user (k8s.io/apiserver
@@ -49,7 +49,7 @@ type CallerInfo struct {
 }
 
 // Caller returns the CallerInfo of a mapped identity.
-func Caller(id identity.Identity, user mapping.User) CallerInfo {
+func Caller(id identity.Identity, user kubeuser.User) CallerInfo {
 	c := CallerInfo{
 		User:   user.Username,
 		Groups: EffectiveGroups(user.Username, user.Groups),
@@ -75,7 +75,7 @@ func Caller(id identity.Identity, user mapping.User) CallerInfo {
 //
 // original-groups is one comma-joined value: a header set carries one line,
 // and group names never hold a comma (Headers refuses them).
-func NestedHeaders(id identity.Identity, caller mapping.User, req Requested) ([]Header, error) {
+func NestedHeaders(id identity.Identity, caller kubeuser.User, req Requested) ([]Header, error) {
 	if _, err := Headers(id, caller); err != nil {
 		return nil, err
 	}
@@ -89,14 +89,5 @@ func NestedHeaders(id identity.Identity, caller mapping.User, req Requested) ([]
 		{Key: ExtraOriginalGroups, Value: strings.Join(caller.Groups, ",")},
 		{Key: ExtraOriginalARN, Value: id.ARN},
 	}
-	for _, e := range reserved {
-		if e.Value == "" {
-			continue
-		}
-		if err := checkValue("extra "+e.Key, e.Value); err != nil {
-			return nil, err
-		}
-		out = append(out, Header{Name: HeaderExtraPrefix + EscapeExtraKey(e.Key), Value: e.Value})
-	}
-	return out, nil
+	return appendExtras(out, reserved)
 }

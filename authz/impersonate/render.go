@@ -4,7 +4,7 @@ import (
 	"strings"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 )
 
 // String renders a header line as it appears on the wire.
@@ -14,7 +14,7 @@ func (h Header) String() string { return h.Name + ": " + h.Value }
 // would send upstream for this identity and user, one per line in sending
 // order. The `map` dry-run command prints it so an operator can see what the
 // API server (and its RBAC) will be asked to accept.
-func Render(id identity.Identity, user mapping.User) (string, error) {
+func Render(id identity.Identity, user kubeuser.User) (string, error) {
 	hs, err := Headers(id, user)
 	if err != nil {
 		return "", err

@@ -10,7 +10,7 @@ import (
 )
 
 // Errors of ParseRequested. The Check service maps each to a status
-// (authz/check/status.go).
+// (authz/outcome/table.go).
 var (
 	// ErrWithoutUser: Impersonate-Group, -Uid or -Extra-* without
 	// Impersonate-User. The API server answers 400 for the same request.

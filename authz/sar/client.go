@@ -2,19 +2,15 @@ package sar
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubeclient"
 )
 
 // Client defaults.
@@ -74,48 +70,17 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	var cfg *rest.Config
-	var err error
-	if o.Kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
-	} else {
-		cfg, err = inClusterConfig(o.TokenFile)
-	}
+	cfg, err := kubeclient.Config(o.Kubeconfig, o.TokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("sar: API server config: %w", err)
 	}
 	return NewClientForConfig(cfg, o)
 }
 
-// inClusterCAFile is where a pod finds the cluster CA (the automounted
-// service account volume, or the kube-root-ca.crt ConfigMap mounted there).
-const inClusterCAFile = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
-
-// inClusterConfig is rest.InClusterConfig, or, with a token file, the same
-// API server address and CA with that token (the example deployment mounts
-// no service account token, only the projected proxy token).
-func inClusterConfig(tokenFile string) (*rest.Config, error) {
-	if tokenFile == "" {
-		return rest.InClusterConfig()
-	}
-	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
-	if host == "" || port == "" {
-		return nil, rest.ErrNotInCluster
-	}
-	return &rest.Config{
-		Host:            "https://" + net.JoinHostPort(host, port),
-		BearerTokenFile: tokenFile,
-		TLSClientConfig: rest.TLSClientConfig{CAFile: inClusterCAFile},
-	}, nil
-}
-
 // NewClientForConfig builds a Client from a rest.Config.
 func NewClientForConfig(cfg *rest.Config, o ClientOptions) (*Client, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.Insecure {
-		return nil, errors.New("sar: the API server config disables TLS verification (insecure-skip-tls-verify); refused")
 	}
 	cfg = rest.CopyConfig(cfg)
 	timeout := o.Timeout
@@ -124,16 +89,10 @@ func NewClientForConfig(cfg *rest.Config, o ClientOptions) (*Client, error) {
 	}
 	cfg.Timeout = timeout
 	cfg.QPS, cfg.Burst = defaultQPS, defaultBurst
-	cfg.UserAgent = "kube-iam-authz"
 	// JSON both ways: what every API server and aggregator speaks.
 	cfg.ContentType = "application/json"
 	cfg.AcceptContentTypes = "application/json"
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("sar: %w", err)
-	}
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	cs, err := kubernetes.NewForConfigAndClient(cfg, hc)
+	cs, err := kubeclient.NewClientset(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sar: %w", err)
 	}

@@ -4,14 +4,16 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil/stsfixture"
 )
 
 // BenchmarkGetCallerIdentity is one STS round trip over loopback HTTPS to
 // the stand-in (connection reused): the client's own overhead plus the
 // stand-in's SigV4 check, without network latency.
 func BenchmarkGetCallerIdentity(b *testing.B) {
-	fake := startStandIn(b, time.Now)
-	c, err := New(Options{Endpoint: fake.run.URL, CAFile: fake.caFile})
+	fake := stsfixture.Start(b, time.Now)
+	c, err := New(Options{Endpoint: fake.URL, CAFile: fake.CAFile})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -157,9 +157,9 @@ func (c *Client) GetCallerIdentity(ctx context.Context, p *token.Presigned, clus
 		}
 	}
 
-	start := time.Now()
+	start := c.now()
 	caller, err := c.call(ctx, p, clusterID)
-	c.metrics.observe(resultOf(err), region, time.Since(start), true)
+	c.metrics.observe(resultOf(err), region, c.now().Sub(start), true)
 	return caller, err
 }
 

@@ -16,13 +16,14 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil/stsfixture"
 )
 
 // Every error class against the faithful stand-in over HTTPS, through an
 // Endpoint override (the token's host stays the Host header).
 func TestGetCallerIdentityAgainstStandIn(t *testing.T) {
 	now := time.Now()
-	users := principals()
+	users := stsfixture.Principals()
 	tests := map[string]struct {
 		creds          stsfake.Credentials
 		host           string
@@ -57,13 +58,13 @@ func TestGetCallerIdentityAgainstStandIn(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			fake := startStandIn(t, func() time.Time { return now })
+			fake := stsfixture.Start(t, func() time.Time { return now })
 			if tc.fault.Kind != stsfake.FaultNone {
-				if err := fake.srv.SetFault(tc.fault); err != nil {
+				if err := fake.Server.SetFault(tc.fault); err != nil {
 					t.Fatal(err)
 				}
 			}
-			c, err := New(Options{Endpoint: fake.run.URL, CAFile: fake.caFile})
+			c, err := New(Options{Endpoint: fake.URL, CAFile: fake.CAFile})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +100,7 @@ func TestGetCallerIdentityAgainstStandIn(t *testing.T) {
 					t.Errorf("throttled = %+v, want code %q retry after %s", thr, tc.wantCode, tc.wantRetryAfter)
 				}
 			}
-			if ids := fake.srv.ClusterIDs(); len(ids) != 1 || ids[0] != ourCluster {
+			if ids := fake.Server.ClusterIDs(); len(ids) != 1 || ids[0] != ourCluster {
 				t.Errorf("stand-in saw cluster ids %q, want exactly [%q]", ids, ourCluster)
 			}
 		})
@@ -407,7 +408,7 @@ func TestNetworkFailures(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			endpoint := tc.endpoint
 			if endpoint == "stand-in" {
-				endpoint = startStandIn(t, time.Now).run.URL
+				endpoint = stsfixture.Start(t, time.Now).URL
 			}
 			c, err := New(Options{Endpoint: endpoint})
 			if err != nil {
@@ -495,13 +496,13 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	fake := startStandIn(t, time.Now)
+	fake := stsfixture.Start(t, time.Now)
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Options{Endpoint: fake.run.URL, CAFile: fake.caFile, Metrics: m})
+	c, err := New(Options{Endpoint: fake.URL, CAFile: fake.CAFile, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,9 +512,9 @@ func TestMetrics(t *testing.T) {
 	for _, p := range []*token.Presigned{good, good, regional, bad} {
 		_, _ = c.GetCallerIdentity(context.Background(), p, ourCluster)
 	}
-	_ = fake.srv.SetFault(stsfake.Fault{Kind: stsfake.FaultThrottle, Count: 1})
+	_ = fake.Server.SetFault(stsfake.Fault{Kind: stsfake.FaultThrottle, Count: 1})
 	_, _ = c.GetCallerIdentity(context.Background(), good, ourCluster)
-	_ = fake.srv.SetFault(stsfake.Fault{Kind: stsfake.FaultServerError, Count: 1})
+	_ = fake.Server.SetFault(stsfake.Fault{Kind: stsfake.FaultServerError, Count: 1})
 	_, _ = c.GetCallerIdentity(context.Background(), regional, ourCluster)
 
 	tests := map[string]struct {

@@ -5,56 +5,26 @@ import (
 	"errors"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil/stsfixture"
 )
 
 const (
-	testAccount = "111122223333"
+	testAccount = stsfixture.Account
 	ourCluster  = "cluster-a"
 )
 
+// The fixture principals and their keys (internal/testutil/stsfixture), under short
+// names.
 var (
-	userCreds = stsfake.Credentials{AccessKeyID: "AKIAUSEREXAMPLE00001", SecretAccessKey: "user/secret+key"}
-	roleCreds = stsfake.Credentials{AccessKeyID: "ASIAROLEEXAMPLE00001", SecretAccessKey: "role/secret+key", SessionToken: "session/token+=="}
+	userCreds = stsfixture.UserCredentials()
+	roleCreds = stsfixture.RoleCredentials()
 )
-
-func principals() []stsfake.Principal {
-	return []stsfake.Principal{
-		stsfake.IAMUser(testAccount, "alice", userCreds),
-		stsfake.AssumedRole(testAccount, "Dev", "bob", roleCreds),
-	}
-}
-
-// standIn is a running stsfake over HTTPS with its CA written to a file.
-type standIn struct {
-	srv    *stsfake.Server
-	run    *stsfake.Running
-	caFile string
-}
-
-func startStandIn(t testing.TB, now func() time.Time) *standIn {
-	t.Helper()
-	srv, err := stsfake.New(stsfake.Options{Principals: principals(), Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := srv.Start(stsfake.ServeOptions{TLS: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = run.Close() })
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, run.CAPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &standIn{srv: srv, run: run, caFile: caFile}
-}
 
 // signed makes a token with the SDK signer and turns it into the Presigned
 // the token parser would return (the parser itself is tested in package

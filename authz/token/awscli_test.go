@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil/stsfixture"
 )
 
 // awsCLIToken runs the real `aws eks get-token` offline with static fake
@@ -39,7 +41,7 @@ func awsCLIToken(t *testing.T, akid, sessionToken, region string) string {
 		"AWS_SHARED_CREDENTIALS_FILE=" + empty,
 		"AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ACCESS_KEY_ID=" + akid,
-		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"AWS_SECRET_ACCESS_KEY=" + stsfixture.ExampleSecretAccessKey,
 	}
 	if sessionToken != "" {
 		cmd.Env = append(cmd.Env, "AWS_SESSION_TOKEN="+sessionToken)
@@ -78,7 +80,7 @@ func TestParseAWSCLITokens(t *testing.T) {
 		wantRegionLabel string
 	}{
 		"global, long-term key": {
-			akid: "AKIAIOSFODNN7EXAMPLE", wantHost: "sts.amazonaws.com", wantRegion: "us-east-1", wantRegionLabel: "global",
+			akid: stsfixture.ExampleAccessKeyID, wantHost: "sts.amazonaws.com", wantRegion: "us-east-1", wantRegionLabel: "global",
 		},
 		"global, session token": {
 			akid: "ASIAIOSFODNN7EXAMPLE", session: fakeSessionToken,
@@ -89,15 +91,15 @@ func TestParseAWSCLITokens(t *testing.T) {
 			wantHost: "sts.us-west-2.amazonaws.com", wantRegion: "us-west-2", wantRegionLabel: "us-west-2",
 		},
 		"us-east-1 is regional": {
-			region: "us-east-1", akid: "AKIAIOSFODNN7EXAMPLE",
+			region: "us-east-1", akid: stsfixture.ExampleAccessKeyID,
 			wantHost: "sts.us-east-1.amazonaws.com", wantRegion: "us-east-1", wantRegionLabel: "us-east-1",
 		},
 		"eu-central-1, long-term key": {
-			region: "eu-central-1", akid: "AKIAIOSFODNN7EXAMPLE",
+			region: "eu-central-1", akid: stsfixture.ExampleAccessKeyID,
 			wantHost: "sts.eu-central-1.amazonaws.com", wantRegion: "eu-central-1", wantRegionLabel: "eu-central-1",
 		},
 		"china": {
-			partition: "aws-cn", region: "cn-north-1", akid: "AKIAIOSFODNN7EXAMPLE",
+			partition: "aws-cn", region: "cn-north-1", akid: stsfixture.ExampleAccessKeyID,
 			wantHost: "sts.cn-north-1.amazonaws.com.cn", wantRegion: "cn-north-1", wantRegionLabel: "cn-north-1",
 		},
 		"govcloud": {
@@ -156,7 +158,7 @@ func TestGenerateMatchesAWSCLI(t *testing.T) {
 		akid, session string
 		wantIdentical bool
 	}{
-		"long-term key": {akid: "AKIAIOSFODNN7EXAMPLE", wantIdentical: true},
+		"long-term key": {akid: stsfixture.ExampleAccessKeyID, wantIdentical: true},
 		"session token": {akid: "ASIAIOSFODNN7EXAMPLE", session: fakeSessionToken},
 	}
 	for name, tc := range tests {
@@ -169,7 +171,7 @@ func TestGenerateMatchesAWSCLI(t *testing.T) {
 				t.Fatal(err)
 			}
 			g, err := NewGenerator(GeneratorOptions{
-				Config: staticConfig("us-west-2", tc.akid, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", tc.session),
+				Config: staticConfig("us-west-2", tc.akid, stsfixture.ExampleSecretAccessKey, tc.session),
 				Now:    func() time.Time { return cliPre.SignedAt },
 			})
 			if err != nil {

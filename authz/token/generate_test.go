@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil/stsfixture"
 )
 
 func staticConfig(region, akid, secret, session string) aws.Config {
@@ -54,11 +56,11 @@ func TestGenerateParses(t *testing.T) {
 		wantExpiry  time.Time
 	}{
 		"regional, long-term key": {
-			cfg:      staticConfig("eu-west-1", "AKIAIOSFODNN7EXAMPLE", "secret", ""),
+			cfg:      staticConfig("eu-west-1", stsfixture.ExampleAccessKeyID, "secret", ""),
 			wantHost: "sts.eu-west-1.amazonaws.com", wantExpiry: signed.Truncate(time.Second).Add(15 * time.Minute),
 		},
 		"us-east-1 is regional in SDK v2": {
-			cfg:      staticConfig("us-east-1", "AKIAIOSFODNN7EXAMPLE", "secret", ""),
+			cfg:      staticConfig("us-east-1", stsfixture.ExampleAccessKeyID, "secret", ""),
 			wantHost: "sts.us-east-1.amazonaws.com", wantExpiry: signed.Truncate(time.Second).Add(15 * time.Minute),
 		},
 		"session token": {
@@ -68,7 +70,7 @@ func TestGenerateParses(t *testing.T) {
 		},
 		"fips and dual-stack from the config": {
 			cfg: func() aws.Config {
-				c := staticConfig("us-east-2", "AKIAIOSFODNN7EXAMPLE", "secret", "")
+				c := staticConfig("us-east-2", stsfixture.ExampleAccessKeyID, "secret", "")
 				c.ConfigSources = []any{endpointFlags{fips: aws.FIPSEndpointStateEnabled, dual: aws.DualStackEndpointStateEnabled}}
 				return c
 			}(),
@@ -76,7 +78,7 @@ func TestGenerateParses(t *testing.T) {
 		},
 		"china": {
 			partition: "aws-cn",
-			cfg:       staticConfig("cn-northwest-1", "AKIAIOSFODNN7EXAMPLE", "secret", ""),
+			cfg:       staticConfig("cn-northwest-1", stsfixture.ExampleAccessKeyID, "secret", ""),
 			wantHost:  "sts.cn-northwest-1.amazonaws.com.cn", wantExpiry: signed.Truncate(time.Second).Add(15 * time.Minute),
 		},
 		"credentials expiring before 15 minutes cap the expiry": {
@@ -161,7 +163,7 @@ func TestGenerateErrors(t *testing.T) {
 	}{
 		"no region":        {opts: GeneratorOptions{Config: aws.Config{Credentials: failingCredentials{}}}, wantNewErr: "region is empty"},
 		"nothing at all":   {wantNewErr: "region is empty\nno credentials provider"},
-		"empty cluster id": {opts: GeneratorOptions{Config: staticConfig("us-west-2", "AKIAIOSFODNN7EXAMPLE", "s", "")}, wantGenErr: "cluster id is empty"},
+		"empty cluster id": {opts: GeneratorOptions{Config: staticConfig("us-west-2", stsfixture.ExampleAccessKeyID, "s", "")}, wantGenErr: "cluster id is empty"},
 		"credentials fail": {opts: GeneratorOptions{Config: aws.Config{Region: "us-west-2", Credentials: failingCredentials{}}}, clusterID: "c", wantGenErr: "no credentials here"},
 	}
 	for name, tc := range tests {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,37 +12,27 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil/stsfixture"
 )
 
 const (
-	account    = "111122223333"
+	account    = stsfixture.Account
 	ourCluster = "cluster-a"
 )
 
 var (
-	userCreds = stsfake.Credentials{AccessKeyID: "AKIAUSEREXAMPLE00001", SecretAccessKey: "user/secret+key=0123"}
-	roleCreds = stsfake.Credentials{AccessKeyID: "ASIAROLEEXAMPLE00001", SecretAccessKey: "role/secret+key=0123", SessionToken: "FwoGZXIvYXdzEJr//////////wEaDH+session/token=="}
+	userCreds = stsfixture.UserCredentials()
+	roleCreds = stsfixture.RoleCredentials()
 )
 
 // Real producers' tokens verify end to end: the strict parser, the STS
 // client over HTTPS to the stand-in (endpoint override, its CA trusted),
 // and identity.FromSTS.
 func TestInterop(t *testing.T) {
-	user := stsfake.IAMUser(account, "alice", userCreds)
-	role := stsfake.AssumedRole(account, "Dev", "bob", roleCreds)
-	fake, err := stsfake.New(stsfake.Options{Principals: []stsfake.Principal{user, role}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := fake.Start(stsfake.ServeOptions{TLS: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = run.Close() })
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, run.CAPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	principals := stsfixture.Principals()
+	user, role := principals[0], principals[1]
+	standIn := stsfixture.Start(t, nil, principals...)
+	fake, run, caFile := standIn.Server, standIn.Running, standIn.CAFile
 	parser, err := token.NewParser(token.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -14,18 +14,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
-// proxyManifests are what a cluster needs before kube-iam-authz can act
-// for anyone: its namespace, its service account and the RBAC that lets
-// that account impersonate exactly what serve sends. The demo applies them
-// exactly as shipped, so the least-privilege RBAC meets a real API server
-// every run.
-var proxyManifests = []string{
-	"examples/kubernetes/namespace.yaml",
-	"examples/kubernetes/serviceaccount.yaml",
-	"examples/kubernetes/rbac.yaml",
-}
+// awsAuthFile is the example aws-auth ConfigMap (kube-system/aws-auth), applied
+// to the cluster as EKS holds it; serve watches it there (--mapping-configmap).
+const (
+	awsAuthFile = "examples/aws-auth.yaml"
+	awsAuthRef  = "kube-system/aws-auth"
+)
 
 // demoRBACFile gives the mapped developer something to do: list pods in
 // namespace dev, and nothing cluster-wide.
@@ -60,7 +58,7 @@ type tokenRequester func(ctx context.Context) (token string, expires time.Time, 
 
 // newTokenRequester returns a tokenRequester for namespace/name that
 // authenticates with the bootstrap certificate.
-func newTokenRequester(apiServer string, pki clusterPKI, namespace, name string) (tokenRequester, error) {
+func newTokenRequester(apiServer string, pki kubecluster.PKI, namespace, name string) (tokenRequester, error) {
 	cs, err := kubernetes.NewForConfig(&rest.Config{
 		Host:    "https://" + apiServer,
 		Timeout: 10 * time.Second,

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
 // startCluster makes the cluster PKI and starts etcd and kube-apiserver.
@@ -20,11 +22,11 @@ func (d *demo) startCluster(ctx context.Context) error {
 	pki, err := writeClusterPKI(d.files.APIServerCert, time.Now())
 	if err == nil {
 		var kc []byte
-		if kc, err = buildAdminKubeconfig(a.APIServer, pki); err == nil {
+		if kc, err = kubecluster.AdminKubeconfig(a.APIServer, pki); err == nil {
 			err = os.WriteFile(d.files.AdminKube, kc, 0o600)
 		}
 		if err == nil {
-			if kc, err = buildProxyKubeconfig(a.APIServer, pki.CAFile, d.files.ProxyToken); err == nil {
+			if kc, err = kubecluster.ProxyKubeconfig(a.APIServer, pki.CAFile, d.files.ProxyToken); err == nil {
 				err = os.WriteFile(d.files.ProxyKube, kc, 0o600)
 			}
 		}
@@ -50,7 +52,7 @@ func (d *demo) startCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client, err := bootstrapHTTPClient(pki)
+	client, err := kubecluster.AdminClient(pki, 5*time.Second)
 	if err != nil {
 		return err
 	}
@@ -59,7 +61,7 @@ func (d *demo) startCluster(ctx context.Context) error {
 		name:  "kube-apiserver",
 		path:  d.bin("kube-apiserver"),
 		args:  args,
-		probe: readyz(client, a.APIServer),
+		probe: func(ctx context.Context) error { return kubecluster.Ready(ctx, client, a.APIServer) },
 		ready: func(string) string { return "kube-apiserver ready on https://" + a.APIServer },
 	})
 	return err
@@ -69,7 +71,7 @@ func (d *demo) startCluster(ctx context.Context) error {
 // bootstrap admin, and writes the proxy's first token.
 func (d *demo) bootstrap(ctx context.Context) error {
 	d.ui.heading("Bootstrapping the cluster as " + bootstrapUser + " (system:masters, straight to kube-apiserver)")
-	files := append(append([]string(nil), proxyManifests...), demoRBACFile)
+	files := append(kubecluster.ProxyManifests(), demoRBACFile, awsAuthFile)
 	args := []string{"--kubeconfig", d.files.AdminKube, "apply"}
 	for _, f := range files {
 		args = append(args, "-f", filepath.Join(d.o.RepoDir, f))

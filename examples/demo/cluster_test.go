@@ -2,9 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
+	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -16,111 +15,52 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
-func readCert(t *testing.T, path string) *x509.Certificate {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		t.Fatalf("%s: no CERTIFICATE block", path)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// TestClusterPKI: the serving certificate is valid for the name
-// envoy/sidecar.yaml verifies and for loopback, the bootstrap certificate
-// is a system:masters client, and the keys are private.
+// TestClusterPKI: the demo's cluster PKI is kubecluster's, with the
+// demo's bootstrap user in system:masters.
 func TestClusterPKI(t *testing.T) {
-	dir := t.TempDir()
-	p, err := writeClusterPKI(dir, time.Now())
+	p, err := writeClusterPKI(t.TempDir(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(readCert(t, p.CAFile))
-
-	serving := readCert(t, p.ServingCertFile)
-	for _, name := range []string{"kubernetes.default.svc", "127.0.0.1", "localhost"} {
-		if _, err := serving.Verify(x509.VerifyOptions{DNSName: name, Roots: roots}); err != nil {
-			t.Errorf("serving certificate for %s: %v", name, err)
-		}
+	pair, err := tls.LoadX509KeyPair(p.AdminCertFile, p.AdminKeyFile)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := serving.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
-		t.Errorf("the serving certificate is also a client certificate")
-	}
-
-	admin := readCert(t, p.AdminCertFile)
-	if _, err := admin.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		t.Errorf("bootstrap certificate as a client: %v", err)
+	admin, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
 	}
 	if admin.Subject.CommonName != bootstrapUser || !slices.Equal(admin.Subject.Organization, []string{"system:masters"}) {
 		t.Errorf("bootstrap subject %v, want CN=%s O=system:masters", admin.Subject, bootstrapUser)
 	}
-
-	b, err := os.ReadFile(p.SAKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatal("sa.key: no PEM block")
-	}
-	if k, err := x509.ParsePKCS8PrivateKey(blk.Bytes); err != nil {
-		t.Errorf("sa.key: %v", err)
-	} else if _, ok := k.(*ecdsa.PrivateKey); !ok {
-		t.Errorf("sa.key is %T, want ECDSA (ES256 tokens)", k)
-	}
-	for _, f := range []string{p.ServingKeyFile, p.AdminKeyFile, p.SAKeyFile} {
-		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v (%v), want 0600", f, fi.Mode().Perm(), err)
-		}
+	if got := admin.NotAfter.Sub(admin.NotBefore); got < certLifetime {
+		t.Errorf("bootstrap certificate valid for %s, want a demo session (%s)", got, certLifetime)
 	}
 }
 
-// TestKubeAPIServerArgs pins what makes the upstream a faithful cluster:
-// RBAC, the audit log, service-account tokens, the demo's certificates.
+// TestKubeAPIServerArgs: the demo wires its addresses, state layout and
+// the repository's audit policy into kubecluster's flags (which
+// internal/kubecluster pins).
 func TestKubeAPIServerArgs(t *testing.T) {
 	l := newLayout("/state")
-	p := clusterPKI{CAFile: "/p/ca.crt", ServingCertFile: "/p/s.crt", ServingKeyFile: "/p/s.key", SAKeyFile: "/p/sa.key", SAPubFile: "/p/sa.pub"}
+	p := kubecluster.PKI{CAFile: "/p/ca.crt", ServingCertFile: "/p/s.crt", ServingKeyFile: "/p/s.key", SAKeyFile: "/p/sa.key", SAPubFile: "/p/sa.pub"}
 	args, err := kubeAPIServerArgs(addrs{APIServer: "127.0.0.1:16443", EtcdClient: "127.0.0.1:12379"}, "/repo", l, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
-	for i := 0; i < len(args); i++ {
-		k, v, ok := strings.Cut(args[i], "=")
-		if !ok && i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
-			v = args[i+1]
-			i++
-		}
-		got[k] = v
+	want, err := kubecluster.APIServer{
+		Addr: "127.0.0.1:16443", EtcdClientAddr: "127.0.0.1:12379", PKI: p, CertDir: l.APIServerCert,
+		AuditPolicyFile: "/repo/" + kubecluster.AuditPolicyFile, AuditLogPath: l.AuditLog,
+	}.Args()
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := map[string]string{
-		"--etcd-servers":                     "http://127.0.0.1:12379",
-		"--bind-address":                     "127.0.0.1",
-		"--secure-port":                      "16443",
-		"--authorization-mode":               "Node,RBAC",
-		"--client-ca-file":                   "/p/ca.crt",
-		"--tls-cert-file":                    "/p/s.crt",
-		"--tls-private-key-file":             "/p/s.key",
-		"--service-account-key-file":         "/p/sa.pub",
-		"--service-account-signing-key-file": "/p/sa.key",
-		"--service-account-issuer":           serviceAccountIssuer,
-		"--audit-policy-file":                "/repo/" + auditPolicyFile,
-		"--audit-log-path":                   l.AuditLog,
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %q, want %q", k, got[k], v)
-		}
+	if !slices.Equal(args, want) {
+		t.Errorf("kube-apiserver flags:\n got %q\nwant %q", args, want)
 	}
 	if _, err := kubeAPIServerArgs(addrs{APIServer: "no-port"}, "/repo", l, p); err == nil {
 		t.Errorf("an address without a port was accepted")

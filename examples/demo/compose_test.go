@@ -22,7 +22,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app"
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
 // composeKubeconfig is the kubeconfig docker-compose.yml's comment tells
@@ -155,11 +156,11 @@ func TestCompose(t *testing.T) {
 	}
 	svc := func(name string) types.ServiceConfig { return p.Services[name] }
 
-	sidecar, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join(repoRoot, "envoy", "sidecar.yaml"))
+	sidecar, secrets, err := envoy.LoadWithSecrets(filepath.Join(repoRoot, "envoy", "sidecar.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := envoyconfig.InventorizeAll(sidecar, secrets)
+	inv, err := envoy.InventorizeAll(sidecar, secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,8 +404,8 @@ func TestCompose(t *testing.T) {
 		if got := mustFlag(t, "kube-apiserver", api.Command, "authorization-mode"); got != "Node,RBAC" {
 			t.Errorf("--authorization-mode %s, want Node,RBAC", got)
 		}
-		if m := mountAt(t, api, mustFlag(t, "kube-apiserver", api.Command, "audit-policy-file")); m.Source != filepath.Join(root, auditPolicyFile) {
-			t.Errorf("audit policy from %s, the local demo uses %s", m.Source, auditPolicyFile)
+		if m := mountAt(t, api, mustFlag(t, "kube-apiserver", api.Command, "audit-policy-file")); m.Source != filepath.Join(root, kubecluster.AuditPolicyFile) {
+			t.Errorf("audit policy from %s, the local demo uses %s", m.Source, kubecluster.AuditPolicyFile)
 		}
 		etcdURL := mustFlag(t, "kube-apiserver", api.Command, "etcd-servers")
 		etcdHost, etcdPort := addrPort(t, strings.TrimPrefix(etcdURL, "http://"))

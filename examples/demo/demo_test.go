@@ -19,7 +19,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -54,7 +55,7 @@ func TestScriptedIdentitiesMatchTheMapping(t *testing.T) {
 			}
 			user, err := mapper.Map(context.Background(), who)
 			if !id.WantAllowed {
-				if !errors.Is(err, mapping.ErrUnmapped) {
+				if !errors.Is(err, kubeuser.ErrUnmapped) {
 					t.Fatalf("Map(%s) = %+v, %v; want ErrUnmapped", p.ARN, user, err)
 				}
 				return
@@ -212,11 +213,11 @@ func TestRenderEnvoy(t *testing.T) {
 	if err := renderEnvoy(repoRoot, a, l, pki); err != nil {
 		t.Fatal(err)
 	}
-	b, err := envoyconfig.Load(l.EnvoyConfig)
+	b, err := envoy.Load(l.EnvoyConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := envoyconfig.CheckPolicy(b); err != nil {
+	if err := envoy.CheckPolicy(b); err != nil {
 		t.Errorf("rendered config fails the policy: %v", err)
 	}
 	rendered, err := os.ReadFile(l.EnvoyConfig)
@@ -224,7 +225,7 @@ func TestRenderEnvoy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The certificate, key and CA paths are in the SDS files the config reads.
-	sources, err := envoyconfig.SecretSources(b)
+	sources, err := envoy.SecretSources(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestRenderEnvoy(t *testing.T) {
 		if err != nil {
 			t.Fatalf("SDS file: %v", err)
 		}
-		if _, err := envoyconfig.ParseSecrets(sds); err != nil {
+		if _, err := envoy.ParseSecrets(sds); err != nil {
 			t.Errorf("SDS file %s: %v", p, err)
 		}
 		rendered = append(rendered, sds...)

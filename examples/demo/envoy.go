@@ -7,25 +7,25 @@ import (
 	"path/filepath"
 	"strings"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // renderEnvoy renders the reviewed envoy/sidecar.yaml for loopback with
-// envoyconfig.RenderLocal, which changes only addresses, ports and file
+// envoy.RenderLocal, which changes only addresses, ports and file
 // paths: the policy kubectl meets in the demo is the production one.
 func renderEnvoy(repoDir string, a addrs, l layout, pki listenerPKI) error {
-	b, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join(repoDir, "envoy", "sidecar.yaml"))
+	b, secrets, err := envoy.LoadWithSecrets(filepath.Join(repoDir, "envoy", "sidecar.yaml"))
 	if err != nil {
 		return err
 	}
-	inv, err := envoyconfig.InventorizeAll(b, secrets)
+	inv, err := envoy.InventorizeAll(b, secrets)
 	if err != nil {
 		return err
 	}
 	if len(inv.Listeners) != 1 || len(inv.APIServers) != 1 {
 		return fmt.Errorf("envoy/sidecar.yaml: want one listener and one API server cluster, have listeners %v and clusters %v", inv.Listeners, inv.APIServers)
 	}
-	p := envoyconfig.LocalPorts{
+	p := envoy.LocalPorts{
 		AdminAddr:  a.EnvoyAdmin,
 		AuthzAddr:  a.AuthzGRPC,
 		Listeners:  map[string]string{inv.Listeners[0]: a.EnvoyListen},
@@ -49,7 +49,7 @@ func renderEnvoy(repoDir string, a addrs, l layout, pki listenerPKI) error {
 			return fmt.Errorf("envoy/sidecar.yaml reads %s, which the demo does not know how to provide", f)
 		}
 	}
-	r, err := envoyconfig.RenderLocal(b, secrets, p)
+	r, err := envoy.RenderLocal(b, secrets, p)
 	if err != nil {
 		return err
 	}

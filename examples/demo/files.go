@@ -18,9 +18,8 @@ type layout struct {
 	Etcd          string // etcd's data directory, fresh every run
 	AuditLog      string // kube-apiserver's audit log
 	AdminKube     string // kubeconfig of the bootstrap admin, straight to kube-apiserver
-	ProxyKube     string // serve's --kubeconfig: its SubjectAccessReviews, as the proxy
+	ProxyKube     string // serve's --kubeconfig: the aws-auth watch and SubjectAccessReviews, as the proxy
 	ProxyToken    string // the proxy's own bearer token: a TokenRequest token of its service account
-	Mapping       string // the aws-auth file serve watches (edit it live)
 	PKI           string // CA and certificate of Envoy's listener
 	EnvoyConfig   string // envoy/sidecar.yaml rendered for loopback
 	Kubeconfig    string
@@ -39,7 +38,6 @@ func newLayout(dir string) layout {
 		AdminKube:     filepath.Join(dir, "admin.kubeconfig"),
 		ProxyKube:     filepath.Join(dir, "proxy.kubeconfig"),
 		ProxyToken:    filepath.Join(dir, "proxy-token"),
-		Mapping:       filepath.Join(dir, "aws-auth.yaml"),
 		PKI:           filepath.Join(dir, "pki"),
 		EnvoyConfig:   filepath.Join(dir, "envoy.json"),
 		Kubeconfig:    filepath.Join(dir, "kubeconfig"),
@@ -48,9 +46,8 @@ func newLayout(dir string) layout {
 	}
 }
 
-// prepare empties the state directory and writes the inputs that do not
-// depend on a running process.
-func (l layout) prepare(repoDir string) error {
+// prepare empties the state directory and marks it as the demo's.
+func (l layout) prepare() error {
 	// Only ever remove a directory this demo made (or an empty one): the
 	// marker guards against --state-dir pointing somewhere precious.
 	if entries, err := os.ReadDir(l.Dir); err == nil && len(entries) > 0 {
@@ -70,15 +67,9 @@ func (l layout) prepare(repoDir string) error {
 		return err
 	}
 
-	// A fresh copy each run, so the demo always starts from the example and
-	// live edits never touch the repository.
-	mapping, err := os.ReadFile(filepath.Join(repoDir, "examples", "aws-auth.yaml"))
-	if err != nil {
-		return err
-	}
-	// The proxy's own credential comes later, from the TokenRequest API
-	// (bootstrap.go), once kube-apiserver is up.
-	return os.WriteFile(l.Mapping, mapping, 0o600)
+	// The mapping is applied to the cluster (bootstrap.go), and the proxy's
+	// own credential comes from the TokenRequest API, once kube-apiserver is up.
+	return nil
 }
 
 // writeKubeconfig writes the demo's kubeconfig (see buildKubeconfig).

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
 // The demo's fixed loopback addresses. They are the ports of the production
@@ -181,7 +183,7 @@ func (o *options) Validate() error {
 	exe(o.Etcd, "run `make debs` (Debian's etcd-server) or pass --etcd")
 	exe(o.Envoy, "run `make envoy`")
 	exe(o.Kubectl, "install kubectl or pass --kubectl")
-	for _, f := range append([]string{"envoy/sidecar.yaml", "examples/aws-auth.yaml", principalsFile, demoRBACFile, auditPolicyFile}, proxyManifests...) {
+	for _, f := range append([]string{"envoy/sidecar.yaml", "examples/aws-auth.yaml", principalsFile, demoRBACFile, kubecluster.AuditPolicyFile}, kubecluster.ProxyManifests()...) {
 		if _, err := os.Stat(filepath.Join(o.RepoDir, f)); err != nil {
 			errs = append(errs, fmt.Errorf("--repo %s: %w", o.RepoDir, err))
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 	"github.com/kube-iam-authz/kube-iam-authz/cmd/kube-iam-authz/app"
 )
 
@@ -229,5 +230,38 @@ func TestREADMEPathsExist(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(repoRoot, p)); err != nil {
 			t.Errorf("README names %s: %v", p, err)
 		}
+	}
+}
+
+// TestREADMEReasonLabels: the README's list of kube_iam_authz_checks_total
+// reason values is exactly the label column of the one error table
+// (authz/outcome), so a new row cannot go undocumented.
+func TestREADMEReasonLabels(t *testing.T) {
+	raw, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for line := range strings.Lines(string(raw)) {
+		if strings.HasPrefix(line, "| `kube_iam_authz_checks_total` |") {
+			row = line
+		}
+	}
+	_, list, ok := strings.Cut(row, "`reason` is ")
+	if !ok {
+		t.Fatal("README: no kube_iam_authz_checks_total row whose text says \"`reason` is …\"")
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(list, -1) {
+		documented[m[1]] = true
+	}
+	for _, l := range outcome.Labels() {
+		if !documented[l] {
+			t.Errorf("README's kube_iam_authz_checks_total row lacks reason %q", l)
+		}
+		delete(documented, l)
+	}
+	for l := range documented {
+		t.Errorf("README's kube_iam_authz_checks_total row lists reason %q, which authz/outcome does not have", l)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
 // Exit codes.
@@ -76,7 +78,7 @@ type demo struct {
 	metrics   string
 	stsClient *http.Client
 
-	cluster      clusterPKI
+	cluster      kubecluster.PKI
 	requestToken tokenRequester
 	// tokenIssued and tokenExpires describe the proxy token in the file.
 	tokenIssued, tokenExpires time.Time
@@ -88,7 +90,7 @@ func (d *demo) run(ctx context.Context) int {
 		d.ui.printf("demo: %v\n", err)
 		return exitUsage
 	}
-	if err := d.files.prepare(d.o.RepoDir); err != nil {
+	if err := d.files.prepare(); err != nil {
 		d.ui.printf("demo: %v\n", err)
 		return exitFailed
 	}
@@ -233,7 +235,7 @@ func (d *demo) startChain(ctx context.Context) error {
 
 	d.metrics = "http://" + a.AuthzHTTP + "/metrics"
 	_, err = d.start(ctx, launch{
-		doing: "starting kube-iam-authz serve with examples/aws-auth.yaml and --allow-impersonation",
+		doing: "starting kube-iam-authz serve on " + awsAuthRef + " (" + awsAuthFile + ", applied above) with --allow-impersonation",
 		name:  "kube-iam-authz",
 		path:  d.bin("kube-iam-authz"),
 		args: []string{
@@ -241,13 +243,15 @@ func (d *demo) startChain(ctx context.Context) error {
 			"--grpc-listen", a.AuthzGRPC,
 			"--http-listen", a.AuthzHTTP,
 			"--cluster-id", clusterID,
-			"--mapping-file", d.files.Mapping,
+			// The cluster's own aws-auth ConfigMap, watched as the proxy.
+			"--mapping-configmap", awsAuthRef,
 			"--sts-endpoint", d.stsURL,
 			"--sts-ca-file", d.files.STSCA,
 			"--upstream-token-file", d.files.ProxyToken,
 			// kubectl --as: each requested attribute is authorized for the
 			// mapped caller with a SubjectAccessReview (as the proxy).
 			"--allow-impersonation",
+			// The proxy's API client (aws-auth watch, SubjectAccessReviews).
 			"--kubeconfig", d.files.ProxyKube,
 		},
 		probe: httpOK(http.DefaultClient, "http://"+a.AuthzHTTP+"/readyz"),
@@ -367,14 +371,16 @@ type state struct {
 	Pids       map[string]int `json:"pids"`
 	Kubeconfig string         `json:"kubeconfig"`
 	Metrics    string         `json:"metrics"`
-	Mapping    string         `json:"mapping"`
-	STS        string         `json:"sts"`
+	// MappingConfigMap is what serve watches; AdminKubeconfig may edit it.
+	MappingConfigMap string `json:"mappingConfigMap"`
+	AdminKubeconfig  string `json:"adminKubeconfig"`
+	STS              string `json:"sts"`
 }
 
 func (d *demo) writeState() error {
 	b, err := json.MarshalIndent(state{
 		Addrs: d.o.Addrs, Pids: d.sup.pids(), Kubeconfig: d.files.Kubeconfig,
-		Metrics: d.metrics, Mapping: d.files.Mapping, STS: d.stsURL,
+		Metrics: d.metrics, MappingConfigMap: awsAuthRef, AdminKubeconfig: d.files.AdminKube, STS: d.stsURL,
 	}, "", "  ")
 	if err != nil {
 		return err
@@ -438,14 +444,15 @@ func (d *demo) printTryIt() {
 		"Audit log:    " + d.files.AuditLog,
 		"No proxy:     kubectl --kubeconfig " + d.files.AdminKube + " get ns   # the bootstrap admin, straight to kube-apiserver",
 		"",
-		"Edit the mapping live: kube-iam-authz watches " + d.files.Mapping,
-		"(a fresh copy of examples/aws-auth.yaml). Map the unmapped user by adding",
-		"under mapUsers:",
+		"Edit the mapping live: kube-iam-authz watches the cluster's " + awsAuthRef,
+		"(" + awsAuthFile + ", applied at bootstrap), as EKS keeps it:",
+		"    kubectl --kubeconfig " + d.files.AdminKube + " edit configmap -n kube-system aws-auth",
+		"Map the unmapped user by adding under mapUsers:",
 		"    - userarn: " + d.unmappedARN(),
 		"      username: intern",
 		"      groups: [interns]",
 		"save, and run `kubectl --context unmapped auth whoami` again. A mistake in",
-		"the file is logged and the last good mapping stays in force.",
+		"the ConfigMap, or deleting it, is logged and the last good mapping stays in force.",
 	}, "\n"))
 	d.ui.printf("\nPress Ctrl-C to stop everything.\n")
 }

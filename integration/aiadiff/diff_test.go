@@ -20,17 +20,13 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
 // knownRules are the divergences of docs/mapping.md; a difference is
 // accepted only when our side names one of them as its cause.
-var knownRules = []string{
-	mapping.RuleStructural, mapping.RuleWrongType, mapping.RuleEmptyName, mapping.RuleNameChars,
-	mapping.RuleTooManyGroups, mapping.RuleTemplateSyntax, mapping.RuleReservedTemplate,
-	mapping.RuleInstanceID, mapping.RuleUserID, mapping.RuleDuplicateField, mapping.RuleSSO,
-	mapping.RulePrecedence, mapping.RuleShadowed,
-}
+var knownRules = mapping.Rules
 
 func init() {
 	// AIA's parser logs every problem through logrus.
@@ -53,7 +49,7 @@ type fakeEC2 struct{}
 func (fakeEC2) PrivateDNSName(_ context.Context, id string) (string, error) {
 	name, err := instanceDNS(id)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", mapping.ErrForbidden, err)
+		return "", fmt.Errorf("%w: %v", kubeuser.ErrForbidden, err)
 	}
 	return name, nil
 }
@@ -122,7 +118,7 @@ func compareFile(tb testing.TB, name string, data map[string]string, ours []byte
 		var match mapping.Match
 		var mapErr error
 		if mapper != nil {
-			var u mapping.User
+			var u kubeuser.User
 			u, match, mapErr = mapper.Explain(context.Background(), ourID)
 			if mapErr == nil {
 				got = result{username: u.Username, groups: u.Groups}

@@ -177,6 +177,10 @@ func TestBench(t *testing.T) {
 		b.caseStart(t, 7)
 		b.caseGoBench(t)
 	}
+	if b.want(8) {
+		b.caseStart(t, 8)
+		b.caseGroupSlots(t)
+	}
 
 	b.rep.finished = time.Now()
 	b.rep.loadSamples = b.load.stop()

@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 )
 
@@ -88,11 +89,16 @@ type envoyStack struct {
 	caFile string
 }
 
-func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz bool) *envoyStack {
+// startEnvoyStack starts the reviewed sidecar config; edits, if any, change it
+// further before it is rendered (case 8 trims the group slots).
+func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz bool, edits ...func(*bootstrapv3.Bootstrap) error) *envoyStack {
 	t.Helper()
-	b, secrets, err := envoyconfig.LoadWithSecrets(filepath.Join("..", "..", "envoy", "sidecar.yaml"))
+	b, secrets, err := envoy.LoadWithSecrets(filepath.Join("..", "..", "envoy", "sidecar.yaml"))
 	must(t, err)
-	must(t, envoyconfig.Edit(b, func(u *tlsv3.UpstreamTlsContext) error {
+	for _, edit := range edits {
+		must(t, edit(b))
+	}
+	must(t, envoy.Edit(b, func(u *tlsv3.UpstreamTlsContext) error {
 		u.Sni = apiServerName
 		vc := u.GetCommonTlsContext().GetValidationContext()
 		if vc == nil {
@@ -106,7 +112,7 @@ func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz b
 		return nil
 	}))
 	if !withAuthz {
-		must(t, envoyconfig.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
+		must(t, envoy.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
 			kept := h.HttpFilters[:0]
 			for _, f := range h.HttpFilters {
 				if !strings.Contains(f.GetName(), "ext_authz") {
@@ -117,11 +123,11 @@ func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz b
 			return nil
 		}))
 	}
-	inv, err := envoyconfig.InventorizeAll(b, secrets)
+	inv, err := envoy.InventorizeAll(b, secrets)
 	must(t, err)
 	ca := harness.NewCA(t)
 	cert := ca.Issue(t, "envoy", "localhost", "127.0.0.1")
-	p := envoyconfig.LocalPorts{
+	p := envoy.LocalPorts{
 		AdminAddr: harness.FreeAddr(t), AuthzAddr: authzAddr,
 		Listeners: map[string]string{}, APIServers: map[string]string{}, Files: map[string]string{},
 	}
@@ -147,7 +153,7 @@ func startEnvoyStack(t testing.TB, authzAddr string, api *apiserver, withAuthz b
 			p.Files[f] = api.caFile
 		}
 	}
-	r, err := envoyconfig.RenderLocal(b, secrets, p)
+	r, err := envoy.RenderLocal(b, secrets, p)
 	must(t, err)
 	must(t, r.WriteSDS())
 	e := harness.StartEnvoy(t, r.Bootstrap)

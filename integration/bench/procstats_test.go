@@ -19,8 +19,11 @@ import (
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // cpu is the process's user+system CPU time so far (/proc/PID/stat).
-func (p *proc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+func (p *proc) cpu() time.Duration { return pidCPU(p.pid()) }
+
+// pidCPU is a process's user+system CPU time so far (/proc/PID/stat).
+func pidCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

@@ -45,11 +45,12 @@ const (
 
 // state mirrors the driver's state.json.
 type state struct {
-	Addrs      map[string]string `json:"addrs"`
-	Pids       map[string]int    `json:"pids"`
-	Kubeconfig string            `json:"kubeconfig"`
-	Metrics    string            `json:"metrics"`
-	Mapping    string            `json:"mapping"`
+	Addrs            map[string]string `json:"addrs"`
+	Pids             map[string]int    `json:"pids"`
+	Kubeconfig       string            `json:"kubeconfig"`
+	Metrics          string            `json:"metrics"`
+	MappingConfigMap string            `json:"mappingConfigMap"`
+	AdminKubeconfig  string            `json:"adminKubeconfig"`
 }
 
 // binDir returns KIA_BIN, failing with instructions when a binary is
@@ -200,10 +201,12 @@ var wantScripted = []*regexp.Regexp{
 	regexp.MustCompile(`(?m)^ready$`),
 	// The proxy's RBAC exactly as shipped, and the demo's, applied by the
 	// bootstrap admin; the proxy's token from the TokenRequest API.
-	regexp.MustCompile(`(?m)^\$ kubectl apply -f examples/kubernetes/namespace\.yaml -f examples/kubernetes/serviceaccount\.yaml -f examples/kubernetes/rbac\.yaml -f examples/demo/rbac\.yaml\n` +
+	regexp.MustCompile(`(?m)^\$ kubectl apply -f examples/kubernetes/namespace\.yaml -f examples/kubernetes/serviceaccount\.yaml -f examples/kubernetes/rbac\.yaml -f examples/demo/rbac\.yaml -f examples/aws-auth\.yaml\n` +
 		`\s+namespace/kube-iam-authz created\n\s+serviceaccount/kube-iam-authz created\n` +
 		`\s+clusterrole\.rbac\.authorization\.k8s\.io/kube-iam-authz-impersonator created\n\s+clusterrolebinding\.rbac\.authorization\.k8s\.io/kube-iam-authz-impersonator created\n` +
-		`\s+namespace/dev created\n\s+role\.rbac\.authorization\.k8s\.io/pod-reader created\n\s+rolebinding\.rbac\.authorization\.k8s\.io/developers-read-pods created\n`),
+		`\s+role\.rbac\.authorization\.k8s\.io/kube-iam-authz-aws-auth created\n\s+rolebinding\.rbac\.authorization\.k8s\.io/kube-iam-authz-aws-auth created\n` +
+		`\s+namespace/dev created\n\s+role\.rbac\.authorization\.k8s\.io/pod-reader created\n\s+rolebinding\.rbac\.authorization\.k8s\.io/developers-read-pods created\n` +
+		`\s+configmap/aws-auth created\n`),
 	regexp.MustCompile(`(?m)^proxy token for system:serviceaccount:kube-iam-authz:kube-iam-authz in \S+/proxy-token, valid for 1h0m0s \(`),
 	// The real API server answers through the chain.
 	regexp.MustCompile(`(?m)^\s+Server Version: v1\.37\.2$`),
@@ -352,18 +355,26 @@ func TestDemoInteractive(t *testing.T) {
 		if out, err := kubectl(); err == nil {
 			t.Fatalf("unmapped identity allowed before the edit:\n%s", out)
 		}
-		mapping, err := os.ReadFile(s.Mapping)
+		// What an operator does: edit the cluster's ConfigMap (here with a
+		// patch of its mapUsers key, as the bootstrap admin).
+		ns, name, _ := strings.Cut(s.MappingConfigMap, "/")
+		admin := func(args ...string) string {
+			cmd := exec.Command("/usr/bin/kubectl", append([]string{"--kubeconfig", s.AdminKubeconfig}, args...)...)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Join(r.stateDir, "home")}
+			b, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("kubectl %v: %v", args, err)
+			}
+			return string(b)
+		}
+		users := admin("get", "configmap", "-n", ns, name, "-o", "jsonpath={.data.mapUsers}")
+		patch, err := json.Marshal(map[string]any{"data": map[string]string{
+			"mapUsers": "- userarn: arn:aws:iam::777788889999:user/intern\n  username: intern\n  groups: [interns]\n" + users,
+		}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		edited := strings.Replace(string(mapping), "  mapUsers: |\n",
-			"  mapUsers: |\n    - userarn: arn:aws:iam::777788889999:user/intern\n      username: intern\n      groups: [interns]\n", 1)
-		if edited == string(mapping) {
-			t.Fatal("the copied mapping has no mapUsers block to edit")
-		}
-		if err := os.WriteFile(s.Mapping, []byte(edited), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		admin("patch", "configmap", "-n", ns, name, "--type", "merge", "-p", string(patch))
 		var out string
 		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
 			if out, err = kubectl(); err == nil {

@@ -91,7 +91,7 @@ func TestCheckServerThroughEnvoy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier, err := cache.New(check.ObserveUpstream(verify.New(parser, client)), cache.Options{IsCacheableError: check.IsDefinitiveRejection})
+	verifier, err := cache.New(verify.New(parser, client), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

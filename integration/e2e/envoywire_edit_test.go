@@ -11,7 +11,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // Variants of the reviewed config for tests that need a shorter clock or the other
@@ -19,7 +19,7 @@ import (
 
 func setAuthzTimeout(d time.Duration) func(*bootstrapv3.Bootstrap) error {
 	return func(b *bootstrapv3.Bootstrap) error {
-		return envoyconfig.Edit(b, func(a *extauthzv3.ExtAuthz) error {
+		return envoy.Edit(b, func(a *extauthzv3.ExtAuthz) error {
 			a.GetGrpcService().Timeout = durationpb.New(d)
 			return nil
 		})
@@ -28,7 +28,7 @@ func setAuthzTimeout(d time.Duration) func(*bootstrapv3.Bootstrap) error {
 
 func setEncodeRawHeaders(v bool) func(*bootstrapv3.Bootstrap) error {
 	return func(b *bootstrapv3.Bootstrap) error {
-		return envoyconfig.Edit(b, func(a *extauthzv3.ExtAuthz) error {
+		return envoy.Edit(b, func(a *extauthzv3.ExtAuthz) error {
 			a.EncodeRawHeaders = v
 			return nil
 		})
@@ -37,7 +37,7 @@ func setEncodeRawHeaders(v bool) func(*bootstrapv3.Bootstrap) error {
 
 func setMaxStreamDuration(d time.Duration) func(*bootstrapv3.Bootstrap) error {
 	return func(b *bootstrapv3.Bootstrap) error {
-		return envoyconfig.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
+		return envoy.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
 			h.CommonHttpProtocolOptions.MaxStreamDuration = durationpb.New(d)
 			return nil
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -16,16 +17,16 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // groupMetadata is how the server hands groups to the reviewed route: one dynamic
-// metadata key per group (envoyconfig.GroupSlotKey), plus a decision id.
+// metadata key per group (envoy.GroupSlotKey), plus a decision id.
 func groupMetadata(t *testing.T, groups ...string) *structpb.Struct {
 	t.Helper()
-	m := map[string]any{envoyconfig.MetadataDecisionID: "d-1"}
+	m := map[string]any{envoy.MetadataDecisionID: "d-1"}
 	for i, g := range groups {
-		m[envoyconfig.GroupSlotKey(i)] = g
+		m[envoy.GroupSlotKey(i)] = g
 	}
 	st, err := structpb.NewStruct(m)
 	if err != nil {
@@ -35,24 +36,51 @@ func groupMetadata(t *testing.T, groups ...string) *structpb.Struct {
 }
 
 // TestEnvoyWireGroupSlots (F5): the reviewed route turns dynamic metadata slots into one
-// Impersonate-Group line per group, in slot order, and nothing for empty slots.
+// Impersonate-Group line per group, in slot order, and nothing for empty slots. Every
+// slot of the route is read (all GroupSlots groups arrive, also at the longest names
+// the mapping admits); a key past the last slot is silently ignored, which is why the
+// server refuses more groups instead of filling slots it knows are not read; and one
+// slot cannot carry several lines (a list renders as one line of JSON).
 func TestEnvoyWireGroupSlots(t *testing.T) {
 	s := newWireStack(t, stackOptions{})
-	all := make([]string, envoyconfig.GroupSlots)
-	for i := range all {
-		all[i] = fmt.Sprintf("group-%02d", i)
+	numbered := func(n int, format string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf(format, i)
+		}
+		return out
+	}
+	all := numbered(envoy.GroupSlots, "group-%02d")
+	// The mapping admits names up to 1024 bytes (docs/mapping.md name-chars): every
+	// slot at that size is 64 KiB of Impersonate-Group lines.
+	longest := numbered(envoy.GroupSlots, "%04d-"+strings.Repeat("g", 1019))
+	onePast := map[string]any{}
+	for i, g := range numbered(envoy.GroupSlots+1, "group-%02d") {
+		onePast[envoy.GroupSlotKey(i)] = g
 	}
 	tests := map[string]struct {
 		clientHeaders http.Header
 		groups        []string
+		metadata      map[string]any // instead of groups: the raw metadata fields
 		wantLines     []string
 	}{
 		"three groups": {
 			groups:    []string{"system:authenticated", "dev", "ops"},
 			wantLines: []string{"system:authenticated", "dev", "ops"},
 		},
-		"every slot": {groups: all, wantLines: all},
-		"no groups":  {groups: nil, wantLines: nil},
+		"every slot":                          {groups: all, wantLines: all},
+		"every slot, 1024-byte names":         {groups: longest, wantLines: longest},
+		"the old limit of 16, plus one":       {groups: all[:17], wantLines: all[:17]},
+		"no groups":                           {groups: nil, wantLines: nil},
+		"only the last slot":                  {metadata: map[string]any{envoy.GroupSlotKey(envoy.GroupSlots - 1): "last"}, wantLines: []string{"last"}},
+		"a key past the last slot is ignored": {metadata: onePast, wantLines: all},
+		// One slot holding several groups does not become several lines: Envoy renders
+		// a list value as one line of JSON, which the API server would read as one
+		// group. Groups need one slot each.
+		"a list in one slot is one line": {
+			metadata:  map[string]any{envoy.GroupSlotKey(0): []any{"dev", "ops"}},
+			wantLines: []string{`["dev","ops"]`},
+		},
 		// A comma inside a group name stays one line = one group called "a,b": the
 		// server must reject such names (C.7), Envoy will not split or escape them.
 		"comma in a group name": {groups: []string{"a,b"}, wantLines: []string{"a,b"}},
@@ -67,6 +95,12 @@ func TestEnvoyWireGroupSlots(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			md := groupMetadata(t, tc.groups...)
+			if tc.metadata != nil {
+				var err error
+				if md, err = structpb.NewStruct(tc.metadata); err != nil {
+					t.Fatal(err)
+				}
+			}
 			s.authz.handle(name, func(*authv3.CheckRequest) (*authv3.CheckResponse, error) {
 				r := ok([]*corev3.HeaderValueOption{hv("impersonate-user", "alice", overwrite)})
 				r.DynamicMetadata = md
@@ -79,6 +113,9 @@ func TestEnvoyWireGroupSlots(t *testing.T) {
 			got := s.upstreams["apiserver"].requests(name)
 			if len(got) != 1 {
 				t.Fatalf("upstream received %d requests", len(got))
+			}
+			if got[0].Head == "" {
+				t.Fatal("the upstream request head was not captured")
 			}
 			if lines := got[0].lines("Impersonate-Group"); !slices.Equal(lines, tc.wantLines) {
 				t.Fatalf("Impersonate-Group lines = %q, want %q\n%s", lines, tc.wantLines, got[0].Head)
@@ -125,7 +162,7 @@ end`}}})
 		if err != nil {
 			return err
 		}
-		return envoyconfig.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
+		return envoy.Edit(b, func(h *hcmv3.HttpConnectionManager) error {
 			f := &hcmv3.HttpFilter{Name: "envoy.filters.http.lua", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: lua}}
 			h.HttpFilters = slices.Insert(h.HttpFilters, 1, f)
 			return nil

@@ -307,9 +307,10 @@ type teeConn struct {
 	buf bytes.Buffer
 }
 
-// maxCapture bounds what a teeConn keeps (request heads are small; upgraded streams
-// are not recorded past this).
-const maxCapture = 64 << 10
+// maxCapture bounds what a teeConn keeps (request heads are small, the largest being
+// every group slot filled with a 1024-byte name, 66 KiB; upgraded streams are not
+// recorded past this).
+const maxCapture = 256 << 10
 
 func (c *teeConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)

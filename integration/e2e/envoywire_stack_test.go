@@ -13,7 +13,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 )
 
@@ -30,7 +30,7 @@ type wireStack struct {
 	stopAuthz func()
 	upstreams map[string]*rawUpstream // by cluster name
 	envoy     *harness.Envoy
-	ports     envoyconfig.LocalPorts
+	ports     envoy.LocalPorts
 	h1, h2    *http.Client
 }
 

@@ -68,6 +68,17 @@ func TestFaultsMappingUnderLoad(t *testing.T) {
 		{"corrupted", func(t *testing.T) {
 			writeFileAtomic(t, s.mappingPath, "data:\n  mapUsers: |\n    - userarn: [\n")
 		}, "invalid"},
+		{"truncated mid-entry", func(t *testing.T) {
+			// Cut inside the Dev role's group list, as a writer that died mid-write
+			// leaves it: mapRoles no longer parses, a structural error. (A cut that
+			// leaves valid YAML is indistinguishable from an edit: an entry it breaks
+			// is dropped, the rest loads, as aws-iam-authenticator does; the
+			// kubelet's atomic ConfigMap writes never produce either.)
+			cut := strings.Index(string(good), "viewers]") + 3
+			if err := os.WriteFile(s.mappingPath, good[:cut], 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "invalid"},
 		{"replaced by a directory", replace(func(p string) error { return os.Mkdir(p, 0o700) }), "read_error"},
 		{"replaced by a named pipe", replace(func(p string) error { return syscall.Mkfifo(p, 0o600) }), "read_error"},
 		{"unreadable (a symlink loop)", replace(func(p string) error { return os.Symlink(p, p) }), "read_error"},

@@ -95,23 +95,11 @@ func proxyKubeconfig(t *testing.T, k *harness.KubeAPIServer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
+	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(tok), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: kube, cluster: {server: %q, certificate-authority: %q}}]
-users: [{name: proxy, user: {tokenFile: %q}}]
-contexts: [{name: proxy, context: {cluster: kube, user: proxy}}]
-current-context: proxy
-`, k.URL, k.CAFile, tokenFile)
-	path := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return k.ProxyKubeconfig(t, tokenFile)
 }
 
 // asServeArgs turn both features on, with serve asking the real kube-apiserver.

@@ -16,8 +16,9 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
 )
 
 // grant is one RBAC permission: verb on group/resource (resource may carry a
@@ -83,7 +84,7 @@ func productGrants(t *testing.T) (map[grant]bool, []authzv1.ResourceAttributes) 
 			t.Fatalf("identity leaves extra %q empty: every key the product can send must be checked", e.Key)
 		}
 	}
-	caller := mapping.User{Username: "developer:alice", Groups: []string{"developers", "system:masters"}}
+	caller := kubeuser.User{Username: "developer:alice", Groups: []string{"developers", "system:masters"}}
 	headers, err := impersonate.Headers(id, caller)
 	if err != nil {
 		t.Fatal(err)
@@ -119,16 +120,32 @@ func productGrants(t *testing.T) (map[grant]bool, []authzv1.ResourceAttributes) 
 	return grants, attrs
 }
 
+// awsAuthGrants derives from the code what the proxy must be allowed in
+// kube-system for serve --mapping-configmap=kube-system/aws-auth: the verbs
+// mapping/configmap's Source uses (configmap.RequiredVerbs), on that name only.
+func awsAuthGrants() (map[grant]bool, []authzv1.ResourceAttributes) {
+	grants := map[grant]bool{}
+	var attrs []authzv1.ResourceAttributes
+	for _, v := range configmap.RequiredVerbs() {
+		grants[grant{v, "", "configmaps[aws-auth]"}] = true
+		attrs = append(attrs, authzv1.ResourceAttributes{Verb: v, Resource: "configmaps", Namespace: "kube-system", Name: "aws-auth"})
+	}
+	return grants, attrs
+}
+
 // TestProxyRBACIsLeastPrivilege applies examples/kubernetes (the fixture applies
 // namespace.yaml, serviceaccount.yaml and rbac.yaml at start) to the real
 // kube-apiserver and proves that the proxy's service account may impersonate
 // exactly what the product sends (and create the SubjectAccessReviews that
-// authorize a kubectl --as), and nothing else.
+// authorize a kubectl --as), read the one ConfigMap kube-system/aws-auth the way
+// serve --mapping-configmap does, and nothing else.
 func TestProxyRBACIsLeastPrivilege(t *testing.T) {
 	t.Parallel()
 	k := kube.Get(t)
 	proxyGroups := []string{"system:serviceaccounts", "system:serviceaccounts:" + harness.ProxyNamespace, "system:authenticated"}
 	grants, attrs := productGrants(t)
+	cmGrants, cmAttrs := awsAuthGrants()
+	attrs = append(attrs, cmAttrs...)
 
 	t.Run("allowed: every header the product sends", func(t *testing.T) {
 		for _, a := range attrs {
@@ -150,7 +167,10 @@ func TestProxyRBACIsLeastPrivilege(t *testing.T) {
 		"constrained: impersonate:arbitrary-node": {Verb: "impersonate:arbitrary-node", Resource: "nodes", Name: "node-1"},
 		"constrained: impersonate:user-info":      {Verb: "impersonate:user-info", Resource: "users", Name: "admin"},
 		"read secrets":                            {Verb: "get", Resource: "secrets", Namespace: "kube-system", Name: "any"},
-		"read the aws-auth ConfigMap":             {Verb: "get", Resource: "configmaps", Namespace: "kube-system", Name: "aws-auth"},
+		"read another ConfigMap of kube-system":   {Verb: "get", Resource: "configmaps", Namespace: "kube-system", Name: "kube-proxy"},
+		"list every ConfigMap of kube-system":     {Verb: "list", Resource: "configmaps", Namespace: "kube-system"},
+		"change the aws-auth ConfigMap":           {Verb: "update", Resource: "configmaps", Namespace: "kube-system", Name: "aws-auth"},
+		"read an aws-auth of another namespace":   {Verb: "get", Resource: "configmaps", Namespace: "kube-public", Name: "aws-auth"},
 		"create pods":                             {Verb: "create", Resource: "pods", Namespace: harness.ProxyNamespace},
 		"escalate RBAC":                           {Verb: "escalate", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"},
 	}
@@ -172,6 +192,8 @@ func TestProxyRBACIsLeastPrivilege(t *testing.T) {
 			{[]string{"impersonate", "groups/system:masters"}, "yes"},
 			{[]string{"impersonate", "serviceaccounts/default", "-n", "kube-system"}, "no"},
 			{[]string{"impersonate:arbitrary-node", "nodes/node-1"}, "no"},
+			{[]string{"watch", "configmaps/aws-auth", "-n", "kube-system"}, "yes"},
+			{[]string{"get", "configmaps/kube-proxy", "-n", "kube-system"}, "no"},
 		} {
 			args := append([]string{"auth", "can-i", "--as", harness.ProxyUsername}, tc.args...)
 			res := k.Kubectl(t, args...)
@@ -187,16 +209,24 @@ func TestProxyRBACIsLeastPrivilege(t *testing.T) {
 	t.Run("rules: exactly the product's grants", func(t *testing.T) {
 		const control = "kia-rbac-control"
 		k.Apply(t, "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: "+control+"\n  namespace: "+harness.ProxyNamespace+"\n")
-		proxy := rulesOf(t, k, harness.ProxyUsername)
-		baseline := rulesOf(t, k, "system:serviceaccount:"+harness.ProxyNamespace+":"+control)
-		got := map[grant]bool{}
-		for g := range proxy {
-			if !baseline[g] {
-				got[g] = true
+		for ns, want := range map[string]map[grant]bool{harness.ProxyNamespace: grants, "kube-system": cmGrants} {
+			proxy := rulesOf(t, k, harness.ProxyUsername, ns)
+			baseline := rulesOf(t, k, "system:serviceaccount:"+harness.ProxyNamespace+":"+control, ns)
+			got := map[grant]bool{}
+			for g := range proxy {
+				if !baseline[g] {
+					got[g] = true
+				}
 			}
-		}
-		if !mapsEqual(got, grants) {
-			t.Errorf("the proxy's rules beyond any service account's:\n got %v\nwant %v (what impersonate.Headers sends)", sortedGrants(got), sortedGrants(grants))
+			// Cluster-wide rules show in every namespace's review.
+			if ns == "kube-system" {
+				for g := range grants {
+					delete(got, g)
+				}
+			}
+			if !mapsEqual(got, want) {
+				t.Errorf("in %s, the proxy's rules beyond any service account's:\n got %v\nwant %v (what impersonate.Headers sends and configmap.RequiredVerbs reads)", ns, sortedGrants(got), sortedGrants(want))
+			}
 		}
 	})
 }
@@ -226,11 +256,11 @@ func subjectAccessReview(t *testing.T, k *harness.KubeAPIServer, user string, gr
 // namespace, cluster-wide rules included, expanded to one grant per verb, group and
 // resource; the admin asks as the user (SelfSubjectRulesReview via impersonation).
 // A rule limited to resourceNames fails the test: these roles have none.
-func rulesOf(t *testing.T, k *harness.KubeAPIServer, user string) map[grant]bool {
+func rulesOf(t *testing.T, k *harness.KubeAPIServer, user, namespace string) map[grant]bool {
 	t.Helper()
 	review := authzv1.SelfSubjectRulesReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SelfSubjectRulesReview"},
-		Spec:     authzv1.SelfSubjectRulesReviewSpec{Namespace: harness.ProxyNamespace},
+		Spec:     authzv1.SelfSubjectRulesReviewSpec{Namespace: namespace},
 	}
 	body, err := json.Marshal(review)
 	if err != nil {

@@ -26,7 +26,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/harness"
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
 )
@@ -126,7 +126,7 @@ type relStack struct {
 	api            *harness.APIServer
 	serve          *harness.Serve
 	envoy          *harness.Envoy
-	ports          envoyconfig.LocalPorts
+	ports          envoy.LocalPorts
 	envoyCA        string
 	mappingPath    string
 	proxyTokenPath string

@@ -68,6 +68,12 @@ type ChainOptions struct {
 	// proxy's service account of this chain's own (Chain.KubeProxyToken).
 	// ImpersonationMode does not apply: the real server runs its defaults.
 	KubeAPIServer *KubeAPIServer
+	// MappingConfigMap (NAMESPACE/NAME, with KubeAPIServer) makes serve read the
+	// mapping from that ConfigMap of the real kube-apiserver (--mapping-configmap)
+	// as the proxy's service account, with the chain's TokenRequest token (the one
+	// it also sends upstream, so rotation is exercised too), instead of a file.
+	// The test creates and edits the ConfigMap; the cluster's Mapping is unused.
+	MappingConfigMap string
 }
 
 // DefaultClusterID is the cluster id of the default chain.
@@ -111,7 +117,7 @@ type Chain struct {
 	// Clusters in ChainOptions order.
 	Clusters []*RunningCluster
 	// EnvoyStats maps each stats listener of the Envoy config (Envoy's
-	// /stats/prometheus, envoyconfig.RuleStatsListener) to its local address.
+	// /stats/prometheus, envoy.RuleStatsListener) to its local address.
 	EnvoyStats map[string]string
 	// ProxyTokenVolume holds ProxyTokenFileName, the proxy's credential, read by
 	// serve (--upstream-token-file) and every API server stand-in.
@@ -165,6 +171,9 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 	}
 	c.STS = StartSTSFake(t, principals)
 
+	if o.MappingConfigMap != "" && o.KubeAPIServer == nil {
+		t.Fatalf("harness: ChainOptions.MappingConfigMap needs KubeAPIServer")
+	}
 	if o.KubeAPIServer != nil {
 		if len(o.Clusters) != 1 {
 			t.Fatalf("harness: a chain on the real kube-apiserver has one cluster, not %d", len(o.Clusters))
@@ -190,7 +199,7 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 		rc := &RunningCluster{ChainCluster: cc}
 		rc.MappingVolume = NewProjectedDir(t, map[string][]byte{MappingFileName: cc.Mapping})
 		if k := o.KubeAPIServer; k != nil {
-			if !slices.Contains(KubeAPIServerSANs, tlsOf.SNI) {
+			if !slices.Contains(kubeAPIServerSANs(), tlsOf.SNI) {
 				t.Fatalf("harness: %s pins sni %q, which the kube-apiserver's certificate does not name", o.EnvoyConfig, tlsOf.SNI)
 			}
 			rc.Kube = k
@@ -208,6 +217,11 @@ func StartChain(t testing.TB, o ChainOptions) *Chain {
 		}
 		if cc.Name == serveDefaultCluster {
 			serveOpts.ClusterID, serveOpts.MappingFile = cc.ID, rc.MappingVolume.Path(MappingFileName)
+			if o.MappingConfigMap != "" {
+				serveOpts.MappingFile = ""
+				serveOpts.MappingConfigMap = o.MappingConfigMap
+				serveOpts.Kubeconfig = o.KubeAPIServer.ProxyKubeconfig(t, proxyTokenFile)
+			}
 		} else {
 			serveOpts.Clusters = append(serveOpts.Clusters, ServeCluster{Name: cc.Name, ClusterID: cc.ID, MappingFile: rc.MappingVolume.Path(MappingFileName)})
 		}

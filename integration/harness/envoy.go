@@ -44,7 +44,7 @@ type Envoy struct {
 	ConfigPath string
 }
 
-// StartEnvoy writes config (JSON or YAML, e.g. from envoyconfig.RenderLocal) to the
+// StartEnvoy writes config (JSON or YAML, e.g. from envoy.RenderLocal) to the
 // test's temp dir, starts Envoy on it and waits until the admin interface reports
 // /ready. The config must have an admin address. Envoy stops on t.Cleanup.
 func StartEnvoy(t testing.TB, config []byte) *Envoy {

@@ -9,7 +9,7 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // RenderOptions says how to run a reviewed Envoy config on loopback.
@@ -29,10 +29,10 @@ type RenderOptions struct {
 	// stand-in it reaches). SDS files are rendered into a temporary directory.
 	Files map[string]string
 	// Dirs maps watched directories to local ones; by default each follows the
-	// files it is watched for (envoyconfig.LocalPorts.Dirs).
+	// files it is watched for (envoy.LocalPorts.Dirs).
 	Dirs map[string]string
 	// Stats also runs the config's stats listeners (Envoy's /stats/prometheus, see
-	// envoyconfig.RuleStatsListener) on free ports, listed with the other listeners
+	// envoy.RuleStatsListener) on free ports, listed with the other listeners
 	// in the returned LocalPorts. Without it they are left out of the rendering, so
 	// every returned listener is one that fronts an API server.
 	Stats bool
@@ -43,12 +43,12 @@ type RenderOptions struct {
 }
 
 // RenderEnvoy loads a reviewed config and its SDS files, gives every listener a free
-// loopback port, and renders it with envoyconfig.RenderLocal. It writes the rendered
+// loopback port, and renders it with envoy.RenderLocal. It writes the rendered
 // SDS files (Envoy reads them at start) and returns the config for StartEnvoy and the
 // ports chosen.
-func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envoyconfig.LocalPorts) {
+func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envoy.LocalPorts) {
 	t.Helper()
-	b, secrets, err := envoyconfig.LoadWithSecrets(configPath)
+	b, secrets, err := envoy.LoadWithSecrets(configPath)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
@@ -57,11 +57,11 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 			t.Fatalf("harness: edit config: %v", err)
 		}
 	}
-	inv, err := envoyconfig.InventorizeAll(b, secrets)
+	inv, err := envoy.InventorizeAll(b, secrets)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	p := envoyconfig.LocalPorts{
+	p := envoy.LocalPorts{
 		AdminAddr:  FreeAddr(t),
 		AuthzAddr:  o.AuthzAddr,
 		Listeners:  map[string]string{},
@@ -104,7 +104,7 @@ func RenderEnvoy(t testing.TB, configPath string, o RenderOptions) ([]byte, envo
 			p.Files[f] = o.CA.CertFile
 		}
 	}
-	r, err := envoyconfig.RenderLocal(b, secrets, p)
+	r, err := envoy.RenderLocal(b, secrets, p)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
@@ -127,7 +127,7 @@ type UpstreamTLS struct {
 // configPath that has an UpstreamTlsContext, by cluster name.
 func UpstreamTLSOf(t testing.TB, configPath string) map[string]UpstreamTLS {
 	t.Helper()
-	b, secrets, err := envoyconfig.LoadWithSecrets(configPath)
+	b, secrets, err := envoy.LoadWithSecrets(configPath)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
@@ -164,11 +164,11 @@ func UpstreamTLSOf(t testing.TB, configPath string) map[string]UpstreamTLS {
 // config at configPath.
 func StatsListenersOf(t testing.TB, configPath string) []string {
 	t.Helper()
-	b, err := envoyconfig.Load(configPath)
+	b, err := envoy.Load(configPath)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	inv, err := envoyconfig.Inventorize(b)
+	inv, err := envoy.Inventorize(b)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}

@@ -2,12 +2,7 @@ package harness
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,15 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
-	"sigs.k8s.io/yaml"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubecluster"
 )
 
 // The proxy's service account, as examples/kubernetes names it (serviceaccount.yaml,
@@ -37,33 +31,26 @@ const (
 	ProxyUsername = "system:serviceaccount:" + ProxyNamespace + ":" + ProxyServiceAccount
 )
 
-// KubeAPIServerSANs are the serving certificate's names: the in-cluster names a
+// kubeAPIServerSANs are the serving certificate's names: the in-cluster names a
 // reviewed Envoy config pins with sni and a SAN matcher (kubernetes.default.svc),
 // and the loopback address the fixture's own clients use.
-var KubeAPIServerSANs = []string{"kubernetes.default.svc", "kubernetes.default", "kubernetes", "localhost", "127.0.0.1"}
+func kubeAPIServerSANs() []string { return append(kubecluster.DNSNames(), "127.0.0.1") }
 
-const (
-	// kubeAPIServerReadyTimeout bounds etcd + kube-apiserver start-up (about 20–30 s
-	// on an idle 2-core machine; a loaded one takes longer).
-	kubeAPIServerReadyTimeout = 3 * time.Minute
-	// auditPolicy records every request at Metadata level (who, what, the verdict;
-	// never a body). RequestReceived is left out: ResponseComplete (or Panic) carries
-	// all of it again.
-	auditPolicy = `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
-  - level: Metadata
-`
-)
+// kubeAPIServerReadyTimeout bounds etcd + kube-apiserver start-up (about 20–30 s on
+// an idle 2-core machine; a loaded one takes longer).
+const kubeAPIServerReadyTimeout = 3 * time.Minute
+
+// kubeAdminUser is the fixture's system:masters client certificate user.
+const kubeAdminUser = "kia-fixture-admin"
 
 // EtcdPath is Debian's etcd-server binary (`make debs`).
 const EtcdPath = "/usr/bin/etcd"
 
 // KubeAPIServer is a real kube-apiserver ($KIA_BIN/kube-apiserver, `make
-// kube-apiserver`) with its own etcd on loopback ports and a fresh data dir:
-// authorization Node,RBAC, an audit log of every request, service-account signing
-// keys, and the examples' namespace, service account and RBAC applied. Each chain
+// kube-apiserver`) with its own etcd on loopback ports and a fresh data dir, run
+// with internal/kubecluster's flags and PKI as the demo runs it: authorization
+// Node,RBAC, an audit log of every request, service-account signing keys, and the
+// examples' namespace, service account and RBAC applied. Each chain
 // on it gets its own TokenRequest token for the proxy (NewProxyToken).
 //
 // Starting one costs tens of seconds, so a test package shares one per process
@@ -74,21 +61,20 @@ type KubeAPIServer struct {
 	// URL is https://127.0.0.1:PORT; Addr its host:port (Envoy's cluster endpoint).
 	URL  string
 	Addr string
-	// CAFile is the CA of the serving certificate (valid for KubeAPIServerSANs).
+	// CAFile is the CA of the serving certificate (valid for kubeAPIServerSANs).
 	CAFile string
-	// AdminKubeconfig authenticates as a system:masters user (a static token), for
-	// the fixture and for tests that set things up.
+	// AdminKubeconfig authenticates as a system:masters user (a client
+	// certificate), for the fixture and for tests that set things up.
 	AdminKubeconfig string
 	// AuditLogPath is the JSON-lines audit log.
 	AuditLogPath string
 	// StartupTime is how long etcd + kube-apiserver took to become ready.
 	StartupTime time.Duration
 
-	dir        string
-	kubectl    string
-	env        []string
-	adminToken string
-	client     *http.Client
+	dir     string
+	kubectl string
+	env     []string
+	client  *http.Client
 
 	stopOnce sync.Once
 }
@@ -170,50 +156,23 @@ func startKubeAPIServer() (_ *KubeAPIServer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	k.Etcd, err = startProcess(dir, "etcd", etcd,
-		"--name", "kia",
-		"--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", "http://"+clientAddr,
-		"--advertise-client-urls", "http://"+clientAddr,
-		"--listen-peer-urls", "http://"+peerAddr,
-		"--initial-advertise-peer-urls", "http://"+peerAddr,
-		"--initial-cluster", "kia=http://"+peerAddr,
-		"--logger", "zap", "--log-level", "warn",
-		// The API server's watch cache learns that a resource's revision moved on
-		// (without a change to that resource) only from progress notifications; a
-		// watch that must start at the current revision waits for one, up to 3 s,
-		// then fails with "Too large resource version". etcd 3.4's default is 10 min.
-		"--experimental-watch-progress-notify-interval", "500ms",
-	)
+	etcdFlags := kubecluster.Etcd{Name: "kia", DataDir: filepath.Join(dir, "etcd"), ClientAddr: clientAddr, PeerAddr: peerAddr}.Args()
+	k.Etcd, err = startProcess(dir, "etcd", etcd, etcdFlags...)
 	if err != nil {
 		return nil, err
 	}
 
-	// PKI made at start: the serving certificate, the service-account signing key,
-	// the admin's static token.
-	ca, err := newCA(filepath.Join(dir, "pki"))
+	// PKI made at start: the cluster CA, the serving certificate, the
+	// service-account signing key, the admin's client certificate.
+	pki, err := kubecluster.WritePKI(filepath.Join(dir, "pki"), kubecluster.PKIOptions{
+		CAName: "kube-iam-authz e2e cluster CA", AdminUser: kubeAdminUser, Now: time.Now(), Lifetime: certLifetime,
+	})
 	if err != nil {
 		return nil, err
 	}
-	k.CAFile = ca.CertFile
-	serving, err := ca.issue("kube-apiserver", certLifetime, KubeAPIServerSANs...)
+	k.CAFile = pki.CAFile
+	policy, err := repoFile(kubecluster.AuditPolicyFile)
 	if err != nil {
-		return nil, err
-	}
-	saKey := filepath.Join(dir, "pki", "sa.key")
-	if err := writeECKey(saKey); err != nil {
-		return nil, err
-	}
-	k.adminToken, err = randomHex(24)
-	if err != nil {
-		return nil, err
-	}
-	tokens := filepath.Join(dir, "pki", "tokens.csv")
-	if err := os.WriteFile(tokens, []byte(k.adminToken+",kia-fixture-admin,kia-fixture-admin,system:masters\n"), 0o600); err != nil {
-		return nil, err
-	}
-	policy := filepath.Join(dir, "audit-policy.yaml")
-	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
 		return nil, err
 	}
 	k.AuditLogPath = filepath.Join(dir, "audit.log")
@@ -223,62 +182,43 @@ func startKubeAPIServer() (_ *KubeAPIServer, err error) {
 		return nil, err
 	}
 	k.URL = "https://" + k.Addr
-	_, port, _ := strings.Cut(k.Addr, ":")
-	k.Process, err = startProcess(dir, "kube-apiserver", bin,
-		"--etcd-servers", "http://"+clientAddr,
-		"--bind-address", "127.0.0.1",
-		"--advertise-address", "127.0.0.1",
-		// The "kubernetes" Service's endpoints may not be a loopback address, and no
-		// pod here needs that Service.
-		"--endpoint-reconciler-type", "none",
-		"--secure-port", port,
-		"--cert-dir", filepath.Join(dir, "pki"),
-		"--tls-cert-file", serving.CertFile,
-		"--tls-private-key-file", serving.KeyFile,
-		"--authorization-mode", "Node,RBAC",
-		"--token-auth-file", tokens,
-		"--service-account-issuer", "https://kubernetes.default.svc",
-		"--service-account-key-file", saKey,
-		"--service-account-signing-key-file", saKey,
-		"--service-cluster-ip-range", "10.96.0.0/24",
-		"--audit-policy-file", policy,
-		"--audit-log-path", k.AuditLogPath,
-		"--audit-log-format", "json",
-		"--audit-log-maxsize", "0",
-		"--profiling=false",
-	)
+	apiFlags, err := kubecluster.APIServer{
+		Addr: k.Addr, EtcdClientAddr: clientAddr, PKI: pki,
+		CertDir: filepath.Join(dir, "pki"), AuditPolicyFile: policy, AuditLogPath: k.AuditLogPath,
+	}.Args()
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	k.client = &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+	k.Process, err = startProcess(dir, "kube-apiserver", bin, apiFlags...)
+	if err != nil {
+		return nil, err
+	}
+	if k.client, err = kubecluster.AdminClient(pki, 10*time.Second); err != nil {
+		return nil, err
 	}
 	err = k.waitFor(kubeAPIServerReadyTimeout-time.Since(begin), func() error {
 		if exited, werr := k.Etcd.Exited(); exited {
 			return fmt.Errorf("etcd exited (%v); stderr:\n%s", werr, tail(k.Etcd.StderrPath))
 		}
-		code, body, err := k.do(http.MethodGet, "/readyz", nil)
-		if err != nil {
-			return err
-		}
-		if code != http.StatusOK {
-			return fmt.Errorf("/readyz %d: %s", code, body)
-		}
-		return nil
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return kubecluster.Ready(ctx, k.client, k.Addr)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := k.writeAdminKubeconfig(); err != nil {
+	kubeconfig, err := kubecluster.AdminKubeconfig(k.Addr, pki)
+	if err != nil {
+		return nil, err
+	}
+	k.AdminKubeconfig = filepath.Join(dir, "admin.kubeconfig")
+	if err := os.WriteFile(k.AdminKubeconfig, kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
 	// The proxy's namespace, service account and RBAC, exactly as the examples ship
 	// them.
-	for _, m := range []string{"namespace.yaml", "serviceaccount.yaml", "rbac.yaml"} {
-		path, err := repoFile(filepath.Join("examples", "kubernetes", m))
+	for _, m := range kubecluster.ProxyManifests() {
+		path, err := repoFile(m)
 		if err != nil {
 			return nil, err
 		}
@@ -331,7 +271,6 @@ func (k *KubeAPIServer) doAs(user, method, path string, body []byte) (int, []byt
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+k.adminToken)
 	if user != "" {
 		req.Header.Set("Impersonate-User", user)
 	}
@@ -411,20 +350,20 @@ func (k *KubeAPIServer) kubectlRun(args ...string) KubectlResult {
 	return res
 }
 
-func (k *KubeAPIServer) writeAdminKubeconfig() error {
-	cfg := clientcmdv1.Config{
-		Kind: "Config", APIVersion: "v1",
-		Clusters:       []clientcmdv1.NamedCluster{{Name: "kube", Cluster: clientcmdv1.Cluster{Server: k.URL, CertificateAuthority: k.CAFile}}},
-		AuthInfos:      []clientcmdv1.NamedAuthInfo{{Name: "admin", AuthInfo: clientcmdv1.AuthInfo{Token: k.adminToken}}},
-		Contexts:       []clientcmdv1.NamedContext{{Name: "admin", Context: clientcmdv1.Context{Cluster: "kube", AuthInfo: "admin"}}},
-		CurrentContext: "admin",
-	}
-	data, err := yaml.Marshal(cfg)
+// ProxyKubeconfig writes a kubeconfig for the proxy's own API calls (what the
+// in-cluster config would carry): this server, its CA, and the bearer token in
+// tokenFile, which client-go re-reads as it rotates.
+func (k *KubeAPIServer) ProxyKubeconfig(t testing.TB, tokenFile string) string {
+	t.Helper()
+	data, err := kubecluster.ProxyKubeconfig(k.Addr, k.CAFile, tokenFile)
 	if err != nil {
-		return err
+		t.Fatalf("harness: %v", err)
 	}
-	k.AdminKubeconfig = filepath.Join(k.dir, "admin.kubeconfig")
-	return os.WriteFile(k.AdminKubeconfig, data, 0o600)
+	path := filepath.Join(t.TempDir(), "proxy.kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return path
 }
 
 // Stop stops kube-apiserver and etcd and removes the files.
@@ -442,23 +381,3 @@ func (k *KubeAPIServer) Stop() {
 
 // String names the server in test logs.
 func (k *KubeAPIServer) String() string { return "kube-apiserver " + k.URL }
-
-func writeECKey(path string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	return writePEM(path, "EC PRIVATE KEY", der)
-}
-
-func randomHex(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}

@@ -31,6 +31,10 @@ type ServeOptions struct {
 	// ClusterID and MappingFile are the default cluster (--cluster-id, --mapping-file).
 	ClusterID   string
 	MappingFile string
+	// MappingConfigMap (NAMESPACE/NAME), instead of MappingFile, reads the
+	// default cluster's mapping from the API server Kubeconfig names
+	// (--mapping-configmap, --kubeconfig).
+	MappingConfigMap, Kubeconfig string
 	// Clusters are more clusters, written to a --config file.
 	Clusters []ServeCluster
 	// STS is the stand-in the server verifies tokens with.
@@ -58,8 +62,8 @@ type Serve struct {
 // until /readyz answers 200 (mappings loaded, gRPC serving).
 func StartServe(t testing.TB, o ServeOptions) *Serve {
 	t.Helper()
-	if o.STS == nil || o.ClusterID == "" || o.MappingFile == "" {
-		t.Fatalf("harness: ServeOptions needs STS, ClusterID and MappingFile")
+	if o.STS == nil || o.ClusterID == "" || (o.MappingFile == "") == (o.MappingConfigMap == "") {
+		t.Fatalf("harness: ServeOptions needs STS, ClusterID and one of MappingFile and MappingConfigMap")
 	}
 	s := &Serve{
 		GRPCAddr: FreeAddr(t),
@@ -71,12 +75,16 @@ func StartServe(t testing.TB, o ServeOptions) *Serve {
 		"--grpc-listen", s.GRPCAddr,
 		"--http-listen", s.HTTPAddr,
 		"--cluster-id", o.ClusterID,
-		"--mapping-file", o.MappingFile,
 		"--sts-endpoint", o.STS.URL,
 		"--sts-ca-file", o.STS.CAFile,
 		"--log-level", "debug",
 		// The tests' exec plugins never sleep: a short shutdown keeps restarts quick.
 		"--shutdown-grace", "1s",
+	}
+	if o.MappingFile != "" {
+		s.args = append(s.args, "--mapping-file", o.MappingFile)
+	} else {
+		s.args = append(s.args, "--mapping-configmap", o.MappingConfigMap, "--kubeconfig", o.Kubeconfig)
 	}
 	if o.UpstreamTokenFile != "" {
 		s.args = append(s.args, "--upstream-token-file", o.UpstreamTokenFile)

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -40,8 +41,8 @@ type Options struct {
 	Logger *zap.Logger
 	// Metrics, if set, records lookups and calls (see NewMetrics).
 	Metrics *Metrics
-	// Clock drives cache expiry. Defaults to time.Now.
-	Clock func() time.Time
+	// Now drives cache expiry and times the EC2 calls. Defaults to time.Now.
+	Now func() time.Time
 	// TTL keeps a found name. An instance keeps its private DNS name for
 	// its whole life and instance IDs are never reused, so this only bounds
 	// staleness after termination. Defaults to 1h.
@@ -143,7 +144,7 @@ func New(opts Options) (*Resolver, error) {
 		client:     opts.Client,
 		log:        opts.Logger,
 		metrics:    opts.Metrics,
-		clock:      opts.Clock,
+		clock:      opts.Now,
 		ttl:        or(opts.TTL, time.Hour),
 		negTTL:     or(opts.NegativeTTL, 10*time.Second),
 		window:     or(opts.BatchWindow, 10*time.Millisecond),
@@ -172,13 +173,13 @@ func or[T comparable](v, def T) T {
 }
 
 // PrivateDNSName returns the private DNS name of a running or stopped EC2
-// instance. Errors wrap mapping.ErrForbidden for an ID that is malformed or
+// instance. Errors wrap kubeuser.ErrForbidden for an ID that is malformed or
 // names no instance (a node name for a missing instance must not map), and
-// mapping.ErrUnavailable when EC2 could not be asked.
+// kubeuser.ErrUnavailable when EC2 could not be asked.
 func (r *Resolver) PrivateDNSName(ctx context.Context, instanceID string) (string, error) {
 	if !instanceIDPattern.MatchString(instanceID) {
 		r.metrics.lookup(resultInvalid)
-		return "", fmt.Errorf("%w: %q is not an EC2 instance ID", mapping.ErrForbidden, instanceID)
+		return "", fmt.Errorf("%w: %q is not an EC2 instance ID", kubeuser.ErrForbidden, instanceID)
 	}
 	r.mu.Lock()
 	if e, ok := r.cache.get(instanceID, r.clock()); ok {
@@ -195,7 +196,7 @@ func (r *Resolver) PrivateDNSName(ctx context.Context, instanceID string) (strin
 		if len(r.inflight) >= r.maxPending {
 			r.mu.Unlock()
 			r.metrics.lookup(resultShed)
-			return "", fmt.Errorf("%w: more than %d EC2 instance lookups in flight", mapping.ErrUnavailable, r.maxPending)
+			return "", fmt.Errorf("%w: more than %d EC2 instance lookups in flight", kubeuser.ErrUnavailable, r.maxPending)
 		}
 		c = &call{done: make(chan struct{})}
 		r.inflight[instanceID] = c
@@ -207,12 +208,12 @@ func (r *Resolver) PrivateDNSName(ctx context.Context, instanceID string) (strin
 		return c.name, c.err
 	case <-ctx.Done():
 		// The call goes on for the other waiters and fills the cache.
-		return "", fmt.Errorf("%w: waiting for EC2: %w", mapping.ErrUnavailable, ctx.Err())
+		return "", fmt.Errorf("%w: waiting for EC2: %w", kubeuser.ErrUnavailable, ctx.Err())
 	}
 }
 
 func notFound(id string) error {
-	return fmt.Errorf("%w: no EC2 instance %s", mapping.ErrForbidden, id)
+	return fmt.Errorf("%w: no EC2 instance %s", kubeuser.ErrForbidden, id)
 }
 
 // enqueue adds a miss to the next batch; r.mu is held.
@@ -247,9 +248,9 @@ func (r *Resolver) flushPending() {
 func (r *Resolver) flush(ids []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
-	start := time.Now()
+	start := r.clock()
 	names, err := r.describe(ctx, ids)
-	r.metrics.call(callResult(err), len(ids), time.Since(start))
+	r.metrics.call(callResult(err), len(ids), r.clock().Sub(start))
 	if err != nil {
 		r.log.Warn("EC2 DescribeInstances failed", zap.Int("instances", len(ids)), zap.Error(err))
 	}
@@ -262,7 +263,7 @@ func (r *Resolver) flush(ids []string) {
 		switch name := names[id]; {
 		case err != nil:
 			// Not cached: the next request asks again.
-			c.err = fmt.Errorf("%w: EC2 DescribeInstances: %w", mapping.ErrUnavailable, err)
+			c.err = fmt.Errorf("%w: EC2 DescribeInstances: %w", kubeuser.ErrUnavailable, err)
 			r.metrics.lookup(resultError)
 		case name != "":
 			c.name = name

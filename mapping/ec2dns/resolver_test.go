@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -51,7 +52,7 @@ func newFixture(t *testing.T, instances map[string]string, tweak func(*Options))
 		t.Fatal(err)
 	}
 	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
-	opts := Options{Client: fake.client(srv), Metrics: m, Clock: clock.Now, BatchWindow: time.Millisecond}
+	opts := Options{Client: fake.client(srv), Metrics: m, Now: clock.Now, BatchWindow: time.Millisecond}
 	if tweak != nil {
 		tweak(&opts)
 	}
@@ -77,13 +78,13 @@ func TestPrivateDNSName(t *testing.T) {
 	}{
 		"found":                  {id: node1, wantName: nodes[node1], wantCalls: 1, wantResult: resultFound},
 		"short instance id":      {id: node2, wantName: nodes[node2], wantCalls: 1, wantResult: resultFound},
-		"no such instance":       {id: ghost, wantErr: mapping.ErrForbidden, wantCalls: 1, wantResult: resultNotFound},
-		"not an instance id":     {id: "i-aaaaa", wantErr: mapping.ErrForbidden, wantResult: resultInvalid},
-		"upper-case instance id": {id: "i-0C6F21BF1F24F9708", wantErr: mapping.ErrForbidden, wantResult: resultInvalid},
-		"session name":           {id: "alice@example.com", wantErr: mapping.ErrForbidden, wantResult: resultInvalid},
-		"EC2 unavailable":        {id: node1, failWith: "Unavailable", wantErr: mapping.ErrUnavailable, wantCalls: 1, wantResult: resultError},
-		"EC2 throttling":         {id: node1, failWith: "RequestLimitExceeded", wantErr: mapping.ErrUnavailable, wantCalls: 1, wantResult: resultError},
-		"access denied is a 503": {id: node1, failWith: "UnauthorizedOperation", wantErr: mapping.ErrUnavailable, wantCalls: 1, wantResult: resultError},
+		"no such instance":       {id: ghost, wantErr: kubeuser.ErrForbidden, wantCalls: 1, wantResult: resultNotFound},
+		"not an instance id":     {id: "i-aaaaa", wantErr: kubeuser.ErrForbidden, wantResult: resultInvalid},
+		"upper-case instance id": {id: "i-0C6F21BF1F24F9708", wantErr: kubeuser.ErrForbidden, wantResult: resultInvalid},
+		"session name":           {id: "alice@example.com", wantErr: kubeuser.ErrForbidden, wantResult: resultInvalid},
+		"EC2 unavailable":        {id: node1, failWith: "Unavailable", wantErr: kubeuser.ErrUnavailable, wantCalls: 1, wantResult: resultError},
+		"EC2 throttling":         {id: node1, failWith: "RequestLimitExceeded", wantErr: kubeuser.ErrUnavailable, wantCalls: 1, wantResult: resultError},
+		"access denied is a 503": {id: node1, failWith: "UnauthorizedOperation", wantErr: kubeuser.ErrUnavailable, wantCalls: 1, wantResult: resultError},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -117,10 +118,10 @@ func TestCaching(t *testing.T) {
 		wantCalls int // cumulative
 	}{
 		{id: node1, wantCalls: 1},
-		{id: node1, wantCalls: 1},                                // hit
-		{id: ghost, wantErr: mapping.ErrForbidden, wantCalls: 2}, // miss, cached negatively
-		{id: ghost, wantErr: mapping.ErrForbidden, wantCalls: 2}, // negative hit
-		{advance: 11 * time.Second, id: ghost, wantErr: mapping.ErrForbidden, wantCalls: 3},
+		{id: node1, wantCalls: 1},                                 // hit
+		{id: ghost, wantErr: kubeuser.ErrForbidden, wantCalls: 2}, // miss, cached negatively
+		{id: ghost, wantErr: kubeuser.ErrForbidden, wantCalls: 2}, // negative hit
+		{advance: 11 * time.Second, id: ghost, wantErr: kubeuser.ErrForbidden, wantCalls: 3},
 		{advance: 59 * time.Minute, id: node1, wantCalls: 3}, // still fresh
 		{advance: 2 * time.Minute, id: node1, wantCalls: 4},  // expired
 	}
@@ -142,7 +143,7 @@ func TestCaching(t *testing.T) {
 func TestErrorsAreNotCached(t *testing.T) {
 	f := newFixture(t, nodes, nil)
 	f.ec2.failWith = "Unavailable"
-	if _, err := f.r.PrivateDNSName(context.Background(), node1); !errors.Is(err, mapping.ErrUnavailable) {
+	if _, err := f.r.PrivateDNSName(context.Background(), node1); !errors.Is(err, kubeuser.ErrUnavailable) {
 		t.Fatalf("error = %v, want ErrUnavailable", err)
 	}
 	f.ec2.failWith = ""
@@ -234,7 +235,7 @@ func TestBatching(t *testing.T) {
 			defer wg.Done()
 			got, err := f.r.PrivateDNSName(context.Background(), id)
 			switch {
-			case i%3 == 0 && !errors.Is(err, mapping.ErrForbidden):
+			case i%3 == 0 && !errors.Is(err, kubeuser.ErrForbidden):
 				errs <- fmt.Errorf("%s (absent) = %q, %v; want ErrForbidden", id, got, err)
 			case i%3 != 0 && (err != nil || got != "ip-"+id):
 				errs <- fmt.Errorf("%s = %q, %v", id, got, err)
@@ -269,7 +270,7 @@ func TestRateLimit(t *testing.T) {
 	}
 	// The next token is 10 s away, past the call deadline: fail fast.
 	_, err := f.r.PrivateDNSName(context.Background(), node2)
-	if !errors.Is(err, mapping.ErrUnavailable) || !strings.Contains(err.Error(), "rate limit") {
+	if !errors.Is(err, kubeuser.ErrUnavailable) || !strings.Contains(err.Error(), "rate limit") {
 		t.Fatalf("second lookup error = %v, want ErrUnavailable from the rate limiter", err)
 	}
 	if got := len(f.ec2.calls()); got != 1 {
@@ -289,7 +290,7 @@ func TestShedsWhenTooManyPending(t *testing.T) {
 		done <- err
 	}()
 	<-f.ec2.arrived
-	if _, err := f.r.PrivateDNSName(context.Background(), node2); !errors.Is(err, mapping.ErrUnavailable) {
+	if _, err := f.r.PrivateDNSName(context.Background(), node2); !errors.Is(err, kubeuser.ErrUnavailable) {
 		t.Errorf("lookup beyond MaxPending = %v, want ErrUnavailable", err)
 	}
 	close(f.ec2.gate)
@@ -312,7 +313,7 @@ func TestCallerCancellation(t *testing.T) {
 	}()
 	<-f.ec2.arrived
 	cancel()
-	if err := <-done; !errors.Is(err, mapping.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+	if err := <-done; !errors.Is(err, kubeuser.ErrUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled lookup = %v, want ErrUnavailable wrapping context.Canceled", err)
 	}
 	close(f.ec2.gate)
@@ -379,8 +380,8 @@ func TestMapperWithResolver(t *testing.T) {
 		wantErr  error
 	}{
 		"node":             {session: node1, wantUser: "system:node:" + nodes[node1]},
-		"missing instance": {session: ghost, wantErr: mapping.ErrForbidden},
-		"not an instance":  {session: "i-aaaaa", wantErr: mapping.ErrForbidden},
+		"missing instance": {session: ghost, wantErr: kubeuser.ErrForbidden},
+		"not an instance":  {session: "i-aaaaa", wantErr: kubeuser.ErrForbidden},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/outcome"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -210,8 +212,8 @@ func (o *MapOptions) Run(ctx context.Context, streams Streams) error {
 	}
 	if mapErr != nil {
 		code := 1
-		if errors.Is(mapErr, mapping.ErrUnmapped) || errors.Is(mapErr, mapping.ErrForbidden) ||
-			errors.Is(mapErr, impersonate.ErrInvalidValue) || errors.Is(mapErr, check.ErrTooManyGroups) {
+		if errors.Is(mapErr, kubeuser.ErrUnmapped) || errors.Is(mapErr, kubeuser.ErrForbidden) ||
+			errors.Is(mapErr, impersonate.ErrInvalidValue) || errors.Is(mapErr, outcome.ErrTooManyGroups) {
 			code = exitNotMapped
 		}
 		return &exitError{code: code, err: mapErr}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
@@ -111,7 +112,9 @@ func (o *mappingCheckOptions) Run(streams Streams) error {
 	if t := snap.Templates(); len(t) > 0 {
 		templates = strings.Join(t, ", ")
 	}
-	warnings := snap.Warnings()
+	// An entry over the group limit loads but every request it maps is
+	// refused (check.Decide, which serve and the map dry run share).
+	warnings := append(snap.Warnings(), snap.GroupsOver(check.MaxGroups)...)
 	fmt.Fprintf(streams.Out, "%s: ok (%s shape, sha256 %s)\n", o.File, snap.Shape(), snap.Hash())
 	fmt.Fprintf(streams.Out, "  mapRoles:    %d (%d rolearn, %d sso)\n", c.Roles+c.SSO, c.Roles, c.SSO)
 	fmt.Fprintf(streams.Out, "  mapUsers:    %d\n", c.Users)

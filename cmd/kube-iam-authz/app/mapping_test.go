@@ -3,10 +3,13 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
 )
 
 func TestMappingCheck(t *testing.T) {
@@ -20,6 +23,18 @@ func TestMappingCheck(t *testing.T) {
 	}
 	bad := write("bad.yaml", "apiVersion: v1\nkind: ConfigMap\ndata:\n  mapRoles: |\n    - rolearn: arn:aws:iam::111122223333:role/A\n      username: \"{{Session}}\"\n    - rolearn: arn:aws:iam::111122223333:user/B\n      username: b\n  mapAccounts: |\n    - \"123\"\n")
 	warn := write("warn.yaml", "mapUsers:\n  - userarn: arn:aws:iam::111122223333:role/A\n    username: a\n")
+	manyGroups := func(n int) string {
+		gs := make([]string, n)
+		for i := range gs {
+			gs[i] = fmt.Sprintf("g%02d", i)
+		}
+		return "[" + strings.Join(gs, ", ") + "]"
+	}
+	// The group limit of a request (check.MaxGroups) is the one serve and the
+	// map dry run apply: an entry over it loads, and every principal it maps
+	// is refused.
+	groups := write("groups.yaml", fmt.Sprintf("mapRoles:\n  - rolearn: arn:aws:iam::111122223333:role/AtLimit\n    username: at-limit\n    groups: %s\n  - rolearn: arn:aws:iam::111122223333:role/Over\n    username: over\n    groups: %s\n",
+		manyGroups(check.MaxGroups), manyGroups(check.MaxGroups+1)))
 	broken := write("broken.yaml", "mapRoles: |\n  - rolearn: arn:aws:iam::111122223333:role/A\n    username: a\n   - rolearn: x\n")
 	tests := map[string]struct {
 		args       []string
@@ -59,6 +74,17 @@ func TestMappingCheck(t *testing.T) {
 			wantCode: 0,
 			wantOut:  []string{"warnings:    1"},
 			wantErr:  []string{warn + ":2: warning: mapUsers[0].userarn: is a role ARN under mapUsers"},
+		},
+		"an entry over the group limit is a warning": {
+			args:     []string{"mapping", "check", groups},
+			wantCode: 0,
+			wantOut:  []string{"mapRoles:    2 (2 rolearn, 0 sso)", "dropped:     0", "warnings:    1"},
+			wantErr:  []string{fmt.Sprintf("%s:5: warning: mapRoles[1]: maps to %d groups, more than the %d a request can carry: every principal this entry maps is refused (403), never truncated", groups, check.MaxGroups+1, check.MaxGroups)},
+		},
+		"an entry over the group limit fails with --strict": {
+			args:     []string{"mapping", "check", "--strict", groups},
+			wantCode: 1,
+			wantErr:  []string{"1 warning (--strict)"},
 		},
 		"warnings fail with --strict": {
 			args:     []string{"mapping", "check", "--strict", warn},

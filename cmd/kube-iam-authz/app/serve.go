@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,15 +15,15 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
+	"github.com/kube-iam-authz/kube-iam-authz/authz"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/server"
-	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
-	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/upstream"
-	"github.com/kube-iam-authz/kube-iam-authz/authz/verify"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/kubeclient"
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
 )
 
 func newServeCommand(streams Streams) *cobra.Command {
@@ -144,11 +146,6 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		return err
 	}
 
-	verifier, err := buildVerifier(o, reg, log)
-	if err != nil {
-		return err
-	}
-
 	ec2, err := o.EC2Options.resolver(ctx, reg, log)
 	if err != nil {
 		return err
@@ -180,19 +177,25 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 	}
 
 	var clusters []check.Cluster
-	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile}}, o.Clusters...)
+	all := append([]ClusterOptions{{Name: defaultClusterName, ClusterID: o.ClusterID, MappingFile: o.MappingFile, MappingConfigMap: o.MappingConfigMap}}, o.Clusters...)
+	kube := lazyKubeClient(o.Kubeconfig, o.UpstreamTokenFile)
 	for i, c := range all {
-		// How the operator named each file: a flag, or a key of --config.
-		mappingFlag, tokenFlag := "--mapping-file", "--upstream-token-file"
+		// How the operator named each source: a flag, or a key of --config.
+		mappingFlag, configMapFlag, tokenFlag := "--mapping-file", "--mapping-configmap", "--upstream-token-file"
 		if i > 0 {
 			where := fmt.Sprintf("--config clusters[%d] (%s)", i-1, c.Name)
-			mappingFlag, tokenFlag = where+" mappingFile", where+" upstreamTokenFile"
+			mappingFlag, configMapFlag, tokenFlag = where+" mappingFile", where+" mappingConfigMap", where+" upstreamTokenFile"
 		}
 		strict := o.MappingStrict
 		if c.MappingStrict != nil {
 			strict = *c.MappingStrict
 		}
-		store, err := mapping.NewStore(mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict})
+		so := mapping.StoreOptions{Path: c.MappingFile, Name: c.Name, Logger: log, Metrics: mappingMetrics, Strict: strict, GroupLimit: check.MaxGroups}
+		namespace, name, fromCluster := strings.Cut(c.MappingConfigMap, "/")
+		if fromCluster {
+			so.Path, so.Source = "", configmap.Describe(namespace, name)
+		}
+		store, err := mapping.NewStore(so)
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", c.Name, err)
 		}
@@ -203,8 +206,24 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		// A mapping that cannot be loaded at start is fatal, with the
 		// file's own problems in the error: there is no last good mapping
 		// to keep. Health reports NOT_SERVING until every store is ready.
-		if err := store.Load(); err != nil {
-			return mappingLoadError(mappingFlag, c.MappingFile, err)
+		if fromCluster {
+			client, err := kube()
+			if err != nil {
+				return kubeClientError(configMapFlag, c.MappingConfigMap, o.Kubeconfig, err)
+			}
+			src, err := configmap.New(configmap.Options{Client: client, Namespace: namespace, Name: name, Store: store, Logger: log.With(zap.String("mapping", c.Name))})
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", configMapFlag, c.MappingConfigMap, err)
+			}
+			// The informer runs until ctx ends (shutdown).
+			if err := src.Start(ctx); err != nil {
+				return configMapLoadError(configMapFlag, c.MappingConfigMap, err)
+			}
+		} else {
+			if err := store.Load(); err != nil {
+				return mappingLoadError(mappingFlag, c.MappingFile, err)
+			}
+			background = append(background, store.Run)
 		}
 		cl := check.Cluster{Name: c.Name, ID: c.ClusterID, Mapper: mapper, Ready: store.Ready}
 		if c.UpstreamTokenFile != "" {
@@ -213,7 +232,6 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 			}
 		}
 		clusters = append(clusters, cl)
-		background = append(background, store.Run)
 		stores = append(stores, store)
 	}
 
@@ -226,25 +244,33 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 			return fmt.Errorf("--allow-impersonation: %w", err)
 		}
 	}
-	authz, err := check.New(check.Options{
-		Verifier:                verifier,
-		Clusters:                clusters,
-		Upstream:                bearer,
-		Logger:                  log,
-		Registerer:              reg,
-		AllowImpersonation:      o.AllowImpersonation,
-		Reviewer:                reviewer,
-		PassthroughNonAWSTokens: o.PassthroughNonAWSTokens,
-		LogCacheHits:            o.LogCacheHits,
-		HitSummaryInterval:      o.LogCacheHitInterval.Duration,
+	// The request path (authz/path.go; authz/doc.go walks it): Check →
+	// verification cache → token parse + STS → the clusters' mappers → the
+	// response. The mapping sources, token files and reviewer above are this
+	// command's choices; the path is assembled in one place.
+	checker, err := authz.New(authz.Options{
+		Token: o.tokenOptions(),
+		STS:   o.stsOptions(),
+		Cache: o.cacheOptions(),
+		Check: check.Options{
+			Clusters:                clusters,
+			Upstream:                bearer,
+			Logger:                  log,
+			Registerer:              reg,
+			AllowImpersonation:      o.AllowImpersonation,
+			Reviewer:                reviewer,
+			PassthroughNonAWSTokens: o.PassthroughNonAWSTokens,
+			LogCacheHits:            o.LogCacheHits,
+			HitSummaryInterval:      o.LogCacheHitInterval.Duration,
+		},
 	})
 	if err != nil {
 		return err
 	}
-	background = append(background, authz.RunCacheHitSummary)
+	background = append(background, checker.RunCacheHitSummary)
 	// The hits counted since the last summary line, written once the server has
 	// drained (before the log is flushed and closed).
-	defer authz.FlushCacheHits()
+	defer checker.FlushCacheHits()
 
 	log.Info("starting",
 		zap.String("version", build.Version), zap.String("commit", build.Commit), zap.String("go_version", build.GoVersion),
@@ -260,7 +286,7 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		HTTPAddr:      o.HTTPListen,
 		TLSCertFile:   o.GRPCTLSCert,
 		TLSKeyFile:    o.GRPCTLSKey,
-		Authorizer:    authz,
+		Authorizer:    checker,
 		Gatherer:      reg,
 		Registerer:    reg,
 		Logger:        log,
@@ -268,32 +294,6 @@ func runServe(ctx context.Context, o *ServeOptions, logOut io.Writer) error {
 		Background:    background,
 		ReadyDetail:   func() []string { return mappingStatus(stores) },
 	})
-}
-
-// buildVerifier is parser + STS client, behind the verification cache.
-func buildVerifier(o *ServeOptions, reg prometheus.Registerer, log *zap.Logger) (check.Verifier, error) {
-	parser, err := token.NewParser(o.tokenOptions())
-	if err != nil {
-		return nil, err
-	}
-	stsMetrics, err := sts.NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	so := o.stsOptions()
-	so.Metrics = stsMetrics
-	client, err := sts.New(so)
-	if err != nil {
-		return nil, err
-	}
-	cacheMetrics, err := cache.NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	co := o.cacheOptions()
-	co.Metrics = cacheMetrics
-	co.Logger = log
-	return cache.New(check.ObserveUpstream(verify.New(parser, client)), co)
 }
 
 // flightTimeout bounds the verification shared by concurrent cache misses:
@@ -317,4 +317,18 @@ func mappingStatus(stores []*mapping.Store) []string {
 			st.Name(), s.Result, s.At.UTC().Format(time.RFC3339), s.Error, s.SHA256))
 	}
 	return out
+}
+
+// lazyKubeClient builds the Kubernetes client of --mapping-configmap on
+// first use, once, so that a server reading only files needs no cluster
+// credentials: from --kubeconfig, else the pod's API server address and CA
+// with the proxy's own token (--upstream-token-file) or the service account.
+func lazyKubeClient(kubeconfig, tokenFile string) func() (kubernetes.Interface, error) {
+	return sync.OnceValues(func() (kubernetes.Interface, error) {
+		cfg, err := kubeclient.Config(kubeconfig, tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		return kubeclient.NewClientset(cfg)
+	})
 }

@@ -187,15 +187,19 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 // suggest names the known key closest to a typo, if one is close (a few
 // edits away, or the typo is the start of it: mapping for mappingFile).
 func suggest(key string, known map[string]reflect.Type) string {
-	best, bestDist := "", 3
+	// A prefix of a known key (4+ letters) counts as distance 1; among
+	// equals, the nearer spelling wins ("mapping" is "mappingFile" rather
+	// than "mappingConfigMap").
+	best, bestDist, bestRaw := "", 3, 0
 	lower := strings.ToLower(key)
 	for _, k := range slices.Sorted(maps.Keys(known)) {
-		d := editDistance(lower, strings.ToLower(k))
+		raw := editDistance(lower, strings.ToLower(k))
+		d := raw
 		if len(lower) >= 4 && strings.HasPrefix(strings.ToLower(k), lower) {
 			d = 1
 		}
-		if d < bestDist {
-			best, bestDist = k, d
+		if d < bestDist || (d == bestDist && best != "" && raw < bestRaw) {
+			best, bestDist, bestRaw = k, d, raw
 		}
 	}
 	if best == "" {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/kube-iam-authz/kube-iam-authz/mapping"
+	"github.com/kube-iam-authz/kube-iam-authz/mapping/configmap"
 )
 
 // Start-up errors of serve name the flag and the fix, on one line, with each
@@ -39,6 +41,35 @@ func mappingLoadError(flag, path string, err error) error {
 	default:
 		return fmt.Errorf("%s %s cannot be used: %v", flag, path, rootCause(err))
 	}
+}
+
+// configMapLoadError explains why the mapping ConfigMap named by flag (the
+// flag or config key) did not load at start.
+func configMapLoadError(flag, ref string, err error) error {
+	ns, name, _ := strings.Cut(ref, "/")
+	// The source's errors start with its own name; the flag names it here.
+	detail := strings.TrimPrefix(err.Error(), configmap.Describe(ns, name)+": ")
+	var perr *mapping.ParseError
+	switch {
+	case errors.Is(err, configmap.ErrNotFound):
+		return fmt.Errorf("%s %s does not exist: create it (kubectl apply -f aws-auth.yaml) or fix the name", flag, ref)
+	case errors.Is(err, configmap.ErrForbidden):
+		return fmt.Errorf("%s %s: %s: grant the proxy get, list and watch on that ConfigMap (examples/kubernetes/rbac.yaml, Role kube-iam-authz-aws-auth)", flag, ref, detail)
+	case errors.As(err, &perr) && len(perr.Problems) > 0:
+		return fmt.Errorf("%s %s is not a valid aws-auth mapping (%d %s, first: %s): fix it; kubectl get configmap -n %s %s -o yaml > aws-auth.yaml && kube-iam-authz mapping check --mapping-file aws-auth.yaml lists every one",
+			flag, ref, len(perr.Problems), plural(len(perr.Problems), "problem"), perr.Problems[0], ns, name)
+	default:
+		return fmt.Errorf("%s %s cannot be read: %s", flag, ref, detail)
+	}
+}
+
+// kubeClientError explains a Kubernetes client that cannot be built for
+// the mapping ConfigMap named by flag.
+func kubeClientError(flag, ref, kubeconfig string, err error) error {
+	if kubeconfig != "" {
+		return fmt.Errorf("%s %s: --kubeconfig %s: %v: give a readable kubeconfig, or drop --kubeconfig to use the in-cluster API server", flag, ref, kubeconfig, rootCause(err))
+	}
+	return fmt.Errorf("%s %s: no Kubernetes API client: %v: run in a pod or give --kubeconfig", flag, ref, err)
 }
 
 // checkSTSCAFile reads --sts-ca-file the way the STS client will, to report

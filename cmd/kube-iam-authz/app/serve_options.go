@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/check"
@@ -55,6 +56,9 @@ type ServeOptions struct {
 
 	ClusterID   string `json:"cluster-id"`
 	MappingFile string `json:"mapping-file"`
+	// MappingConfigMap reads the mapping from the cluster's own ConfigMap
+	// NAMESPACE/NAME instead of MappingFile.
+	MappingConfigMap string `json:"mapping-configmap"`
 	// MappingStrict refuses a mapping file with any error instead of
 	// dropping the invalid entries (all-or-nothing).
 	MappingStrict bool `json:"mapping-strict"`
@@ -78,7 +82,9 @@ type ServeOptions struct {
 
 	EC2Options
 
-	AllowImpersonation      bool            `json:"allow-impersonation"`
+	AllowImpersonation bool `json:"allow-impersonation"`
+	// Kubeconfig configures the Kubernetes API client of
+	// AllowImpersonation and MappingConfigMap; empty: in-cluster.
 	Kubeconfig              string          `json:"kubeconfig"`
 	SARTimeout              metav1.Duration `json:"sar-timeout"`
 	SARCacheTTL             metav1.Duration `json:"sar-cache-ttl"`
@@ -99,6 +105,9 @@ type ClusterOptions struct {
 	ClusterID string `json:"clusterID"`
 	// MappingFile is this cluster's aws-auth file.
 	MappingFile string `json:"mappingFile"`
+	// MappingConfigMap is this cluster's aws-auth ConfigMap NAMESPACE/NAME,
+	// instead of MappingFile (read with --kubeconfig or in-cluster).
+	MappingConfigMap string `json:"mappingConfigMap,omitempty"`
 	// MappingStrict overrides --mapping-strict for this cluster's file.
 	MappingStrict *bool `json:"mappingStrict,omitempty"`
 	// UpstreamTokenFile is this cluster's own proxy token file; empty uses
@@ -134,7 +143,8 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.GRPCTLSKey, "grpc-tls-key", o.GRPCTLSKey, "PEM private key `FILE` for TLS on the gRPC listener (with --grpc-tls-cert).")
 	fs.StringVar(&o.HTTPListen, "http-listen", o.HTTPListen, "Listen `ADDR` for the HTTP server serving /metrics, /healthz and /readyz.")
 	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "Required. Cluster `ID` tokens must be signed for (x-k8s-aws-id), for routes without context_extensions.")
-	fs.StringVar(&o.MappingFile, "mapping-file", o.MappingFile, "Required. aws-auth mapping `FILE` (ConfigMap YAML, its data, or kubectl get -o json/yaml output); reloaded when it changes.")
+	fs.StringVar(&o.MappingFile, "mapping-file", o.MappingFile, "aws-auth mapping `FILE` (ConfigMap YAML, its data, or kubectl get -o json/yaml output); reloaded when it changes. This or --mapping-configmap is required.")
+	fs.StringVar(&o.MappingConfigMap, "mapping-configmap", o.MappingConfigMap, "Read the mapping from the cluster's own ConfigMap `NAMESPACE/NAME` (e.g. kube-system/aws-auth), watched with an informer on that one object, instead of --mapping-file. Per cluster in --config: mappingConfigMap.")
 	fs.BoolVar(&o.MappingStrict, "mapping-strict", o.MappingStrict, "Refuse a mapping file with any error (keeping the last good one) instead of dropping each entry that is invalid on its own, which is what aws-iam-authenticator does and the default. Per cluster in --config: mappingStrict.")
 	fs.StringVar(&o.Partition, "partition", o.Partition, "AWS partition of the STS endpoints tokens may be signed for.")
 	fs.StringSliceVar(&o.STSRegions, "sts-regions", o.STSRegions, "Restrict accepted STS endpoints to these regions (comma-separated; the global endpoint counts as us-east-1). Default: every region of the partition.")
@@ -149,7 +159,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.CacheNegativeTTL.Duration, "cache-negative-ttl", o.CacheNegativeTTL.Duration, "How long a token STS or the parser definitively rejected is remembered (throttling and outages are never cached).")
 	o.EC2Options.AddFlags(fs)
 	fs.BoolVar(&o.AllowImpersonation, "allow-impersonation", o.AllowImpersonation, "Accept client Impersonate-* headers (kubectl --as) with an AWS token: each requested user, group, uid and extra is authorized for the mapped caller with a SubjectAccessReview, as the API server would. Off: any Impersonate-* header is a 403.")
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig `FILE` for the SubjectAccessReviews of --allow-impersonation (default: the in-cluster API server address and CA, with the --upstream-token-file token if set, else the pod's service account token).")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig `FILE` for the Kubernetes API calls: the SubjectAccessReviews of --allow-impersonation and the ConfigMap of --mapping-configmap (default: the in-cluster API server address and CA, with the --upstream-token-file token if set, else the pod's service account token).")
 	fs.DurationVar(&o.SARTimeout.Duration, "sar-timeout", o.SARTimeout.Duration, "Deadline of one SubjectAccessReview; a review that fails or times out is a 503, never an allow.")
 	fs.DurationVar(&o.SARCacheTTL.Duration, "sar-cache-ttl", o.SARCacheTTL.Duration, "How long a SubjectAccessReview answer (allowed or denied) is reused for the same caller and attribute.")
 	fs.BoolVar(&o.PassthroughNonAWSTokens, "passthrough-non-aws-tokens", o.PassthroughNonAWSTokens, "Forward a bearer token that is not a k8s-aws-v1 token (service account, OIDC) untouched, with the client's own Impersonate-* headers, for the API server to authenticate. Off: such a token is a 401. Needs --upstream-token-file: never use it with a client certificate on Envoy's upstream, which the API server would trust first.")
@@ -179,8 +189,8 @@ func (o *ServeOptions) Validate() error {
 	if o.ClusterID == "" {
 		add("--cluster-id is required")
 	}
-	if o.MappingFile == "" {
-		add("--mapping-file is required")
+	if err := mappingSource("--mapping-file", o.MappingFile, "--mapping-configmap", o.MappingConfigMap); err != nil {
+		add("%w", err)
 	}
 	names := map[string]bool{defaultClusterName: true}
 	ids := map[string]bool{o.ClusterID: true}
@@ -201,8 +211,8 @@ func (o *ServeOptions) Validate() error {
 		case ids[c.ClusterID]:
 			add("%s: clusterID %q is already used", where, c.ClusterID)
 		}
-		if c.MappingFile == "" {
-			add("%s: mappingFile is required", where)
+		if err := mappingSource("mappingFile", c.MappingFile, "mappingConfigMap", c.MappingConfigMap); err != nil {
+			add("%s: %w", where, err)
 		}
 		names[c.Name], ids[c.ClusterID] = true, true
 	}
@@ -255,8 +265,8 @@ func (o *ServeOptions) Validate() error {
 	if o.PassthroughNonAWSTokens && o.UpstreamTokenFile == "" {
 		add("--passthrough-non-aws-tokens needs --upstream-token-file: with mTLS to the API server the proxy's certificate, not the client's token, would authenticate a passed-through request")
 	}
-	if o.Kubeconfig != "" && !o.AllowImpersonation {
-		add("--kubeconfig is only used with --allow-impersonation")
+	if o.Kubeconfig != "" && !o.AllowImpersonation && !o.usesConfigMap() {
+		add("--kubeconfig is only used with --allow-impersonation or --mapping-configmap")
 	}
 	if _, err := zapcore.ParseLevel(o.LogLevel); err != nil {
 		add("--log-level %q: want debug, info, warn or error", o.LogLevel)
@@ -270,21 +280,32 @@ func (o *ServeOptions) Validate() error {
 	return errors.Join(errs...)
 }
 
+// usesConfigMap: some cluster reads its mapping from the API server.
+func (o *ServeOptions) usesConfigMap() bool {
+	if o.MappingConfigMap != "" {
+		return true
+	}
+	for _, c := range o.Clusters {
+		if c.MappingConfigMap != "" {
+			return true
+		}
+	}
+	return false
+}
+
 func (o *ServeOptions) tokenOptions() token.Options {
 	return token.Options{Partition: o.Partition, Regions: o.STSRegions}
 }
 
-// cacheOptions: only definitive rejections are cached negatively; while STS
-// fails transiently, identities already verified are served until their
-// tokens expire.
+// cacheOptions: the bounds from the flags. Which errors are cached
+// negatively and which are ridden out with an earlier identity is the cache's
+// own policy, read from the one error table (authz/outcome).
 func (o *ServeOptions) cacheOptions() cache.Options {
 	return cache.Options{
-		MaxEntries:        o.CacheMaxEntries,
-		MaxTTL:            o.CacheTTL.Duration,
-		NegativeTTL:       o.CacheNegativeTTL.Duration,
-		FlightTimeout:     flightTimeout(o.STSTimeout.Duration),
-		IsCacheableError:  check.IsDefinitiveRejection,
-		ServeStaleOnError: check.IsTransientFailure,
+		MaxEntries:    o.CacheMaxEntries,
+		MaxTTL:        o.CacheTTL.Duration,
+		NegativeTTL:   o.CacheNegativeTTL.Duration,
+		FlightTimeout: flightTimeout(o.STSTimeout.Duration),
 	}
 }
 
@@ -301,6 +322,32 @@ func (o *ServeOptions) stsOptions() sts.Options {
 		RateLimit: o.STSRateLimit,
 		RateBurst: burst,
 	}
+}
+
+// mappingSource checks that exactly one mapping source is set (fileKey and
+// configMapKey name them as the operator wrote them: flags or --config keys)
+// and that a ConfigMap is named NAMESPACE/NAME with valid Kubernetes names.
+func mappingSource(fileKey, file, configMapKey, configMap string) error {
+	switch {
+	case file == "" && configMap == "":
+		return fmt.Errorf("%s or %s is required", fileKey, configMapKey)
+	case file != "" && configMap != "":
+		return fmt.Errorf("%s and %s are exclusive: set only one", fileKey, configMapKey)
+	case configMap == "":
+		return nil
+	}
+	ns, name, ok := strings.Cut(configMap, "/")
+	if !ok {
+		return fmt.Errorf("%s %q: want NAMESPACE/NAME (e.g. kube-system/aws-auth)", configMapKey, configMap)
+	}
+	var errs []error
+	for _, msg := range validation.IsDNS1123Label(ns) {
+		errs = append(errs, fmt.Errorf("%s %q: namespace %q: %s", configMapKey, configMap, ns, msg))
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(name) {
+		errs = append(errs, fmt.Errorf("%s %q: name %q: %s", configMapKey, configMap, name, msg))
+	}
+	return errors.Join(errs...)
 }
 
 // reviewer builds the SubjectAccessReview client behind its cache.

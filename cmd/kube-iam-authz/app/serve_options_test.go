@@ -281,6 +281,16 @@ clusters:
   - name: a
     clusterID: x
     mappingFile: a.yaml
+  - name: both
+    clusterID: both
+    mappingFile: b.yaml
+    mappingConfigMap: kube-system/aws-auth
+  - name: bad-cm
+    clusterID: bad-cm
+    mappingConfigMap: Kube_System/aws-auth
+  - name: no-slash
+    clusterID: no-slash
+    mappingConfigMap: aws-auth
 `)
 	o, err := parseServe(t, "--config", cfg,
 		"--grpc-listen", "nope", "--http-listen", "127.0.0.1:9090", "--grpc-tls-cert", "c.pem",
@@ -296,15 +306,17 @@ clusters:
 		t.Fatal("Validate accepted everything")
 	}
 	for _, want := range []string{
-		"--grpc-listen", "--grpc-tls-cert and --grpc-tls-key", "--cluster-id is required", "--mapping-file is required",
-		`name "default" is already used`, "clusterID is required", "mappingFile is required", `name "a" is already used`,
+		"--grpc-listen", "--grpc-tls-cert and --grpc-tls-key", "--cluster-id is required", "--mapping-file or --mapping-configmap is required",
+		`name "default" is already used`, "clusterID is required", "mappingFile or mappingConfigMap is required",
+		"clusters[3] (both): mappingFile and mappingConfigMap are exclusive: set only one", `clusters[4] (bad-cm): mappingConfigMap "Kube_System/aws-auth": namespace "Kube_System"`,
+		`clusters[5] (no-slash): mappingConfigMap "aws-auth": want NAMESPACE/NAME`, `name "a" is already used`,
 		`clusterID "x" is already used`, "--partition", "--sts-endpoint", "--sts-timeout", "--sts-rate-limit",
 		"--cache-max-entries", "--cache-ttl 20m0s: at most 15m0s", "--cache-negative-ttl", "--log-level", "--shutdown-grace", "--log-cache-hit-interval",
-		"--sar-timeout", "--sar-cache-ttl", "--kubeconfig is only used with --allow-impersonation",
+		"--sar-timeout", "--sar-cache-ttl",
 		"--passthrough-non-aws-tokens needs --upstream-token-file",
 	} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate error lacks %q", want)
+			t.Errorf("Validate error lacks %q in:\n%v", want, err)
 		}
 	}
 }
@@ -360,5 +372,38 @@ func TestServeImpersonationFlags(t *testing.T) {
 	if !o.AllowImpersonation || !o.PassthroughNonAWSTokens || o.Kubeconfig != "/etc/kube/config" ||
 		o.SARTimeout.Duration != time.Second || o.SARCacheTTL.Duration != 3*time.Second {
 		t.Errorf("options %+v", o)
+	}
+}
+
+// TestServeKubeconfigNeedsAUse: --kubeconfig alone is a mistake (the
+// operator believes something talks to the API server that does not).
+func TestServeKubeconfigNeedsAUse(t *testing.T) {
+	cmConfig := writeTemp(t, "config.yaml", "clusters:\n  - name: b\n    clusterID: b\n    mappingConfigMap: kube-system/aws-auth\n")
+	tests := map[string]struct {
+		args    []string
+		wantErr string
+	}{
+		"alone": {
+			args:    []string{"--mapping-file", "m"},
+			wantErr: "--kubeconfig is only used with --allow-impersonation or --mapping-configmap",
+		},
+		"for --allow-impersonation":                 {args: []string{"--mapping-file", "m", "--allow-impersonation"}},
+		"for --mapping-configmap":                   {args: []string{"--mapping-configmap", "kube-system/aws-auth"}},
+		"for a --config cluster's mappingConfigMap": {args: []string{"--mapping-file", "m", "--config", cmConfig}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			o, err := parseServe(t, append([]string{"--cluster-id", "c", "--kubeconfig", "/k"}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = o.Validate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("Validate: %v", err)
+			case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr):
+				t.Errorf("Validate: %v, want %q", err, tc.wantErr)
+			}
+		})
 	}
 }

@@ -263,7 +263,7 @@ func TestServeStartupFailures(t *testing.T) {
 	}{
 		"missing required flags": {
 			args:     nil,
-			wantLine: "--cluster-id is required\n--mapping-file is required",
+			wantLine: "--cluster-id is required\n--mapping-file or --mapping-configmap is required",
 		},
 		"missing mapping file": {
 			args:     []string{"--cluster-id", "c", "--mapping-file", "/nonexistent/aws-auth.yaml"},
@@ -324,6 +324,15 @@ func TestServeStartupFailures(t *testing.T) {
 			args:     []string{"--cluster-id", "c", "--mapping-file", good, "--allow-impersonation", "--kubeconfig", "/nonexistent/kubeconfig"},
 			wantLine: "--kubeconfig /nonexistent/kubeconfig (for --allow-impersonation): no such file or directory: give a readable kubeconfig, or drop --kubeconfig to use the in-cluster API server",
 			path:     "/nonexistent/kubeconfig",
+		},
+		"configmap without a usable kubeconfig": {
+			args:     []string{"--cluster-id", "c", "--mapping-configmap", "kube-system/aws-auth", "--kubeconfig", "/nonexistent/kubeconfig"},
+			wantLine: "--mapping-configmap kube-system/aws-auth: --kubeconfig /nonexistent/kubeconfig: no such file or directory: give a readable kubeconfig, or drop --kubeconfig to use the in-cluster API server",
+			path:     "/nonexistent/kubeconfig",
+		},
+		"configmap outside a pod without a kubeconfig": {
+			args:     []string{"--cluster-id", "c", "--mapping-configmap", "kube-system/aws-auth"},
+			wantLine: "--mapping-configmap kube-system/aws-auth: no Kubernetes API client: unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined: run in a pod or give --kubeconfig",
 		},
 	}
 	for name, tc := range tests {

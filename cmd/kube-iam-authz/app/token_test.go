@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil/stsfixture"
 )
 
 // awsTestEnv isolates the AWS SDK from the machine: empty config files, no
@@ -34,8 +35,8 @@ func awsTestEnv(t *testing.T) (home string) {
 		"AWS_CONFIG_FILE":             empty,
 		"AWS_SHARED_CREDENTIALS_FILE": empty,
 		"AWS_EC2_METADATA_DISABLED":   "true",
-		"AWS_ACCESS_KEY_ID":           "AKIAIOSFODNN7EXAMPLE",
-		"AWS_SECRET_ACCESS_KEY":       "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"AWS_ACCESS_KEY_ID":           stsfixture.ExampleAccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":       stsfixture.ExampleSecretAccessKey,
 		"AWS_SESSION_TOKEN":           "",
 		"AWS_REGION":                  "",
 		"AWS_DEFAULT_REGION":          "",
@@ -99,22 +100,22 @@ func TestTokenCommand(t *testing.T) {
 	}{
 		"defaults: us-east-1, v1beta1": {
 			args:           []string{"token", "--cluster-id", "prod"},
-			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.us-east-1.amazonaws.com", wantAKID: "AKIAIOSFODNN7EXAMPLE",
+			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.us-east-1.amazonaws.com", wantAKID: stsfixture.ExampleAccessKeyID,
 		},
 		"region flag": {
 			args:           []string{"token", "--cluster-id", "prod", "--region", "eu-west-1"},
 			env:            map[string]string{"AWS_REGION": "us-west-2"},
-			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.eu-west-1.amazonaws.com", wantAKID: "AKIAIOSFODNN7EXAMPLE",
+			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.eu-west-1.amazonaws.com", wantAKID: stsfixture.ExampleAccessKeyID,
 		},
 		"region from SDK config": {
 			args:           []string{"token", "--cluster-id", "prod"},
 			env:            map[string]string{"AWS_REGION": "us-west-2"},
-			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.us-west-2.amazonaws.com", wantAKID: "AKIAIOSFODNN7EXAMPLE",
+			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.us-west-2.amazonaws.com", wantAKID: stsfixture.ExampleAccessKeyID,
 		},
 		"FIPS from SDK config": {
 			args:           []string{"token", "--cluster-id", "prod", "--region", "us-east-2"},
 			env:            map[string]string{"AWS_USE_FIPS_ENDPOINT": "true"},
-			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts-fips.us-east-2.amazonaws.com", wantAKID: "AKIAIOSFODNN7EXAMPLE",
+			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts-fips.us-east-2.amazonaws.com", wantAKID: stsfixture.ExampleAccessKeyID,
 		},
 		"session token": {
 			args: []string{"token", "--cluster-id", "prod", "--region", "us-west-2"},
@@ -127,17 +128,17 @@ func TestTokenCommand(t *testing.T) {
 		"exec info v1": {
 			args:           []string{"token", "--cluster-id", "prod"},
 			env:            map[string]string{"KUBERNETES_EXEC_INFO": `{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}`},
-			wantAPIVersion: "client.authentication.k8s.io/v1", wantHost: "sts.us-east-1.amazonaws.com", wantAKID: "AKIAIOSFODNN7EXAMPLE",
+			wantAPIVersion: "client.authentication.k8s.io/v1", wantHost: "sts.us-east-1.amazonaws.com", wantAKID: stsfixture.ExampleAccessKeyID,
 		},
 		"exec info v1beta1": {
 			args:           []string{"token", "--cluster-id", "prod"},
 			env:            map[string]string{"KUBERNETES_EXEC_INFO": `{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{"interactive":true}}`},
-			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.us-east-1.amazonaws.com", wantAKID: "AKIAIOSFODNN7EXAMPLE",
+			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.us-east-1.amazonaws.com", wantAKID: stsfixture.ExampleAccessKeyID,
 		},
 		"exec info malformed": {
 			args:           []string{"token", "--cluster-id", "prod"},
 			env:            map[string]string{"KUBERNETES_EXEC_INFO": `{"apiVersion":`},
-			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.us-east-1.amazonaws.com", wantAKID: "AKIAIOSFODNN7EXAMPLE",
+			wantAPIVersion: "client.authentication.k8s.io/v1beta1", wantHost: "sts.us-east-1.amazonaws.com", wantAKID: stsfixture.ExampleAccessKeyID,
 		},
 		"profile from the shared files": {
 			args: []string{"token", "--cluster-id", "prod", "--profile", "dev"},

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil/stsfixture"
 )
 
 // cacheRun runs `token --cache` at now with home as the home directory.
@@ -57,7 +59,7 @@ func TestTokenCacheFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(raw), "wJalrXUtnFEMI") || !strings.Contains(string(raw), first.Status.Token) {
+	if strings.Contains(string(raw), stsfixture.ExampleSecretAccessKey) || !strings.Contains(string(raw), first.Status.Token) {
 		t.Errorf("cache file holds a secret key or not the token: %s", raw)
 	}
 }
@@ -91,7 +93,7 @@ func TestTokenCacheReuseAndExpiry(t *testing.T) {
 			first, _ := cacheRun(t, home, t0)
 			if tc.profile {
 				writeFile(t, filepath.Join(home, "credentials"),
-					"[x]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n")
+					"[x]\naws_access_key_id = "+stsfixture.ExampleAccessKeyID+"\naws_secret_access_key = "+stsfixture.ExampleSecretAccessKey+"\n")
 				t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(home, "credentials"))
 			}
 			if strings.HasPrefix(name, "other access key") {

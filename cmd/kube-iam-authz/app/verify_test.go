@@ -5,37 +5,24 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kube-iam-authz/kube-iam-authz/integration/stsfake"
+	"github.com/kube-iam-authz/kube-iam-authz/internal/testutil/stsfixture"
 )
 
 func TestVerifyCommand(t *testing.T) {
 	const (
-		account    = "111122223333"
+		account    = stsfixture.Account
 		ourCluster = "cluster-a"
 	)
-	userCreds := stsfake.Credentials{AccessKeyID: "AKIAUSEREXAMPLE00001", SecretAccessKey: "user/secret"}
-	roleCreds := stsfake.Credentials{AccessKeyID: "ASIAROLEEXAMPLE00001", SecretAccessKey: "role/secret", SessionToken: "session/token=="}
-	user := stsfake.IAMUser(account, "alice", userCreds)
-	role := stsfake.AssumedRole(account, "Dev", "bob", roleCreds)
-	fake, err := stsfake.New(stsfake.Options{Principals: []stsfake.Principal{user, role}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := fake.Start(stsfake.ServeOptions{TLS: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = run.Close() })
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, run.CAPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	userCreds, roleCreds := stsfixture.UserCredentials(), stsfixture.RoleCredentials()
+	principals := stsfixture.Principals()
+	user, role := principals[0], principals[1]
+	standIn := stsfixture.Start(t, nil, principals...)
+	fake, run, caFile := standIn.Server, standIn.Running, standIn.CAFile
 
 	ctx := context.Background()
 	sdkRole, err := stsfake.SDKPresignToken(ctx, roleCreds, "eu-west-1", ourCluster)

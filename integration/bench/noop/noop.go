@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	envoyconfig "github.com/kube-iam-authz/kube-iam-authz/envoy"
+	"github.com/kube-iam-authz/kube-iam-authz/envoy"
 )
 
 // Answer is the fixed identity the no-op server impersonates. Its shape
@@ -50,10 +50,10 @@ func New(a Answer) *Server {
 		}
 	}
 	md := map[string]*structpb.Value{
-		envoyconfig.MetadataDecisionID: structpb.NewStringValue("0000000000000000"),
+		envoy.MetadataDecisionID: structpb.NewStringValue("0000000000000000"),
 	}
 	for i, g := range a.Groups {
-		md[envoyconfig.GroupSlotKey(i)] = structpb.NewStringValue(g)
+		md[envoy.GroupSlotKey(i)] = structpb.NewStringValue(g)
 	}
 	var headers []*corev3.HeaderValueOption
 	for _, h := range a.Headers {

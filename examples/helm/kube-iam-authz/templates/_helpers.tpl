@@ -43,14 +43,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* The mapping ConfigMap and key serve reads. */}}
+{{/* The mapping ConfigMap mounted as a file, and its key; empty for source=cluster. */}}
 {{- define "kube-iam-authz.mappingConfigMap" -}}
 {{- if eq .Values.awsAuth.source "values" }}
 {{- printf "%s-aws-auth" (include "kube-iam-authz.fullname" .) }}
 {{- else if eq .Values.awsAuth.source "existingConfigMap" }}
 {{- required "awsAuth.existingConfigMap.name is required with awsAuth.source=existingConfigMap" .Values.awsAuth.existingConfigMap.name }}
 {{- else if eq .Values.awsAuth.source "cluster" }}
-{{- fail (printf "awsAuth.source=cluster (reading %s through the API) needs serve --mapping-configmap, which this chart version does not wire yet; use awsAuth.source=values or existingConfigMap" .Values.awsAuth.clusterConfigMap) }}
 {{- else }}
 {{- fail (printf "awsAuth.source %q: want values, existingConfigMap or cluster" .Values.awsAuth.source) }}
 {{- end }}
@@ -62,4 +61,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- else }}
 {{- "aws-auth.yaml" }}
 {{- end }}
+{{- end }}
+
+{{/* source=cluster: the NAMESPACE and NAME of the ConfigMap read through the API. */}}
+{{- define "kube-iam-authz.clusterConfigMapNamespace" -}}
+{{- $parts := splitList "/" (required "awsAuth.clusterConfigMap is required with awsAuth.source=cluster" .Values.awsAuth.clusterConfigMap) }}
+{{- if ne (len $parts) 2 }}
+{{- fail (printf "awsAuth.clusterConfigMap %q: want NAMESPACE/NAME, e.g. kube-system/aws-auth" .Values.awsAuth.clusterConfigMap) }}
+{{- end }}
+{{- index $parts 0 }}
+{{- end }}
+
+{{- define "kube-iam-authz.clusterConfigMapName" -}}
+{{- index (splitList "/" .Values.awsAuth.clusterConfigMap) 1 }}
 {{- end }}

@@ -1,9 +1,10 @@
-package check
+package outcome
 
 import "errors"
 
-// Sentinel errors for problems the Check service finds itself, before any
-// verification. status.go maps each to an HTTP status.
+// Sentinel errors for problems the Check service (authz/check) finds itself,
+// before or after verification. They live beside the table (table.go) that
+// maps each to a response.
 var (
 	// ErrNoToken: the request has no Authorization header.
 	ErrNoToken = errors.New("no Authorization header")
@@ -27,7 +28,7 @@ var (
 	// ErrImpersonationHeader: the client sent a header starting with
 	// Impersonate- and the server runs without --allow-impersonation.
 	// (With it, the headers are authorized with SubjectAccessReviews and
-	// passed on: impersonation.go.) Stripping it and adding ours is unsafe: Envoy applies
+	// passed on: authz/check/impersonation.go.) Stripping it and adding ours is unsafe: Envoy applies
 	// headers_to_remove after header mutations (set, add, append, remove),
 	// so removing impersonate-* would also delete the headers we add, and
 	// adding without removing lets the API server union client groups with
@@ -43,6 +44,10 @@ var (
 	// ErrTooManyGroups: the user has more groups than the Envoy route has
 	// Impersonate-Group slots (MaxGroups).
 	ErrTooManyGroups = errors.New("more groups than the proxy can pass on")
+	// ErrImpersonationDenied: a SubjectAccessReview refused an attribute the
+	// client asked to impersonate; authz/check's ImpersonationDeniedError
+	// wraps it with the API server's own Status body.
+	ErrImpersonationDenied = errors.New("impersonation not allowed")
 	// ErrInternal: a panic or a bug; never an OK.
 	ErrInternal = errors.New("internal error")
 )

@@ -1,9 +1,7 @@
-package check
+package outcome
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 
 	"google.golang.org/grpc/codes"
@@ -11,58 +9,37 @@ import (
 
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
+	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sar"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/sts"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/token"
-	"github.com/kube-iam-authz/kube-iam-authz/mapping"
 )
 
-// outcome is one row of the decision table: what a class of error becomes
-// on the wire, in metrics and for the client.
-type outcome struct {
-	// err is the sentinel matched with errors.Is; nil for the OK row.
-	err error
-	// httpCode is the status Envoy sends the client.
-	httpCode int
-	// reason is the Kubernetes Status reason in the body.
-	reason metav1.StatusReason
-	// label is the metric "reason" label and the log "reason" field; a
-	// closed set, one per row.
-	label string
-	// message is what the client reads. It says what to fix without
-	// echoing any detail (the detail is logged): no ARN, no STS error text,
-	// no token.
-	message string
-	// grpcCode is the CheckResponse status code. Envoy denies on anything
-	// but OK; the code only helps someone reading a gRPC trace.
-	grpcCode codes.Code
-}
+// rowOK is the allowed decision.
+var rowOK = &Outcome{httpCode: http.StatusOK, label: "ok", grpcCode: codes.OK}
 
-// outcomeOK is the allowed decision.
-var outcomeOK = &outcome{httpCode: http.StatusOK, label: "ok", grpcCode: codes.OK}
-
-// outcomeImpersonated is an allowed nested impersonation (kubectl --as),
+// rowImpersonated is an allowed nested impersonation (kubectl --as),
 // every requested attribute authorized by a SubjectAccessReview.
-var outcomeImpersonated = &outcome{httpCode: http.StatusOK, label: "impersonated", grpcCode: codes.OK}
+var rowImpersonated = &Outcome{httpCode: http.StatusOK, label: "impersonated", grpcCode: codes.OK}
 
-// outcomePassthrough is a non-AWS bearer token forwarded untouched
+// rowPassthrough is a non-AWS bearer token forwarded untouched
 // (--passthrough-non-aws-tokens): the API server authenticates it.
-var outcomePassthrough = &outcome{httpCode: http.StatusOK, label: "passthrough", grpcCode: codes.OK}
+var rowPassthrough = &Outcome{httpCode: http.StatusOK, label: "passthrough", grpcCode: codes.OK}
 
-// allowedOutcomes are the rows that answer OK.
-var allowedOutcomes = []*outcome{outcomeOK, outcomeImpersonated, outcomePassthrough}
+// allowedRows are the rows that answer OK.
+var allowedRows = []*Outcome{rowOK, rowImpersonated, rowPassthrough}
 
-// outcomeInternal is what any error not in the table becomes: fail closed.
-var outcomeInternal = &outcome{
+// rowInternal is what any error not in the table becomes: fail closed.
+var rowInternal = &Outcome{
 	err: ErrInternal, httpCode: http.StatusInternalServerError, reason: metav1.StatusReasonInternalError,
 	label: "internal", message: "Internal error: the request could not be authenticated", grpcCode: codes.Internal,
 }
 
-// outcomes is THE table mapping errors to responses. The first row whose
+// rows is THE table mapping errors to responses. The first row whose
 // sentinel errors.Is-matches wins, so specific errors come before generic
 // ones (the STS sentinels before the context errors an STS timeout may
 // also wrap).
-var outcomes = []*outcome{
+var rows = []*Outcome{
 	// 401: no usable credential. Kubernetes answers 401 for a rejected
 	// bearer token, and client-go then re-runs the exec credential plugin.
 	{err: ErrNoToken, httpCode: http.StatusUnauthorized, reason: metav1.StatusReasonUnauthorized, label: "no_token",
@@ -78,9 +55,9 @@ var outcomes = []*outcome{
 	{err: ErrNotAWSToken, httpCode: http.StatusUnauthorized, reason: metav1.StatusReasonUnauthorized, label: "not_aws_token",
 		message: "Unauthorized: the bearer token is not a k8s-aws-v1 token (as made by aws eks get-token)", grpcCode: codes.Unauthenticated},
 	{err: token.ErrMalformed, httpCode: http.StatusUnauthorized, reason: metav1.StatusReasonUnauthorized, label: "malformed_token",
-		message: "Unauthorized: the token is malformed or expired; get a new one", grpcCode: codes.Unauthenticated},
+		message: "Unauthorized: the token is malformed or expired; get a new one", grpcCode: codes.Unauthenticated, verification: Rejected},
 	{err: sts.ErrUnauthenticated, httpCode: http.StatusUnauthorized, reason: metav1.StatusReasonUnauthorized, label: "sts_rejected",
-		message: "Unauthorized: AWS STS did not accept the token (expired or revoked credentials, or a token for another cluster)", grpcCode: codes.Unauthenticated},
+		message: "Unauthorized: AWS STS did not accept the token (expired or revoked credentials, or a token for another cluster)", grpcCode: codes.Unauthenticated, verification: Rejected},
 
 	// 400: impersonation headers the API server would also refuse, or the
 	// proxy cannot pass on unambiguously (only with --allow-impersonation).
@@ -94,13 +71,13 @@ var outcomes = []*outcome{
 		message: "Forbidden: Impersonate-* headers are not accepted through this proxy (kubectl --as is not supported here)", grpcCode: codes.PermissionDenied},
 	{err: impersonate.ErrReservedExtra, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "reserved_extra",
 		message: "Forbidden: Impersonate-Extra keys under " + impersonate.ReservedExtraPrefix + " are set only by this proxy", grpcCode: codes.PermissionDenied},
-	// The body of this row is built per request (ImpersonationDeniedError):
+	// The body of this row is built per request (authz/check's ImpersonationDeniedError):
 	// the API server's own wording for the refused attribute.
 	{err: ErrImpersonationDenied, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "impersonation_denied",
 		message: "Forbidden: the impersonation is not allowed", grpcCode: codes.PermissionDenied},
-	{err: mapping.ErrUnmapped, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "unmapped",
+	{err: kubeuser.ErrUnmapped, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "unmapped",
 		message: "Forbidden: the AWS identity is not mapped to a Kubernetes user on this cluster", grpcCode: codes.PermissionDenied},
-	{err: mapping.ErrForbidden, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "mapping_refused",
+	{err: kubeuser.ErrForbidden, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "mapping_refused",
 		message: "Forbidden: the mapping for this AWS identity was refused", grpcCode: codes.PermissionDenied},
 	{err: impersonate.ErrInvalidValue, httpCode: http.StatusForbidden, reason: metav1.StatusReasonForbidden, label: "invalid_mapping",
 		message: "Forbidden: the mapping for this AWS identity produced a user that cannot be sent to the API server", grpcCode: codes.PermissionDenied},
@@ -111,68 +88,24 @@ var outcomes = []*outcome{
 
 	// 429: STS (or our own limit protecting the account's STS quota) says slow down.
 	{err: sts.ErrThrottled, httpCode: http.StatusTooManyRequests, reason: metav1.StatusReasonTooManyRequests, label: "throttled",
-		message: "Too many requests: token verification is being rate limited; retry later", grpcCode: codes.ResourceExhausted},
+		message: "Too many requests: token verification is being rate limited; retry later", grpcCode: codes.ResourceExhausted, verification: Transient},
 
 	// 503: nothing wrong with the request; retry.
 	{err: sts.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "sts_unavailable",
-		message: "Service unavailable: AWS STS could not be reached to verify the token; retry later", grpcCode: codes.Unavailable},
+		message: "Service unavailable: AWS STS could not be reached to verify the token; retry later", grpcCode: codes.Unavailable, verification: Transient},
 	{err: sar.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "sar_unavailable",
 		message: "Service unavailable: the API server could not be asked whether the impersonation is allowed; retry later", grpcCode: codes.Unavailable},
-	{err: mapping.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "mapping_unavailable",
+	{err: kubeuser.ErrUnavailable, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "mapping_unavailable",
 		message: "Service unavailable: the identity mapping could not be evaluated right now; retry later", grpcCode: codes.Unavailable},
 	{err: ErrNotReady, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "not_ready",
 		message: "Service unavailable: the authenticating proxy is starting; retry later", grpcCode: codes.Unavailable},
 	{err: context.DeadlineExceeded, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "timeout",
-		message: "Service unavailable: token verification timed out; retry later", grpcCode: codes.Unavailable},
+		message: "Service unavailable: token verification timed out; retry later", grpcCode: codes.Unavailable, verification: Transient},
 	{err: context.Canceled, httpCode: http.StatusServiceUnavailable, reason: metav1.StatusReasonServiceUnavailable, label: "canceled",
 		message: "Service unavailable: the request was cancelled", grpcCode: codes.Unavailable},
 
 	// 500: our configuration, not the caller's fault; still never OK.
 	{err: ErrUnknownCluster, httpCode: http.StatusInternalServerError, reason: metav1.StatusReasonInternalError, label: "unknown_cluster",
 		message: "Internal error: this route is not configured correctly on the authenticating proxy", grpcCode: codes.Internal},
-	outcomeInternal,
-}
-
-// classify returns the row for err. Anything unknown is an internal error:
-// the table fails closed.
-func classify(err error) *outcome {
-	if err == nil {
-		return outcomeOK
-	}
-	for _, o := range outcomes {
-		if errors.Is(err, o.err) {
-			return o
-		}
-	}
-	return outcomeInternal
-}
-
-// ReasonLabels returns every value the metric "reason" label can take, in
-// table order, starting with "ok".
-func ReasonLabels() []string {
-	var out []string
-	for _, o := range allowedOutcomes {
-		out = append(out, o.label)
-	}
-	for _, o := range outcomes {
-		out = append(out, o.label)
-	}
-	return out
-}
-
-// statusBody renders the Kubernetes Status object the API server itself
-// would send for this outcome, so kubectl prints a familiar error.
-func (o *outcome) statusBody() string {
-	b, err := json.Marshal(&metav1.Status{
-		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
-		Status:   metav1.StatusFailure,
-		Message:  o.message,
-		Reason:   o.reason,
-		Code:     int32(o.httpCode),
-	})
-	if err != nil {
-		// metav1.Status always marshals; keep a valid body regardless.
-		return `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","code":500}`
-	}
-	return string(b)
+	rowInternal,
 }
