@@ -140,6 +140,9 @@ func (p *fastParser) block(i, col, parent int) (*yaml.Node, int, bool) {
 	return nil, 0, false
 }
 
+// maxFastKey is the longest mapping key fastYAML accepts.
+const maxFastKey = 128
+
 func isSeqEntry(s string) bool { return s == "-" || strings.HasPrefix(s, "- ") }
 
 // splitKey splits "key: value" or "key:" at the key's colon.
@@ -155,7 +158,9 @@ func splitKey(s string) (key, value string, ok bool) {
 		i = len(s) - 1
 	}
 	key = s[:i]
-	if key == "" || key[len(key)-1] == ' ' {
+	// yaml.v3 takes an implicit key of at most 1024 characters (the YAML
+	// spec's limit); aws-auth keys are short, so anything long is declined.
+	if key == "" || key[len(key)-1] == ' ' || len(key) > maxFastKey {
 		return "", "", false
 	}
 	return key, strings.TrimLeft(s[i+1:], " "), true
@@ -362,7 +367,7 @@ func (p *fastParser) flowSequence(i, col int, s string) (*yaml.Node, bool) {
 		for _, part := range strings.Split(inner, ",") {
 			lead := len(part) - len(strings.TrimLeft(part, " "))
 			v := strings.TrimSpace(part)
-			if v == "" || !plainString(v) {
+			if v == "" || !plainString(v) || !flowSafe(v) {
 				p.stack = p.stack[:mark]
 				return nil, false
 			}
@@ -372,6 +377,21 @@ func (p *fastParser) flowSequence(i, col int, s string) (*yaml.Node, bool) {
 	}
 	seq.Content = p.children(mark)
 	return seq, true
+}
+
+// flowSafe reports whether a flow-sequence item holds only characters that
+// cannot be an indicator inside a flow collection (there, '?', ',', ':',
+// brackets and braces next to other characters change the meaning).
+func flowSafe(v string) bool {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '_', c == '.', c == '/', c == '=', c == '@', c == '+', c == ' ':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // literal parses a `|` block scalar (clip chomping, indentation detected)
@@ -421,4 +441,93 @@ func (p *fastParser) literal(i, col, parent int) (*yaml.Node, int, bool) {
 		b.WriteByte('\n')
 	}
 	return p.node(yaml.ScalarNode, yaml.LiteralStyle, "!!str", b.String(), i, col), last + 1, true
+}
+
+// fastList is fastYAML for a document whose root is a block sequence (a
+// ConfigMap's mapRoles, mapUsers or mapAccounts), handing each item to the
+// caller as it is parsed instead of building the whole tree. The item's
+// nodes are reused for the next one, so the tree of a 10,000-entry list
+// (about 15 MB, twice the live heap of a serving process) is never
+// allocated, and a reload triggers half the garbage collections.
+//
+// It parses twice: first only to learn that fastYAML would accept all of s
+// and how many items there are (nothing is handed out, a parser panic
+// declines), then handing out the items. Declining therefore never leaves a
+// list half decoded.
+type fastList struct {
+	p     *fastParser
+	first int
+	// Root is the sequence node (its Content left empty); Items the number
+	// of items.
+	Root  *yaml.Node
+	Items int
+}
+
+// newFastList runs the first pass; ok is false where fastYAML would decline
+// s or its root is not a block sequence.
+func newFastList(s string) (l *fastList, ok bool) {
+	defer func() {
+		if recover() != nil {
+			l, ok = nil, false
+		}
+	}()
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 0x7f, c < ' ' && c != '\n', c == '#', c == '&', c == '*', c == '!', c == '\\':
+			return nil, false
+		}
+	}
+	p := &fastParser{src: s}
+	p.splitLines()
+	first := p.nextContent(0)
+	if first < 0 || p.lines[first].indent != 0 || !isSeqEntry(p.lines[first].text) {
+		return nil, false
+	}
+	root, n, ok := p.streamSequence(first, nil)
+	if !ok {
+		return nil, false
+	}
+	return &fastList{p: p, first: first, Root: root, Items: n}, true
+}
+
+// Each hands out the items in order until each returns false. each must
+// not keep the node, or any node under it, past its return. It reports
+// false only if the second pass disagrees with the first, which the parser
+// being deterministic rules out; a caller fails closed on it anyway.
+func (l *fastList) Each(each func(i int, item *yaml.Node) bool) bool {
+	_, _, ok := l.p.streamSequence(l.first, each)
+	return ok
+}
+
+// streamSequence parses the root block sequence starting at line i, column
+// 0, calling each (when not nil) for every item and then reusing the
+// item's nodes.
+func (p *fastParser) streamSequence(i int, each func(int, *yaml.Node) bool) (*yaml.Node, int, bool) {
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: i + 1, Column: 1}
+	for n := 0; ; n++ {
+		l := p.lines[i]
+		if l.text == "-" {
+			return nil, 0, false // the item on the next lines: declined
+		}
+		c := 1
+		for c < len(l.text) && l.text[c] == ' ' {
+			c++
+		}
+		item, next, ok := p.item(i, c, 0)
+		if !ok {
+			return nil, 0, false
+		}
+		if each != nil && !each(n, item) {
+			return seq, n + 1, true
+		}
+		p.nodes, p.ptrs, p.stack = p.nodes[:0], p.ptrs[:0], p.stack[:0]
+		j := p.nextContent(next)
+		if j < 0 {
+			return seq, n + 1, true
+		}
+		if p.lines[j].indent != 0 || !isSeqEntry(p.lines[j].text) {
+			return nil, 0, false
+		}
+		i = j
+	}
 }

@@ -48,6 +48,7 @@ var fastYAMLCases = []struct {
 	{"flow sequence with a colon", "a: [b: c]\n", false},
 	{"flow sequence over lines", "a: [b,\n  c]\n", false},
 	{"flow trailing comma", "a: [b,]\n", false},
+	{"flow question mark", "A: [A?]", false}, // found by FuzzFastYAML
 	{"document marker", "---\na: b\n", false},
 	{"second document", "a: b\n---\nc: d\n", false},
 	{"end marker", "a: b\n...\n", false},
@@ -55,6 +56,9 @@ var fastYAMLCases = []struct {
 	{"carriage return", "a: b\r\n", false},
 	{"NUL", "A: A\x00", false}, // found by FuzzFastYAML
 	{"control character", "A: A\x1f\n", false},
+	{"key of 128", strings.Repeat("k", 128) + ": v\n", true},
+	{"key past the implicit-key limit", strings.Repeat("(", 1100) + "A: A00 0000", false}, // found by FuzzFastYAML
+	{"key of 129", strings.Repeat("k", 129) + ": v\n", false},
 	{"non-ASCII", "a: é\n", false},
 	{"folded", "a: >\n  b\n", false},
 	{"literal strip", "a: |-\n  b\n", false},
@@ -116,6 +120,62 @@ func TestFastYAMLMatchesYAMLv3(t *testing.T) {
 	}
 }
 
+// TestFastListItemsAreFastYAMLs: the items fastList hands out, one at a
+// time over reused nodes, are the items of fastYAML's tree (and so of
+// yaml.v3's), and it accepts exactly the sequences fastYAML accepts.
+func TestFastListItemsAreFastYAMLs(t *testing.T) {
+	docs := []string{}
+	for _, tc := range fastYAMLCases {
+		docs = append(docs, tc.doc)
+	}
+	root, _ := fastYAML(string(mapping10k(1)))
+	data := root.Content[len(root.Content)-1]
+	for i := 1; i < len(data.Content); i += 2 {
+		docs = append(docs, data.Content[i].Value)
+	}
+	streamed := 0
+	for _, doc := range docs {
+		assertSameItems(t, doc)
+		if _, ok := newFastList(doc); ok {
+			streamed++
+		}
+	}
+	if streamed < 5 {
+		t.Fatalf("only %d documents took the streaming path", streamed)
+	}
+}
+
+func assertSameItems(t testing.TB, doc string) {
+	t.Helper()
+	tree, treeOK := fastYAML(doc)
+	l, ok := newFastList(doc)
+	wantOK := treeOK && tree.Kind == yaml.SequenceNode && tree.Style == 0
+	if ok != wantOK {
+		t.Fatalf("newFastList accepted = %v, fastYAML accepted a block sequence = %v:\n%s", ok, wantOK, doc)
+	}
+	if !ok {
+		return
+	}
+	if l.Items != len(tree.Content) {
+		t.Fatalf("Items = %d, want %d", l.Items, len(tree.Content))
+	}
+	root := *tree
+	root.Content = nil
+	if !reflect.DeepEqual(l.Root, &root) {
+		t.Fatalf("root differs:\n%s\nwant\n%s", dumpTree(l.Root), dumpTree(&root))
+	}
+	n := 0
+	if !l.Each(func(i int, item *yaml.Node) bool {
+		if i != n || !reflect.DeepEqual(item, tree.Content[i]) {
+			t.Fatalf("item %d (call %d) differs:\n%s\nwant\n%s", i, n, dumpTree(item), dumpTree(tree.Content[i]))
+		}
+		n++
+		return true
+	}) || n != l.Items {
+		t.Fatalf("Each handed out %d of %d items", n, l.Items)
+	}
+}
+
 func assertSameTree(t testing.TB, doc string, got *yaml.Node) {
 	t.Helper()
 	want, err := parseYAMLv3([]byte(doc))
@@ -158,5 +218,6 @@ func FuzzFastYAML(f *testing.F) {
 		if got, ok := fastYAML(doc); ok {
 			assertSameTree(t, doc, got)
 		}
+		assertSameItems(t, doc)
 	})
 }
