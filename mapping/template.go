@@ -142,7 +142,18 @@ func (t *template) render(v *values) string {
 	if t.literal() {
 		return t.raw
 	}
+	// Sized first: one allocation per rendered name, not one per growth
+	// (this runs on every Check, cache hits included).
+	n := 0
+	for _, p := range t.parts {
+		if p.v == varNone {
+			n += len(p.lit)
+		} else {
+			n += len(v.get(p.v))
+		}
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for _, p := range t.parts {
 		if p.v == varNone {
 			b.WriteString(p.lit)

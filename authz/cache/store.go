@@ -107,15 +107,18 @@ func (s *store) shard(k *digest) *shard { return &s.shards[k.shard(len(s.shards)
 // entry past its use (see usable) is dropped; one past MaxTTL but still
 // usable is kept for getStale and reported as absent.
 func (s *store) get(k digest, now instant) (entry, bool) {
-	return s.lookup(k, now, (*entry).live)
+	return s.lookup(k, now, false)
 }
 
 // getStale returns the usable entry for k, fresh or not.
 func (s *store) getStale(k digest, now instant) (entry, bool) {
-	return s.lookup(k, now, (*entry).usable)
+	return s.lookup(k, now, true)
 }
 
-func (s *store) lookup(k digest, now instant, serve func(*entry, instant) bool) (entry, bool) {
+// lookup serves a live entry, or with stale any usable one. A flag rather
+// than a method value: calling through a func value made e escape, one
+// 224-byte allocation per cache hit.
+func (s *store) lookup(k digest, now instant, stale bool) (entry, bool) {
 	sh := s.shard(&k)
 	sh.mu.Lock()
 	e, ok := sh.lru.Get(k)
@@ -126,7 +129,7 @@ func (s *store) lookup(k digest, now instant, serve func(*entry, instant) bool) 
 		return entry{}, false
 	}
 	sh.mu.Unlock()
-	if !ok || !serve(&e, now) {
+	if !ok || (!stale && !e.live(now)) {
 		return entry{}, false
 	}
 	return e, true

@@ -35,3 +35,27 @@ func markUpstream(ctx context.Context) {
 		t.upstream.Store(true)
 	}
 }
+
+// TraceContext is WithTrace without an allocation of its own, for a caller
+// that already allocates per request and embeds it there (authz/check's
+// per-Check state): on a cache hit the context.WithValue was one of a
+// handful of allocations. The zero value is unusable; With fills it.
+type TraceContext struct {
+	context.Context
+	t *Trace
+}
+
+// With makes c carry t over ctx and returns it as the context to pass to
+// Verify. c must outlive every use of the returned context.
+func (c *TraceContext) With(ctx context.Context, t *Trace) context.Context {
+	c.Context, c.t = ctx, t
+	return c
+}
+
+// Value answers the trace key itself and asks the parent for any other.
+func (c *TraceContext) Value(key any) any {
+	if _, ok := key.(traceKey); ok {
+		return c.t
+	}
+	return c.Context.Value(key)
+}

@@ -73,3 +73,36 @@ func TestTraceWaiterOnAFlightIsAHit(t *testing.T) {
 }
 
 func tracedCtx(t *testing.T, tr *Trace) context.Context { return WithTrace(t.Context(), tr) }
+
+// TestTraceContextIsWithTrace: the allocation-free TraceContext carries the
+// trace like WithTrace (marked upstream on a miss, a hit after), and is
+// otherwise its parent: other values, cancellation and its error.
+func TestTraceContextIsWithTrace(t *testing.T) {
+	c := newTestCache(t, Options{}, expiringIn(15*time.Minute))
+	type otherKey struct{}
+	parent, cancel := context.WithCancel(context.WithValue(t.Context(), otherKey{}, "v"))
+	var tc TraceContext
+	for i, want := range []bool{false, true} {
+		var tr Trace
+		ctx := tc.With(parent, &tr)
+		if _, err := c.Verify(ctx, tokenN(1), clusterA); err != nil {
+			t.Fatal(err)
+		}
+		if tr.Hit() != want {
+			t.Errorf("call %d: Hit() = %v, want %v", i, tr.Hit(), want)
+		}
+		if got := ctx.Value(otherKey{}); got != "v" {
+			t.Errorf("call %d: parent value = %v, want v", i, got)
+		}
+	}
+	ctx := tc.With(parent, new(Trace))
+	cancel()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling the parent did not close Done")
+	}
+	if ctx.Err() != context.Canceled {
+		t.Errorf("Err() = %v, want context.Canceled", ctx.Err())
+	}
+}

@@ -35,19 +35,19 @@ mapUsers:
 // mapper on a parsed snapshot, a JSON zap logger writing to io.Discard
 // (the encoding cost is measured), and a request shaped like Envoy's with
 // encode_raw_headers (a dozen headers, a 1.5 KB token).
-func benchServer(b *testing.B, logging bool) (*Server, *authv3.CheckRequest) {
+func benchServer(b testing.TB, logging bool) (*Server, *authv3.CheckRequest) {
 	return benchServerWith(b, logging, false, false)
 }
 
 // benchServerLogging is benchServer with Options.LogCacheHits set as given.
-func benchServerLogging(b *testing.B, logging, logCacheHits bool) (*Server, *authv3.CheckRequest) {
+func benchServerLogging(b testing.TB, logging, logCacheHits bool) (*Server, *authv3.CheckRequest) {
 	return benchServerWith(b, logging, logCacheHits, false)
 }
 
 // benchServerWith: nested adds kubectl --as bob --as-group devs to the
 // request, authorized by the production SubjectAccessReview cache (sar.Cached)
 // in front of a fake reviewer: a review cache hit per attribute.
-func benchServerWith(b *testing.B, logging, logCacheHits, nested bool) (*Server, *authv3.CheckRequest) {
+func benchServerWith(b testing.TB, logging, logCacheHits, nested bool) (*Server, *authv3.CheckRequest) {
 	b.Helper()
 	tok := "k8s-aws-v1." + strings.Repeat("aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8", 42)
 	fv := &fakeVerifier{results: map[string]verify.Result{

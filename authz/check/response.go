@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/kube-iam-authz/kube-iam-authz/authz/cache"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/identity"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/impersonate"
 	"github.com/kube-iam-authz/kube-iam-authz/authz/kubeuser"
@@ -161,21 +162,36 @@ func deniedResponse(o *outcome.Outcome, body string, retryAfterSeconds int) *aut
 // server's decision line without either carrying the token.
 const MetadataDecisionID = "decision_id"
 
-// withDecision wraps a shared (immutable) response in a per-request one:
-// the inner messages and metadata values are shared, and the metadata map
-// is copied with the decision id added.
-func withDecision(shared *authv3.CheckResponse, id string) *authv3.CheckResponse {
+// checkState is what one Check allocates, in one allocation: the decision,
+// the context carrying its trace, and the per-request response envelope
+// around a shared (immutable) answer.
+type checkState struct {
+	d    decision
+	ctx  cache.TraceContext
+	resp authv3.CheckResponse
+	md   structpb.Struct
+	id   structpb.Value
+	ids  structpb.Value_StringValue
+}
+
+// respond wraps a shared (immutable) response in the per-request one: the
+// inner messages and metadata values are shared, and the metadata map is
+// copied with the decision id added. shared is never modified: cached OK
+// responses are answered concurrently.
+func (st *checkState) respond(shared *authv3.CheckResponse, id string) *authv3.CheckResponse {
 	base := shared.GetDynamicMetadata().GetFields()
 	fields := make(map[string]*structpb.Value, len(base)+1)
 	for k, v := range base {
 		fields[k] = v
 	}
-	fields[MetadataDecisionID] = structpb.NewStringValue(id)
-	return &authv3.CheckResponse{
-		Status:          shared.Status,
-		HttpResponse:    shared.HttpResponse,
-		DynamicMetadata: &structpb.Struct{Fields: fields},
-	}
+	st.ids.StringValue = id
+	st.id.Kind = &st.ids
+	fields[MetadataDecisionID] = &st.id
+	st.md.Fields = fields
+	st.resp.Status = shared.Status
+	st.resp.HttpResponse = shared.HttpResponse
+	st.resp.DynamicMetadata = &st.md
+	return &st.resp
 }
 
 // responseKey identifies a cached OK response: the identity and the cluster

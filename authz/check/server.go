@@ -256,7 +256,12 @@ type decision struct {
 // turn our error into an allow (CVE-2023-27488, CVE-2024-23324).
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
 	start := s.now()
-	d := &decision{id: s.nextDecisionID()}
+	// One allocation for everything the Check needs per request (the
+	// decision, the trace context and the response envelope): on a cache
+	// hit these were eight allocations, a third of the hit's CPU with GC.
+	st := &checkState{}
+	d := &st.d
+	d.id = s.nextDecisionID()
 	defer func() {
 		if p := recover(); p != nil {
 			// Only a runtime error's own text is logged: an arbitrary panic
@@ -267,11 +272,11 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			}
 			d.err = fmt.Errorf("%w: %s", outcome.ErrInternal, detail)
 			d.outcome = outcome.Internal()
-			resp = withDecision(s.denied[outcome.Internal()], d.id)
+			resp = st.respond(s.denied[outcome.Internal()], d.id)
 		}
 		s.record(d, start)
 	}()
-	resp = withDecision(s.decide(ctx, req, d), d.id)
+	resp = st.respond(s.decide(st.ctx.With(ctx, &d.trace), req, d), d.id)
 	return resp, nil
 }
 
@@ -323,7 +328,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, d *decisi
 		return s.deny(d, outcome.ErrNotReady)
 	}
 
-	res, err := s.verifier.Verify(cache.WithTrace(ctx, &d.trace), tok, clusterID)
+	res, err := s.verifier.Verify(ctx, tok, clusterID)
 	d.cacheHit = d.trace.Hit()
 	// The verifier computed the fingerprint once, when it verified the
 	// token; a cache hit serves it with the result instead of rehashing

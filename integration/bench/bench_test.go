@@ -41,7 +41,9 @@ type profile struct {
 	ghzDuration     time.Duration // case 1 and 6 per run
 	ghzWarmup       int
 	ghzConcurrency  int
-	e2eRates        []int // the first is the target rate
+	loadConc        []int         // case 1: concurrencies of the grpc-go client (the last also ghz's)
+	loadWarmup      time.Duration // case 1: client warm-up per server
+	e2eRates        []int         // the first is the target rate
 	e2eDuration     time.Duration
 	e2eReps         int
 	maxRates        []int
@@ -66,6 +68,7 @@ func profileFor(mode string) profile {
 	if mode == "full" {
 		return profile{
 			reps: 5, ghzDuration: 10 * time.Second, ghzWarmup: 5000, ghzConcurrency: 32,
+			loadConc: []int{10, 50}, loadWarmup: 2 * time.Second,
 			e2eRates: []int{1000, 250}, e2eDuration: 30 * time.Second, e2eReps: 3,
 			maxRates: []int{250, 500, 1000, 1500, 2000, 3000, 4000, 6000}, maxRateDuration: 5 * time.Second,
 			missConc:     []int{1, 8, 32, 128},
@@ -78,6 +81,7 @@ func profileFor(mode string) profile {
 	}
 	return profile{
 		reps: 1, ghzDuration: time.Second, ghzWarmup: 50, ghzConcurrency: 4,
+		loadConc: []int{10, 50}, loadWarmup: 100 * time.Millisecond,
 		e2eRates: []int{50}, e2eDuration: time.Second, e2eReps: 1,
 		maxRates: []int{50}, maxRateDuration: time.Second,
 		missConc:     []int{1, 4},
@@ -304,56 +308,115 @@ func machineFacts(t testing.TB, b *bencher) [][2]string {
 
 // ---- case 1: gRPC Check, cache hit -----------------------------------
 
+// hitSeries is one (load generator, concurrency, server) cell of case 1.
+type hitSeries struct {
+	rps, p50, p99, cpu, clientCPU []float64
+	errs, cut                     int
+}
+
+func (h *hitSeries) add(rps float64, p50, p99 time.Duration, serverCPU time.Duration, calls int) {
+	h.rps = append(h.rps, rps)
+	h.p50 = append(h.p50, ms(p50))
+	h.p99 = append(h.p99, ms(p99))
+	if calls > 0 {
+		h.cpu = append(h.cpu, float64(serverCPU.Microseconds())/float64(calls))
+	}
+}
+
 func (b *bencher) caseGRPCHit(t *testing.T, srv, noop *authz, tok string) {
-	data := ghzData(t, b.tmp, "hit.json", checkRequest(tok))
-	type arm struct {
-		name string
-		a    *authz
-		rps  []float64
-		p50  []float64
-		p99  []float64
-		cpu  []float64
-		errs int
-		cut  int
+	req := checkRequest(tok)
+	data := ghzData(t, b.tmp, "hit.json", req)
+	servers := []*authz{srv, noop}
+	names := []string{"kube-iam-authz serve", "no-op ext_authz"}
+	ghzConc := b.p.loadConc[len(b.p.loadConc)-1]
+	// One connection per server for the whole case, like an Envoy worker's.
+	clients := make([]*loadClient, len(servers))
+	for i, a := range servers {
+		c, err := dialLoad(a.grpcAddr)
+		must(t, err)
+		defer c.close()
+		clients[i] = c
 	}
-	arms := []*arm{{name: "kube-iam-authz serve", a: srv}, {name: "no-op ext_authz", a: noop}}
-	for _, a := range arms { // warm-up: connections, JIT-free but caches and GC pacing settle
-		b.ghz(t, ghzRun{addr: a.a.grpcAddr, data: data, concurrency: b.p.ghzConcurrency, total: b.p.ghzWarmup})
+	runClient := func(si, conc int, d time.Duration) loadResult {
+		res, err := clients[si].run(req, conc, d)
+		must(t, err)
+		if res.calls == 0 {
+			t.Fatalf("bench: load client against %s: no OK answer (%d failed, first %v)", names[si], res.failed, res.firstErr)
+		}
+		return res
 	}
+	for si, a := range servers { // warm-up: connections, caches and GC pacing settle
+		b.ghz(t, ghzRun{addr: a.grpcAddr, data: data, concurrency: ghzConc, total: b.p.ghzWarmup})
+		runClient(si, ghzConc, b.p.loadWarmup)
+	}
+	ghzS := make([]hitSeries, len(servers))
+	cl := make([][]hitSeries, len(b.p.loadConc))
+	for ci := range cl {
+		cl[ci] = make([]hitSeries, len(servers))
+	}
+	var loads []float64
 	for i := range b.p.reps {
-		order := arms
+		order := []int{0, 1}
 		if i%2 == 1 {
-			order = []*arm{arms[1], arms[0]}
+			order = []int{1, 0}
 		}
-		for _, a := range order {
-			cpu0 := a.a.cpu()
-			r := b.ghz(t, ghzRun{addr: a.a.grpcAddr, data: data, concurrency: b.p.ghzConcurrency, duration: b.p.ghzDuration})
-			cpu := a.a.cpu() - cpu0
-			a.rps = append(a.rps, r.Rps)
-			a.p50 = append(a.p50, ms(r.pct(50)))
-			a.p99 = append(a.p99, ms(r.pct(99)))
-			if r.Count > 0 {
-				a.cpu = append(a.cpu, float64(cpu.Microseconds())/float64(r.Count))
+		loads = append(loads, loadNow())
+		for _, si := range order {
+			cpu0 := servers[si].cpu()
+			r := b.ghz(t, ghzRun{addr: servers[si].grpcAddr, data: data, concurrency: ghzConc, duration: b.p.ghzDuration})
+			ghzS[si].add(r.Rps, r.pct(50), r.pct(99), servers[si].cpu()-cpu0, int(r.Count))
+			ghzS[si].errs += r.errors()
+			ghzS[si].cut += r.cutoffs()
+		}
+		for ci, conc := range b.p.loadConc {
+			for _, si := range order {
+				cpu0 := servers[si].cpu()
+				r := runClient(si, conc, b.p.ghzDuration)
+				h := &cl[ci][si]
+				h.add(r.rps, r.p50, r.p99, servers[si].cpu()-cpu0, r.calls+r.failed)
+				h.errs += r.failed
+				h.clientCPU = append(h.clientCPU, float64(r.clientCPU.Microseconds())/float64(max(1, r.calls+r.failed)))
 			}
-			a.errs += r.errors()
-			a.cut += r.cutoffs()
 		}
 	}
-	ours, base := arms[0], arms[1]
-	thr := median(ours.rps) / median(base.rps)
-	p99 := median(ours.p99) / median(base.p99)
-	sec := section{title: "1. gRPC Check, cache hit (ghz)", header: []string{"server", "throughput (median rps)", "p50", "p99", "server CPU per Check", "errors"}}
-	for _, a := range arms {
-		sec.rows = append(sec.rows, []string{a.name, fmt.Sprintf("%.0f", median(a.rps)), ms64(median(a.p50)), ms64(median(a.p99)), fmt.Sprintf("%.1f µs", median(a.cpu)), strconv.Itoa(a.errs)})
+	sec := section{title: "1. gRPC Check, cache hit (a closed-loop grpc-go client, and ghz)",
+		header: []string{"load generator", "concurrency", "server", "throughput (median rps)", "p50", "p99", "server CPU per Check", "errors"}}
+	row := func(gen string, conc int, si int, h *hitSeries) {
+		sec.rows = append(sec.rows, []string{gen, strconv.Itoa(conc), names[si], fmt.Sprintf("%.0f", median(h.rps)), ms64(median(h.p50)), ms64(median(h.p99)), fmt.Sprintf("%.1f µs", median(h.cpu)), strconv.Itoa(h.errs)})
+	}
+	for ci, conc := range b.p.loadConc {
+		for si := range servers {
+			row("grpc-go client", conc, si, &cl[ci][si])
+		}
+	}
+	for si := range servers {
+		row("ghz", ghzConc, si, &ghzS[si])
+	}
+	last := &cl[len(cl)-1]
+	drive := median((*last)[1].rps) / median(ghzS[1].rps)
+	sec.notes = append(sec.notes,
+		fmt.Sprintf("%d rounds; in each, every (load generator, concurrency) runs against both servers back to back for %s, the server order alternating between rounds. One HTTP/2 connection per server, as an Envoy worker keeps one to its ext_authz cluster; the request is a 12-header CheckRequest with a 1.5 KB token (header_map, raw values), the same bytes for every call and both generators.", b.p.reps, b.p.ghzDuration),
+		"The grpc-go client (integration/bench/loadgen_test.go) keeps N calls in flight over the one connection (closed loop) with the request marshalled once, and reads each answer only as far as \"OK or not\" (every answer is checked: a Denied or an error counts as an error). ghz builds and reports every call through a reflection-driven client: on 2 shared cores it saturates first, and the server ratio it reports tends to 1 whatever the servers cost.",
+		fmt.Sprintf("**The client drives the no-op server %.2f× as fast as ghz does** at concurrency %d (%.0f vs %.0f rps); its own CPU per call is %.1f µs against the no-op, %.1f µs against kube-iam-authz.", drive, ghzConc, median((*last)[1].rps), median(ghzS[1].rps), median((*last)[1].clientCPU), median((*last)[0].clientCPU)),
+		fmt.Sprintf("1-minute load average at the start of each round: %s.", fmtList(loads, "%.2f")))
+	for ci, conc := range b.p.loadConc {
+		o, n := &cl[ci][0], &cl[ci][1]
+		sec.notes = append(sec.notes, fmt.Sprintf("grpc-go client, concurrency %d, per round: ours rps %s, p99 %s, CPU/Check %s µs; no-op rps %s, p99 %s, CPU/Check %s µs.", conc,
+			fmtList(o.rps, "%.0f"), fmtList(o.p99, "%.2f"), fmtList(o.cpu, "%.1f"), fmtList(n.rps, "%.0f"), fmtList(n.p99, "%.2f"), fmtList(n.cpu, "%.1f")))
 	}
 	sec.notes = append(sec.notes,
-		fmt.Sprintf("%d interleaved pairs of %s runs, concurrency %d over 1 connection (Envoy multiplexes one connection per worker); the request is a 12-header CheckRequest with a 1.5 KB token (header_map, raw values).", b.p.reps, b.p.ghzDuration, b.p.ghzConcurrency),
-		fmt.Sprintf("Per-run values: ours rps %s, p99 %s; no-op rps %s, p99 %s.", fmtList(ours.rps, "%.0f"), fmtList(ours.p99, "%.2f"), fmtList(base.rps, "%.0f"), fmtList(base.p99, "%.2f")),
-		fmt.Sprintf("Calls cut off by ghz at the end of a --duration run (client-side \"use of closed network connection\", never a server answer), not counted as errors: ours %d, no-op %d.", ours.cut, base.cut),
-		"Server CPU per Check is the process's utime+stime (/proc/PID/stat) over the run divided by the Checks answered: it does not depend on how busy the load generator keeps the server.")
+		fmt.Sprintf("ghz per round: ours rps %s, p99 %s; no-op rps %s, p99 %s. Calls cut off by ghz at the end of a --duration run (client-side \"use of closed network connection\", never a server answer) are not errors: ours %d, no-op %d.",
+			fmtList(ghzS[0].rps, "%.0f"), fmtList(ghzS[0].p99, "%.2f"), fmtList(ghzS[1].rps, "%.0f"), fmtList(ghzS[1].p99, "%.2f"), ghzS[0].cut, ghzS[1].cut),
+		"Server CPU per Check is the process's utime+stime (/proc/PID/stat) over the run divided by the Checks it answered: it does not depend on how busy the load generator keeps the server.")
 	b.rep.sections = append(b.rep.sections, sec)
-	b.rep.verdict("1", "Check cache hit: throughput vs no-op", fmt.Sprintf("%.0f vs %.0f rps", median(ours.rps), median(base.rps)), fmt.Sprintf("%.2f×", thr), "≥ 0.8×", thr >= 0.8)
-	b.rep.verdict("1", "Check cache hit: p99 vs no-op", fmt.Sprintf("%s vs %s", ms64(median(ours.p99)), ms64(median(base.p99))), fmt.Sprintf("%.2f×", p99), "≤ 1.5×", p99 <= 1.5)
+	b.rep.verdict("1", fmt.Sprintf("Load generator: no-op throughput, grpc-go client vs ghz (c=%d)", ghzConc), fmt.Sprintf("%.0f vs %.0f rps", median((*last)[1].rps), median(ghzS[1].rps)), fmt.Sprintf("%.2f×", drive), "≥ 1.5×", drive >= 1.5)
+	for ci, conc := range b.p.loadConc {
+		o, n := &cl[ci][0], &cl[ci][1]
+		thr := median(o.rps) / median(n.rps)
+		p99 := median(o.p99) / median(n.p99)
+		b.rep.verdict("1", fmt.Sprintf("Check cache hit: throughput vs no-op (grpc-go client, c=%d)", conc), fmt.Sprintf("%.0f vs %.0f rps", median(o.rps), median(n.rps)), fmt.Sprintf("%.2f×", thr), "≥ 0.9×", thr >= 0.9)
+		b.rep.verdict("1", fmt.Sprintf("Check cache hit: p99 vs no-op (grpc-go client, c=%d)", conc), fmt.Sprintf("%s vs %s", ms64(median(o.p99)), ms64(median(n.p99))), fmt.Sprintf("%.2f×", p99), "≤ 1.2×", p99 <= 1.2)
+	}
 }
 
 func fmtList(xs []float64, f string) string {
@@ -369,12 +432,25 @@ func fmtList(xs []float64, f string) string {
 func (b *bencher) caseReload(t *testing.T, w *world, srv *authz, tok string) {
 	data := ghzData(t, b.tmp, "hit.json", checkRequest(tok))
 	gen := 0
-	swap := func() {
-		gen++
-		tmp := w.mappingFile + ".tmp"
-		must(t, os.WriteFile(tmp, mappingYAML(b.p.swapEntries, gen), 0o600))
-		must(t, os.Rename(tmp, w.mappingFile))
+	// The files are written before a run and only renamed over the watched
+	// one during it: building 1.2 MB of YAML per swap is this harness's CPU
+	// on the server's 2 cores, not the cost of a reload.
+	staging := filepath.Join(w.dir, "staging")
+	must(t, os.MkdirAll(staging, 0o700))
+	var staged []string
+	stage := func(n int) {
+		for range n {
+			gen++
+			f := filepath.Join(staging, fmt.Sprintf("gen-%d.yaml", gen))
+			must(t, os.WriteFile(f, mappingYAML(b.p.swapEntries, gen), 0o600))
+			staged = append(staged, f)
+		}
 	}
+	swap := func() {
+		must(t, os.Rename(staged[0], w.mappingFile))
+		staged = staged[1:]
+	}
+	stage(1)
 	swap() // the large mapping is in place for both arms
 	time.Sleep(time.Second)
 	var quietP99, swapP99, quietRPS, swapRPS []float64
@@ -388,6 +464,8 @@ func (b *bencher) caseReload(t *testing.T, w *world, srv *authz, tok string) {
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			if swapping {
+				stage(b.p.swaps)
+				m0 = srv.metrics(t)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -428,13 +506,13 @@ func (b *bencher) caseReload(t *testing.T, w *world, srv *authz, tok string) {
 		[]string{fmt.Sprintf("%d swaps of a %d-entry mapping", b.p.swaps, b.p.swapEntries), fmt.Sprintf("%.0f", median(swapRPS)), ms64(median(swapP99))})
 	reloadText := fmt.Sprintf("%.0f", reloads)
 	sec.notes = append(sec.notes,
-		fmt.Sprintf("%d interleaved pairs of %s runs. Each swap writes a new file and renames it over the watched one (a distinct generation every time, so every swap is a real reload). Reloads the server counted during the swap runs: %s (of %d swaps written; the watcher debounces events by 250 ms, so swaps closer than that would coalesce).", b.p.swapReps, b.p.swapDuration, reloadText, b.p.swaps*b.p.swapReps),
+		fmt.Sprintf("%d interleaved pairs of %s runs. Each swap renames a new file over the watched one (a distinct generation every time, so every swap is a real reload; the files are written before the run, so the harness spends no CPU building them during it). Reloads the server counted during the swap runs: %s (of %d swaps written; the watcher debounces events by 250 ms, so swaps closer than that would coalesce).", b.p.swapReps, b.p.swapDuration, reloadText, b.p.swaps*b.p.swapReps),
 		fmt.Sprintf("A fixed rate well below case 1's saturated throughput, not saturation: at saturation p99 is queueing behind %d outstanding calls and measures how much CPU a reload takes from the Checks, not how much latency it adds to them.", b.p.ghzConcurrency),
 		fmt.Sprintf("Failed Checks = ghz errors + Denied answers (kube_iam_authz_checks_total{result=\"denied\"} delta): %d. %s", failed, strings.Join(kinds, "; ")),
 		fmt.Sprintf("Per-run p99: quiet %s; swapping %s.", fmtList(quietP99, "%.2f"), fmtList(swapP99, "%.2f")))
 	b.rep.sections = append(b.rep.sections, sec)
 	b.rep.verdict("6", "Mapping swaps: failed Checks", strconv.Itoa(failed), "", "0", failed == 0)
-	b.rep.verdict("6", "Mapping swaps: p99 vs no swaps", fmt.Sprintf("%s vs %s", ms64(median(swapP99)), ms64(median(quietP99))), fmt.Sprintf("%.2f×", ratio), "≤ 2×", ratio <= 2)
+	b.rep.verdict("6", "Mapping swaps: p99 vs no swaps", fmt.Sprintf("%s vs %s", ms64(median(swapP99)), ms64(median(quietP99))), fmt.Sprintf("%.2f×", ratio), "≤ 1.5×", ratio <= 1.5)
 	// Back to the small mapping for the next cases.
 	must(t, os.WriteFile(w.mappingFile+".tmp", mappingYAML(0, 0), 0o600))
 	must(t, os.Rename(w.mappingFile+".tmp", w.mappingFile))
@@ -895,8 +973,18 @@ func (b *bencher) caseGoBench(t *testing.T) {
 	b.rep.sections = append(b.rep.sections, sec)
 	hit := "authz/check.BenchmarkCheckCacheHit/log=json"
 	ns, allocs := median(results[hit]["ns/op"]), median(results[hit]["allocs/op"])
-	b.rep.verdict("7", "Check cache hit (decision log on), in process: time", fmt.Sprintf("%.0f ns/op", ns), "", "< 5 µs/op", ns > 0 && ns < 5000)
-	b.rep.verdict("7", "Check cache hit (decision log on), in process: allocations", fmt.Sprintf("%.0f allocs/op", allocs), "", "< 40 allocs/op", len(results[hit]["allocs/op"]) > 0 && allocs < 40)
+	b.rep.verdict("7", "Check cache hit (decision log on), in process: time", fmt.Sprintf("%.0f ns/op", ns), "", "< 3 µs/op", ns > 0 && ns < 3000)
+	b.rep.verdict("7", "Check cache hit (decision log on), in process: allocations", fmt.Sprintf("%.0f allocs/op", allocs), "", "≤ 8 allocs/op", len(results[hit]["allocs/op"]) > 0 && allocs <= 8)
+	// Issue 16: a 10k-entry reload under 50 ms of CPU and at most half the
+	// 502,142 allocations it made before the YAML fast path.
+	reload := "mapping.BenchmarkReload10k"
+	if cpu := results[reload]["cpu-ms/op"]; len(cpu) > 0 {
+		b.rep.verdict("7", "Mapping reload, 10k entries, in process: CPU", fmt.Sprintf("%.1f ms", median(cpu)), "", "< 50 ms", median(cpu) < 50)
+	}
+	if a := results[reload]["allocs/op"]; len(a) > 0 {
+		const before = 502_142
+		b.rep.verdict("7", "Mapping reload, 10k entries, in process: allocations", fmt.Sprintf("%.0f vs %d before", median(a), before), fmt.Sprintf("%.2f×", median(a)/before), "≤ 0.5×", median(a) <= before/2)
+	}
 	if heap := results["authz/cache.BenchmarkCacheHeap/entries=100000"]["heap-MiB"]; len(heap) > 0 {
 		b.rep.verdict("5", "Cache live heap, 100k entries (in process, after GC)", fmt.Sprintf("%.1f MiB", median(heap)), "", "≤ 64 MiB", median(heap) <= 64)
 	}
