@@ -366,10 +366,7 @@ func (d *decoder) nested(doc *document, key string, v *yaml.Node) {
 		return
 	}
 	loc := locator{base: v.Line, exact: v.Style&yaml.LiteralStyle != 0}
-	if d.streamList(doc, key, v.Value, loc) {
-		return
-	}
-	inner, err := parseYAMLString(v.Value)
+	inner, err := parseYAML([]byte(v.Value))
 	if err != nil {
 		line, msg := splitYAMLError(err)
 		if loc.exact && line > 0 {
@@ -394,68 +391,42 @@ func (d *decoder) list(doc *document, key string, n *yaml.Node, loc locator) {
 		return
 	}
 	for i, item := range n.Content {
-		if !d.listItem(doc, key, i, len(n.Content), item, loc) {
+		if d.exhausted {
 			return
 		}
-	}
-}
-
-// streamList decodes a nested list that fastYAML accepts item by item, as
-// it is parsed (fastList), never holding its whole node tree. It reports
-// false, having decoded nothing, when the fast path declines s.
-func (d *decoder) streamList(doc *document, key, s string, loc locator) bool {
-	l, ok := newFastList(s)
-	if !ok {
-		return false
-	}
-	d.resolve(l.Root) // the list's own node counts against the budget, as in list
-	if !l.Each(func(i int, item *yaml.Node) bool { return d.listItem(doc, key, i, l.Items, item, loc) }) {
-		// Fail closed: a list decoded only in part must not load.
-		d.errorf(loc.base, key, "internal error: the YAML fast path declined a document it had accepted")
-	}
-	return true
-}
-
-// listItem decodes item i of the n items of mapRoles, mapUsers or
-// mapAccounts. It reports false once decoding is exhausted. item must not
-// be kept: streamList reuses it for the next item.
-func (d *decoder) listItem(doc *document, key string, i, n int, item *yaml.Node, loc locator) bool {
-	if d.exhausted {
-		return false
-	}
-	path := indexPath(key, i)
-	item = d.resolve(item)
-	before := d.beginEntry()
-	switch key {
-	case keyAccounts:
-		f := d.scalar(item, loc, path, "", true)
-		if !f.set && isNull(item) {
-			d.errorf(loc.at(item), path, "is empty")
+		path := indexPath(key, i)
+		item = d.resolve(item)
+		before := d.beginEntry()
+		switch key {
+		case keyAccounts:
+			f := d.scalar(item, loc, path, "", true)
+			if !f.set && isNull(item) {
+				d.errorf(loc.at(item), path, "is empty")
+			}
+			if d.endEntry(before) != nil {
+				doc.droppedAccounts++
+				continue
+			}
+			f.index = i
+			doc.accounts = append(doc.accounts, f)
+		case keyRoles:
+			if doc.roles == nil {
+				doc.roles = make([]rawEntry, 0, len(n.Content))
+			}
+			e := d.entry(item, loc, path, i, true)
+			e.problem = d.endEntry(before)
+			e.broken = e.problem != nil
+			doc.roles = append(doc.roles, e)
+		case keyUsers:
+			if doc.users == nil {
+				doc.users = make([]rawEntry, 0, len(n.Content))
+			}
+			e := d.entry(item, loc, path, i, false)
+			e.problem = d.endEntry(before)
+			e.broken = e.problem != nil
+			doc.users = append(doc.users, e)
 		}
-		if d.endEntry(before) != nil {
-			doc.droppedAccounts++
-			return true
-		}
-		f.index = i
-		doc.accounts = append(doc.accounts, f)
-	case keyRoles:
-		if doc.roles == nil {
-			doc.roles = make([]rawEntry, 0, n)
-		}
-		e := d.entry(item, loc, path, i, true)
-		e.problem = d.endEntry(before)
-		e.broken = e.problem != nil
-		doc.roles = append(doc.roles, e)
-	case keyUsers:
-		if doc.users == nil {
-			doc.users = make([]rawEntry, 0, n)
-		}
-		e := d.entry(item, loc, path, i, false)
-		e.problem = d.endEntry(before)
-		e.broken = e.problem != nil
-		doc.users = append(doc.users, e)
 	}
-	return true
 }
 
 // entry decodes one mapRoles (role=true) or mapUsers item. Field names are

@@ -22,27 +22,8 @@ import (
 var errMultiDoc = errors.New("holds more than one YAML document (---); keep one")
 
 // parseYAML parses exactly one YAML (or JSON) document into a node tree. It
-// returns a nil node for an empty stream. The common plain layout takes
-// fastYAML's path (the same tree, a fraction of the cost); anything else is
-// yaml.v3's.
-func parseYAML(data []byte) (*yaml.Node, error) {
-	if root, ok := fastYAML(string(data)); ok {
-		return root, nil
-	}
-	return parseYAMLv3(data)
-}
-
-// parseYAMLString is parseYAML of a document held in a string (mapRoles in
-// a ConfigMap), without copying it first when fastYAML accepts it.
-func parseYAMLString(s string) (*yaml.Node, error) {
-	if root, ok := fastYAML(s); ok {
-		return root, nil
-	}
-	return parseYAMLv3([]byte(s))
-}
-
-// parseYAMLv3 is parseYAML by yaml.v3 alone.
-func parseYAMLv3(data []byte) (root *yaml.Node, err error) {
+// returns a nil node for an empty stream.
+func parseYAML(data []byte) (root *yaml.Node, err error) {
 	// A third-party parser fed operator-controlled bytes must not take the
 	// process down: turn a panic into an ordinary parse error.
 	defer func() {
