@@ -405,7 +405,7 @@ func (b *bencher) caseGRPCHit(t *testing.T, srv, noop *authz, tok string) {
 			fmtList(o.rps, "%.0f"), fmtList(o.p99, "%.2f"), fmtList(o.cpu, "%.1f"), fmtList(n.rps, "%.0f"), fmtList(n.p99, "%.2f"), fmtList(n.cpu, "%.1f")))
 	}
 	sec.notes = append(sec.notes,
-		fmt.Sprintf("ghz per round: ours rps %s, p99 %s; no-op rps %s, p99 %s. Calls cut off by ghz at the end of a --duration run (client-side \"use of closed network connection\", never a server answer) are not errors: ours %d, no-op %d.",
+		fmt.Sprintf("ghz per round: ours rps %s, p99 %s; no-op rps %s, p99 %s. Calls cut off by ghz at the end of a --duration run (client-side \"use of closed network connection\" or \"the client connection is closing\", never a server answer) are not errors: ours %d, no-op %d.",
 			fmtList(ghzS[0].rps, "%.0f"), fmtList(ghzS[0].p99, "%.2f"), fmtList(ghzS[1].rps, "%.0f"), fmtList(ghzS[1].p99, "%.2f"), ghzS[0].cut, ghzS[1].cut),
 		"Server CPU per Check is the process's utime+stime (/proc/PID/stat) over the run divided by the Checks it answered: it does not depend on how busy the load generator keeps the server.")
 	b.rep.sections = append(b.rep.sections, sec)

@@ -108,8 +108,10 @@ func (r ghzReport) pct(p int) time.Duration {
 
 // errors counts failed calls. When a --duration run ends, ghz closes its
 // connection under the calls still in flight, which fail on the client
-// side with "use of closed network connection"; those never reached a
-// server decision and are counted by cutoffs instead.
+// side with "use of closed network connection", or, for a call that was
+// just starting, grpc-go's own "Canceled: grpc: the client connection is
+// closing" (only a closing ClientConn says that; no server can); those
+// never reached a server decision and are counted by cutoffs instead.
 func (r ghzReport) errors() int {
 	n := 0
 	for msg, c := range r.Errors {
@@ -130,7 +132,10 @@ func (r ghzReport) cutoffs() int {
 	return n
 }
 
-func isCutoff(msg string) bool { return strings.Contains(msg, "use of closed network connection") }
+func isCutoff(msg string) bool {
+	return strings.Contains(msg, "use of closed network connection") ||
+		strings.Contains(msg, "code = Canceled desc = grpc: the client connection is closing")
+}
 
 // ghzData writes a ghz data file: one CheckRequest as JSON, or an array
 // that ghz sends round robin (request i gets element i mod len).
