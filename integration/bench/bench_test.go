@@ -583,6 +583,11 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, tok string) {
 		ca        string
 		maxRate   int
 		maxRateOK bool
+		// failedRate is the step that ended the climb (both runs failed);
+		// lastP99 and lastSuccess are the arm's last run.
+		failedRate  int
+		lastP99     time.Duration
+		lastSuccess float64
 	}
 	arms := []*arm{
 		{name: "Envoy + kube-iam-authz ext_authz", targets: vegetaTargets(t, b.tmp, "targets-authz.txt", withAuthz.url+"/version", ourHeaders), ca: withAuthz.caFile},
@@ -633,17 +638,25 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, tok string) {
 		}
 	}
 	// Highest fixed rate with p99 < 10 ms and every request 200, per arm,
-	// stepping up the rates in turn.
+	// stepping up the rates in turn. A step that fails is run once more
+	// before it ends the arm's climb: one 5 s run on a shared machine can
+	// catch a single stall (a GC, another process), and the 1000 rps runs
+	// above show what a stall-free run of each arm looks like.
+	passes := func(a *arm, rate int) bool {
+		r := b.vegeta(t, a.targets, a.ca, rate, b.p.maxRateDuration)
+		a.lastP99, a.lastSuccess = r.Latencies.P99, r.Success
+		return r.Latencies.P99 < 10*time.Millisecond && r.Success == 1
+	}
 	for _, rate := range b.p.maxRates {
 		anyPassed := false
 		for _, a := range arms {
 			if a.maxRate != 0 && !a.maxRateOK {
 				continue
 			}
-			r := b.vegeta(t, a.targets, a.ca, rate, b.p.maxRateDuration)
-			if r.Latencies.P99 < 10*time.Millisecond && r.Success == 1 {
+			if passes(a, rate) || passes(a, rate) {
 				a.maxRate, a.maxRateOK, anyPassed = rate, true, true
 			} else {
+				a.failedRate = rate
 				if a.maxRate == 0 {
 					a.maxRate = -1
 				}
@@ -663,10 +676,13 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, tok string) {
 				mr = fmt.Sprintf("≥ %d rps", a.maxRate)
 			}
 		}
+		if a.failedRate > 0 {
+			mr += fmt.Sprintf(" (at %d rps: p99 %s, %.2f%% success)", a.failedRate, ms64(float64(a.lastP99)/float64(time.Millisecond)), 100*a.lastSuccess)
+		}
 		mrs = append(mrs, a.name+": "+mr)
 	}
 	sec.notes = append(sec.notes,
-		fmt.Sprintf("**Highest rate with p99 < 10 ms** (and every request 200; steps %v, %s each): %s.", b.p.maxRates, b.p.maxRateDuration, strings.Join(mrs, "; ")),
+		fmt.Sprintf("**Highest rate with p99 < 10 ms** (and every request 200; steps %v, %s each, a failed step run once more before it counts): %s.", b.p.maxRates, b.p.maxRateDuration, strings.Join(mrs, "; ")),
 		fmt.Sprintf("%d rounds per rate, the three setups in rotating order; added latency is computed per round against the baseline and the median of the rounds is reported. The no-op row is the cost of the ext_authz hop itself, which no authorization server can avoid; ours − no-op is what kube-iam-authz adds on top of it. The lower rate is there because on a shared 2-core machine the whole stack (vegeta, three TLS hops, the real k8s.io/apiserver chain) saturates near 1000 rps, and a saturated run measures queueing, not the hop.", b.p.e2eReps),
 		"All Envoys run the reviewed envoy/sidecar.yaml (one worker, --concurrency 1) rendered for loopback; the only edits are the upstream SNI/SAN (the stand-in's certificate names localhost) and, for the baseline, the ext_authz filter removed. The baseline client sends the proxy token and the same Impersonate-* lines the API server receives from our arm, and the no-op server answers with them, so the API server does identical work in all three.")
 	b.rep.sections = append(b.rep.sections, sec)
