@@ -142,21 +142,29 @@ func TestBench(t *testing.T) {
 	if b.want(1) || b.want(6) || b.want(2) {
 		srv := startServe(t, w, s, serveOptions{})
 		noop := startNoop(t, nil)
-		tok := w.token(t, 0, 0, time.Now())
-		if err := dialCheck(t, srv.grpcAddr).check(context.Background(), tok); err != nil {
-			t.Fatalf("bench: warm-up Check: %v", err)
+		// A token is valid for 15 minutes after it is signed, and the
+		// three cases together run longer: each case (and case 2's ramp)
+		// signs a fresh one, warmed into the cache by one Check. A shared
+		// token expired during case 2's ramp and turned every request of
+		// our arm into a 401 from 500 rps on.
+		mint := func() string {
+			tok := w.token(t, 0, 0, time.Now())
+			if err := dialCheck(t, srv.grpcAddr).check(context.Background(), tok); err != nil {
+				t.Fatalf("bench: warm-up Check: %v", err)
+			}
+			return tok
 		}
 		if b.want(1) {
 			b.caseStart(t, 1)
-			b.caseGRPCHit(t, srv, noop, tok)
+			b.caseGRPCHit(t, srv, noop, mint())
 		}
 		if b.want(6) {
 			b.caseStart(t, 6)
-			b.caseReload(t, w, srv, tok)
+			b.caseReload(t, w, srv, mint())
 		}
 		if b.want(2) {
 			b.caseStart(t, 2)
-			b.caseEnvoy(t, srv, tok)
+			b.caseEnvoy(t, srv, mint)
 		}
 		srv.stop()
 		noop.stop()
@@ -548,12 +556,12 @@ func mappingReloads(text string) float64 {
 
 // ---- case 2: end to end through Envoy --------------------------------
 
-func (b *bencher) caseEnvoy(t *testing.T, srv *authz, tok string) {
+func (b *bencher) caseEnvoy(t *testing.T, srv *authz, mint func() string) {
 	api := startAPIServer(t)
 	withAuthz := startEnvoyStack(t, srv.grpcAddr, api, true)
 	bare := startEnvoyStack(t, srv.grpcAddr, api, false)
 
-	ourHeaders := [][2]string{{"Authorization", "Bearer " + tok}}
+	ourHeaders := [][2]string{{"Authorization", "Bearer " + mint()}}
 	if code := withAuthz.get(t, "/version", ourHeaders); code != http.StatusOK {
 		t.Fatalf("bench: GET /version through Envoy with ext_authz: %d", code)
 	}
@@ -579,6 +587,8 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, tok string) {
 	}
 	type arm struct {
 		name      string
+		url       string
+		awsToken  bool // sends the client's AWS token (not the proxy's)
 		targets   string
 		ca        string
 		maxRate   int
@@ -590,9 +600,16 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, tok string) {
 		lastSuccess float64
 	}
 	arms := []*arm{
-		{name: "Envoy + kube-iam-authz ext_authz", targets: vegetaTargets(t, b.tmp, "targets-authz.txt", withAuthz.url+"/version", ourHeaders), ca: withAuthz.caFile},
-		{name: "Envoy, ext_authz filter removed (baseline)", targets: vegetaTargets(t, b.tmp, "targets-bare.txt", bare.url+"/version", baseHeaders), ca: bare.caFile},
-		{name: "Envoy + no-op ext_authz (the hop alone)", targets: vegetaTargets(t, b.tmp, "targets-noop.txt", withNoop.url+"/version", ourHeaders), ca: withNoop.caFile},
+		{name: "Envoy + kube-iam-authz ext_authz", url: withAuthz.url + "/version", awsToken: true, ca: withAuthz.caFile},
+		{name: "Envoy, ext_authz filter removed (baseline)", url: bare.url + "/version", ca: bare.caFile},
+		{name: "Envoy + no-op ext_authz (the hop alone)", url: withNoop.url + "/version", awsToken: true, ca: withNoop.caFile},
+	}
+	for i, a := range arms {
+		headers := baseHeaders
+		if a.awsToken {
+			headers = ourHeaders
+		}
+		a.targets = vegetaTargets(t, b.tmp, fmt.Sprintf("targets-%d.txt", i), a.url, headers)
 	}
 	for _, a := range arms {
 		b.vegeta(t, a.targets, a.ca, b.p.e2eRates[len(b.p.e2eRates)-1], min(b.p.e2eDuration, 3*time.Second)) // warm-up
@@ -642,9 +659,22 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, tok string) {
 	// before it ends the arm's climb: one 5 s run on a shared machine can
 	// catch a single stall (a GC, another process), and the 1000 rps runs
 	// above show what a stall-free run of each arm looks like.
+	// The fixed-rate runs took minutes of the token's 15: the arms that
+	// send the client's AWS token get a fresh one.
+	fresh := [][2]string{{"Authorization", "Bearer " + mint()}}
+	for i, a := range arms {
+		if a.awsToken {
+			a.targets = vegetaTargets(t, b.tmp, fmt.Sprintf("targets-ramp-%d.txt", i), a.url, fresh)
+		}
+	}
 	passes := func(a *arm, rate int) bool {
 		r := b.vegeta(t, a.targets, a.ca, rate, b.p.maxRateDuration)
 		a.lastP99, a.lastSuccess = r.Latencies.P99, r.Success
+		// Overload shows as latency, 5xx or timeouts; a 401 or 403 is
+		// the harness's fault (an expired or wrong token), never a rate.
+		if n := r.StatusCodes["401"] + r.StatusCodes["403"]; n > 0 {
+			t.Errorf("bench: case 2 ramp, %s at %d rps: %d requests refused (status codes %v): the harness's token, not a rate limit", a.name, rate, n, r.StatusCodes)
+		}
 		return r.Latencies.P99 < 10*time.Millisecond && r.Success == 1
 	}
 	for _, rate := range b.p.maxRates {
