@@ -654,13 +654,8 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, mint func() string) {
 			b.rep.verdict("2", fmt.Sprintf("Envoy e2e @%d rps: added p99", rate), fmt.Sprintf("%s vs %s", ms64(median(p99[0])), ms64(median(p99[1]))), fmt.Sprintf("%+.3f ms (no-op hop %+.3f ms)", median(added99[0]), median(added99[2])), "≤ +1 ms", median(added99[0]) <= 1)
 		}
 	}
-	// Highest fixed rate with p99 < 10 ms and every request 200, per arm,
-	// stepping up the rates in turn. A step that fails is run once more
-	// before it ends the arm's climb: one 5 s run on a shared machine can
-	// catch a single stall (a GC, another process), and the 1000 rps runs
-	// above show what a stall-free run of each arm looks like.
 	// The fixed-rate runs took minutes of the token's 15: the arms that
-	// send the client's AWS token get a fresh one.
+	// send the client's AWS token get a fresh one for the ramp.
 	fresh := [][2]string{{"Authorization", "Bearer " + mint()}}
 	for i, a := range arms {
 		if a.awsToken {
@@ -677,6 +672,11 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, mint func() string) {
 		}
 		return r.Latencies.P99 < 10*time.Millisecond && r.Success == 1
 	}
+	// Highest fixed rate with p99 < 10 ms and every request 200, per arm,
+	// stepping up the rates in turn. A step that fails is run once more
+	// before it ends the arm's climb: one 5 s run on a shared machine can
+	// catch a single stall (a GC, another process), and the fixed-rate runs
+	// above show what a stall-free run of each arm looks like.
 	for _, rate := range b.p.maxRates {
 		anyPassed := false
 		for _, a := range arms {
