@@ -604,13 +604,18 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, mint func() string) {
 		{name: "Envoy, ext_authz filter removed (baseline)", url: bare.url + "/version", ca: bare.caFile},
 		{name: "Envoy + no-op ext_authz (the hop alone)", url: withNoop.url + "/version", awsToken: true, ca: withNoop.caFile},
 	}
-	for i, a := range arms {
-		headers := baseHeaders
-		if a.awsToken {
-			headers = ourHeaders
+	// writeTargets gives every arm its vegeta targets: the arms that send
+	// the client's AWS token send awsHeaders, the baseline the proxy's.
+	writeTargets := func(phase string, awsHeaders [][2]string) {
+		for i, a := range arms {
+			headers := baseHeaders
+			if a.awsToken {
+				headers = awsHeaders
+			}
+			a.targets = vegetaTargets(t, b.tmp, fmt.Sprintf("targets-%s-%d.txt", phase, i), a.url, headers)
 		}
-		a.targets = vegetaTargets(t, b.tmp, fmt.Sprintf("targets-%d.txt", i), a.url, headers)
 	}
+	writeTargets("fixed", ourHeaders)
 	for _, a := range arms {
 		b.vegeta(t, a.targets, a.ca, b.p.e2eRates[len(b.p.e2eRates)-1], min(b.p.e2eDuration, 3*time.Second)) // warm-up
 	}
@@ -656,12 +661,7 @@ func (b *bencher) caseEnvoy(t *testing.T, srv *authz, mint func() string) {
 	}
 	// The fixed-rate runs took minutes of the token's 15: the arms that
 	// send the client's AWS token get a fresh one for the ramp.
-	fresh := [][2]string{{"Authorization", "Bearer " + mint()}}
-	for i, a := range arms {
-		if a.awsToken {
-			a.targets = vegetaTargets(t, b.tmp, fmt.Sprintf("targets-ramp-%d.txt", i), a.url, fresh)
-		}
-	}
+	writeTargets("ramp", [][2]string{{"Authorization", "Bearer " + mint()}})
 	passes := func(a *arm, rate int) bool {
 		r := b.vegeta(t, a.targets, a.ca, rate, b.p.maxRateDuration)
 		a.lastP99, a.lastSuccess = r.Latencies.P99, r.Success
